@@ -1,1 +1,186 @@
-fn main() {}
+//! The `sluice` command line. See `sluice --help`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sluice::pipeline::{self, Roles};
+use sluice_processors::stats::Stats;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Telemetry ingestion for IoT fleets: MQTT -> Kafka -> SQL rules -> Parquet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline (embedded brokers unless the config names external ones).
+    Run {
+        /// Config file (TOML).
+        #[arg(long, short, default_value = "config/sluice.toml")]
+        config: PathBuf,
+        /// Run only these roles (repeatable), e.g. `--only brokers --only ingest`.
+        #[arg(long, value_enum)]
+        only: Vec<Role>,
+    },
+    /// Embedded brokers + pipeline + a simulated fleet, for a bounded time, then a summary.
+    Demo {
+        /// Output directory (emptied first; only one made by the demo).
+        #[arg(long, default_value = "sluice-demo")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        /// Readings per device.
+        #[arg(long, default_value_t = 100)]
+        messages: u64,
+        /// Fleet-wide messages per second (0 = as fast as the broker acks).
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+    },
+    /// Check configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Report every problem in a config file (keys and rules) and exit non-zero if any.
+    Check { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug)]
+enum Role {
+    Brokers,
+    Ingest,
+    Router,
+}
+
+fn roles(only: &[Role]) -> Roles {
+    if only.is_empty() {
+        return Roles::ALL;
+    }
+    Roles {
+        brokers: only.iter().any(|r| matches!(r, Role::Brokers)),
+        ingest: only.iter().any(|r| matches!(r, Role::Ingest)),
+        router: only.iter().any(|r| matches!(r, Role::Router)),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,sluice=info,sluice_ingest=info,sluice_router=info,sluice_sinks=info",
+        )
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config, only } => {
+            let config = sluice_config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            sluice::http::prometheus();
+            let shutdown = CancellationToken::new();
+            let on_signal = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down: stop ingest, drain, flush, commit");
+                on_signal.cancel();
+            });
+            pipeline::run(config, roles(&only), shutdown, Arc::new(Stats::default())).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            data_dir,
+            devices,
+            messages,
+            rate,
+        } => {
+            sluice::http::prometheus();
+            let opts = sluice::demo::DemoOptions {
+                data_dir,
+                devices,
+                messages_per_device: messages,
+                rate,
+            };
+            sluice::demo::run(opts).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => Ok(check_config(&file)),
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// Prints every config and rule problem with its key path; non-zero exit if any.
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let mut problems: Vec<String> = Vec::new();
+    match sluice_config::load(file) {
+        Err(errs) => problems.extend(errs.0.iter().map(|e| e.to_string())),
+        Ok(_) => {}
+    }
+    // Rules are compiled even when keys are wrong elsewhere, so all problems show at once.
+    if let Ok(text) = std::fs::read_to_string(file) {
+        if let Ok(config) = sluice_config::Config::from_toml_str(&text) {
+            if let Err(errs) = sluice_processors::rule::RuleSet::compile(&config.rules) {
+                for e in errs {
+                    let i = config
+                        .rules
+                        .iter()
+                        .position(|r| r.name == e.rule)
+                        .unwrap_or(0);
+                    problems.push(format!("rules[{i}].sql: {e}"));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("{}: ok", file.display());
+        ExitCode::SUCCESS
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        println!("{}: {} problem(s)", file.display(), problems.len());
+        ExitCode::FAILURE
+    }
+}

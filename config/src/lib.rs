@@ -1,1 +1,98 @@
-//! placeholder
+//! Sluice configuration: what the user wrote, typed and checked before anything starts.
+//!
+//! Layout:
+//! - [`model`]: the serde structs of `sluice.toml` (`[mqtt]`, `[kafka]`, `[ingest]`, `[router]`,
+//!   `[[rules]]`, `[sinks.*]`, `[http]`, `data_dir`). Their doc comments are the config reference.
+//! - [`validate`]: semantic checks that collect *every* problem with its key path
+//!   (`router.batch.max_rows: must be > 0`), so a user fixes a file in one pass.
+//! - [`load`]/[`Config::from_toml_str`]: read a file, apply `SLUICE_…` environment overrides
+//!   for secrets and addresses, validate.
+//!
+//! Nothing here opens a socket: runtime structs are built from these by the other crates.
+
+mod model;
+mod validate;
+
+pub use model::*;
+pub use validate::{check_topic_filter, ConfigError, ConfigErrors};
+
+use std::path::Path;
+
+impl Config {
+    /// Parses TOML text (no environment overrides, no validation).
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
+        toml::from_str(text).map_err(|e| {
+            let position = e
+                .span()
+                .map(|span| line_col(text, span.start))
+                .map(|(l, c)| format!(" (line {l}, column {c})"))
+                .unwrap_or_default();
+            ConfigErrors(vec![ConfigError {
+                path: "<toml>".into(),
+                message: format!("{}{position}", e.message()),
+            }])
+        })
+    }
+
+    /// Applies `SLUICE_*` environment overrides. Secrets should come from here, not the file.
+    ///
+    /// - `SLUICE_MQTT_BROKER`, `SLUICE_MQTT_USERNAME`, `SLUICE_MQTT_PASSWORD`
+    /// - `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_KAFKA_SASL_USERNAME`, `SLUICE_KAFKA_SASL_PASSWORD`
+    /// - `SLUICE_DATA_DIR`, `SLUICE_HTTP_LISTEN`
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = env("SLUICE_MQTT_BROKER") {
+            self.mqtt.broker = Some(v);
+        }
+        if let Some(v) = env("SLUICE_MQTT_USERNAME") {
+            self.mqtt.username = Some(v);
+        }
+        if let Some(v) = env("SLUICE_MQTT_PASSWORD") {
+            self.mqtt.password = Some(v);
+        }
+        if let Some(v) = env("SLUICE_KAFKA_BOOTSTRAP") {
+            self.kafka.bootstrap = Some(v);
+        }
+        if let Some(v) = env("SLUICE_KAFKA_SASL_USERNAME") {
+            self.kafka.properties.insert("sasl.username".into(), v);
+        }
+        if let Some(v) = env("SLUICE_KAFKA_SASL_PASSWORD") {
+            self.kafka.properties.insert("sasl.password".into(), v);
+        }
+        if let Some(v) = env("SLUICE_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("SLUICE_HTTP_LISTEN") {
+            self.http.listen = v;
+        }
+    }
+}
+
+/// Reads, overrides from the process environment, and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    let mut config = Config::from_toml_str(&text).map_err(|mut errs| {
+        for e in &mut errs.0 {
+            e.path = format!("{}: {}", path.display(), e.path);
+        }
+        errs
+    })?;
+    config.apply_env(|k| std::env::var(k).ok());
+    config.validate()?;
+    Ok(config)
+}
+
+/// 1-based line and column of a byte offset, for error messages.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests;

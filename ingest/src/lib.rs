@@ -1,1 +1,36 @@
-//! placeholder
+//! Sluice ingest: MQTT subscription → Kafka producer, at-least-once.
+//!
+//! Layout:
+//! - [`Ingest`]: subscribes to the configured topic filters with QoS 1 on a persistent
+//!   session (`clean_session = false`, stable client id, manual acks).
+//! - [`forward`]: turns each MQTT publish into one Kafka record (the contract in
+//!   `sluice_processors::record`), or a dead-letter record with a reason (oversize, no device
+//!   id in the topic), and sends it with an idempotent, `acks=all` producer.
+//!
+//! The MQTT PUBACK for a message is sent only after Kafka confirmed its record, in the order
+//! the messages arrived. At most `ingest.max_inflight` messages wait for Kafka; beyond that
+//! ingest stops reading the MQTT socket, so the broker holds the backlog, not our memory.
+//! Either side failing is retried with backoff; an unacknowledged message is redelivered by
+//! the broker after a reconnect, so nothing acknowledged is lost.
+
+mod forward;
+mod mqtt;
+
+pub use forward::{Forwarder, Outcome};
+pub use mqtt::Ingest;
+
+/// Ingest failures that stop the stage (data-path failures are events, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka producer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("mqtt: {0}")]
+    Mqtt(String),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

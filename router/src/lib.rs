@@ -1,1 +1,213 @@
-//! placeholder
+//! Sluice router: Kafka consumer group → Arrow batches → rules → sinks.
+//!
+//! Layout:
+//! - [`Router`]: the consume loop. Records from `telemetry.raw` are gathered into a
+//!   [`RawBatch`] until `router.batch.max_rows` or `max_wait_ms`, then processed as one batch.
+//! - [`process`]: one batch: decode (JSON → Arrow), dead-letter the rejects, evaluate every
+//!   rule, hand each rule's rows to its actions (sinks).
+//! - [`offsets`]: which offsets are safe to commit.
+//! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
+//!
+//! Delivery: at-least-once. A checkpoint (every `router.commit_interval_ms`, and at shutdown)
+//! processes the partial batch, makes every sink durable (Parquet files closed, fsynced and
+//! renamed), waits for dead-letter records to be confirmed, and only then commits the
+//! offsets it consumed. A crash between checkpoints replays from the last commit.
+
+mod dlq;
+mod offsets;
+mod process;
+
+use dlq::DeadLetters;
+use offsets::Offsets;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+use sluice_config::Config;
+use sluice_processors::decode::{BatchDecoder, RawBatch};
+use sluice_processors::record::TelemetryRecord;
+use sluice_processors::rule::RuleSet;
+use sluice_processors::stats::Stats;
+use sluice_sinks::{Sink, SinkError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("dead-letter topic: {0}")]
+    DeadLetter(String),
+    #[error("rule '{rule}' names unknown action '{action}'")]
+    UnknownAction { rule: String, action: String },
+}
+
+/// librdkafka settings shared by every Sluice client, plus the user's `[kafka.properties]`.
+pub fn kafka_client_config(config: &Config, bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in &config.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+pub struct Router {
+    // Shared so the consume loop can hold a message while the router updates itself.
+    consumer: Arc<StreamConsumer>,
+    dead_letters: DeadLetters,
+    rules: RuleSet,
+    sinks: BTreeMap<String, Box<dyn Sink>>,
+    decoder: BatchDecoder,
+    offsets: Offsets,
+    raw: RawBatch,
+    raw_topic: String,
+    max_rows: usize,
+    max_wait: Duration,
+    commit_interval: Duration,
+    stats: Arc<Stats>,
+}
+
+impl Router {
+    pub fn new(
+        config: &Config,
+        bootstrap: &str,
+        rules: RuleSet,
+        sinks: BTreeMap<String, Box<dyn Sink>>,
+        stats: Arc<Stats>,
+    ) -> Result<Self, RouterError> {
+        for rule in rules.rules() {
+            if let Some(action) = rule.actions.iter().find(|a| !sinks.contains_key(*a)) {
+                return Err(RouterError::UnknownAction {
+                    rule: rule.name.clone(),
+                    action: action.clone(),
+                });
+            }
+        }
+        let consumer: StreamConsumer = kafka_client_config(config, bootstrap)
+            .set("group.id", &config.router.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "50")
+            .create()?;
+        consumer.subscribe(&[&config.kafka.raw_topic])?;
+        let dead_letters = DeadLetters::new(config, bootstrap, stats.clone())?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            dead_letters,
+            rules,
+            sinks,
+            decoder: BatchDecoder::new(),
+            offsets: Offsets::default(),
+            raw: RawBatch::default(),
+            raw_topic: config.kafka.raw_topic.clone(),
+            max_rows: config.router.batch.max_rows,
+            max_wait: Duration::from_millis(config.router.batch.max_wait_ms),
+            commit_interval: Duration::from_millis(config.router.commit_interval_ms),
+            stats,
+        })
+    }
+
+    /// Consumes until `shutdown`, then processes what it holds, checkpoints and returns.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RouterError> {
+        let mut next_checkpoint = Instant::now() + self.commit_interval;
+        let mut batch_deadline: Option<Instant> = None;
+        let consumer = self.consumer.clone();
+        loop {
+            let wake = batch_deadline.map_or(next_checkpoint, |d| d.min(next_checkpoint));
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(wake) => {
+                    self.process_batch().await?;
+                    batch_deadline = None;
+                    if Instant::now() >= next_checkpoint {
+                        self.checkpoint(CommitMode::Async).await?;
+                        next_checkpoint = Instant::now() + self.commit_interval;
+                    }
+                }
+                msg = consumer.recv() => match msg {
+                    Ok(m) => {
+                        self.accept(&m);
+                        batch_deadline.get_or_insert_with(|| Instant::now() + self.max_wait);
+                        if self.raw.len() >= self.max_rows {
+                            self.process_batch().await?;
+                            batch_deadline = None;
+                        }
+                    }
+                    Err(e) => {
+                        metrics::counter!("sluice_router_kafka_errors_total").increment(1);
+                        tracing::warn!(error = %e, "kafka consumer error");
+                    }
+                },
+            }
+        }
+        self.process_batch().await?;
+        self.checkpoint(CommitMode::Sync).await?;
+        tracing::info!("router stopped after a final checkpoint");
+        Ok(())
+    }
+
+    /// Adds one Kafka message to the current batch (or the DLQ if it breaks the contract).
+    fn accept(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let (partition, offset) = (m.partition(), m.offset());
+        self.offsets.observe(partition, offset);
+        Stats::add(&self.stats.consumed, 1);
+        let headers = m
+            .headers()
+            .into_iter()
+            .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
+        match TelemetryRecord::from_kafka(m.key(), headers, m.payload()) {
+            Ok(rec) => self.raw.push(&rec, partition, offset),
+            Err(e) => {
+                let key = m
+                    .key()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .unwrap_or("");
+                let source = (self.raw_topic.as_str(), partition, offset);
+                self.dead_letters.send(
+                    key,
+                    m.payload().unwrap_or_default(),
+                    &e.to_string(),
+                    source,
+                    None,
+                );
+            }
+        }
+    }
+
+    async fn process_batch(&mut self) -> Result<(), RouterError> {
+        if self.raw.is_empty() {
+            return Ok(());
+        }
+        process::process(self)?;
+        self.raw.clear();
+        Ok(())
+    }
+
+    /// Sinks durable, dead letters confirmed, then commit.
+    async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), RouterError> {
+        let started = std::time::Instant::now();
+        for sink in self.sinks.values_mut() {
+            sink.checkpoint()?;
+        }
+        self.dead_letters.flush().await?;
+        if let Some(tpl) = self.offsets.to_commit(&self.raw_topic)? {
+            match self.consumer.commit(&tpl, mode) {
+                Ok(()) => self.offsets.committed(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "offset commit failed; will retry at the next checkpoint")
+                }
+            }
+        }
+        metrics::histogram!("sluice_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}

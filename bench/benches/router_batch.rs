@@ -1,0 +1,70 @@
+//! One router batch in memory: decode + one rule + Parquet (zstd) write, 4096 rows, no
+//! brokers. Also decode alone in the same run, so the rule and sink cost reads as a ratio.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sluice_bench::{payload_bytes, raw_batch};
+use sluice_config::{ParquetSinkConfig, RuleConfig};
+use sluice_processors::decode::BatchDecoder;
+use sluice_processors::rule::RuleSet;
+use sluice_processors::stats::Stats;
+use sluice_sinks::parquet::ParquetSink;
+use sluice_sinks::Sink;
+use std::sync::Arc;
+
+const ROWS: usize = 4096;
+
+fn rule() -> RuleConfig {
+    RuleConfig {
+        name: "hot".into(),
+        sql: "SELECT device_id() AS device, seq, temperature, ts FROM 'devices/+/telemetry' WHERE temperature > 50".into(),
+        actions: vec!["lake".into()],
+        description: None,
+    }
+}
+
+fn router_batch(c: &mut Criterion) {
+    let raw = raw_batch(ROWS, 1000);
+    let mut group = c.benchmark_group("router_batch_4096");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    println!(
+        "payload bytes per row: {}",
+        payload_bytes(&raw) / ROWS as u64
+    );
+
+    let mut decoder = BatchDecoder::new();
+    group.bench_function("decode_only", |b| {
+        b.iter(|| decoder.decode(&raw).batch.map(|b| b.num_rows()))
+    });
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rules = RuleSet::compile(&[rule()]).expect("rule compiles");
+    let config = ParquetSinkConfig::default();
+    let mut sink = ParquetSink::new(
+        "lake",
+        dir.path().to_path_buf(),
+        config,
+        Arc::new(Stats::default()),
+    )
+    .expect("sink");
+    let mut batches = 0u64;
+    group.bench_function("decode_rule_parquet_zstd", |b| {
+        b.iter(|| {
+            let batch = decoder.decode(&raw).batch.expect("rows");
+            for r in rules.evaluate(&batch) {
+                if let Some(out) = r.output {
+                    sink.write("hot", &out).expect("write");
+                }
+            }
+            batches += 1;
+            // Close files now and then, as checkpoints do, so file closing is in the cost.
+            if batches % 64 == 0 {
+                sink.checkpoint().expect("checkpoint");
+            }
+        })
+    });
+    sink.checkpoint().expect("checkpoint");
+    group.finish();
+}
+
+criterion_group!(benches, router_batch);
+criterion_main!(benches);

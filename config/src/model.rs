@@ -1,0 +1,377 @@
+//! The config file's shape. Every field's doc comment is its reference entry.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The whole `sluice.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where embedded brokers keep their storage and where relative sink paths resolve.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub router: RouterConfig,
+    /// Routing rules, evaluated on every batch in the order given.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Named sinks that rules send rows to (`actions = ["<name>"]`).
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// `[mqtt]`: where devices publish.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `host:port` of an external MQTT broker (Mosquitto, EMQX…). Unset: the embedded broker.
+    #[serde(default)]
+    pub broker: Option<String>,
+    /// Stable client id: the broker keeps this session's unacknowledged messages across restarts.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Topic filters to subscribe to (QoS 1).
+    #[serde(default = "default_topics")]
+    pub topics: Vec<String>,
+    /// With a name, subscribe as `$share/<name>/<filter>` so ingest replicas split the load.
+    #[serde(default)]
+    pub shared_group: Option<String>,
+    /// MQTT keep-alive in seconds.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u64,
+    /// Username; prefer `SLUICE_MQTT_USERNAME`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password; set it with `SLUICE_MQTT_PASSWORD`, never in the file.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+}
+
+fn default_client_id() -> String {
+    "sluice-ingest".into()
+}
+fn default_topics() -> Vec<String> {
+    vec!["devices/+/telemetry".into()]
+}
+const fn default_keep_alive() -> u64 {
+    30
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            broker: None,
+            client_id: default_client_id(),
+            topics: default_topics(),
+            shared_group: None,
+            keep_alive_secs: default_keep_alive(),
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// `[kafka]`: the durable log between ingest and router.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers of an external Kafka cluster. Unset: the embedded tansu broker.
+    #[serde(default)]
+    pub bootstrap: Option<String>,
+    /// Topic ingest writes and the router reads.
+    #[serde(default = "default_raw_topic")]
+    pub raw_topic: String,
+    /// Dead-letter topic: malformed input, with a `sluice.dlq.reason` header.
+    #[serde(default = "default_dlq_topic")]
+    pub dlq_topic: String,
+    /// Partitions of the raw topic when Sluice creates it; caps router replicas.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Create missing topics at start (needs admin rights on external clusters).
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
+    /// Extra librdkafka properties for every client (e.g. `security.protocol`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_raw_topic() -> String {
+    "telemetry.raw".into()
+}
+fn default_dlq_topic() -> String {
+    "telemetry.dlq".into()
+}
+const fn default_partitions() -> i32 {
+    4
+}
+const fn default_true() -> bool {
+    true
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap: None,
+            raw_topic: default_raw_topic(),
+            dlq_topic: default_dlq_topic(),
+            partitions: default_partitions(),
+            create_topics: true,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[embedded]`: where the in-process brokers listen when `[mqtt]`/`[kafka]` name none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Listen address of the embedded MQTT broker (rumqttd).
+    #[serde(default = "default_mqtt_listen")]
+    pub mqtt_listen: String,
+    /// Listen address of the embedded Kafka-compatible broker (tansu, sqlite storage).
+    #[serde(default = "default_kafka_listen")]
+    pub kafka_listen: String,
+    /// Max unacknowledged QoS1 messages the embedded MQTT broker sends one client.
+    #[serde(default = "default_broker_inflight")]
+    pub mqtt_max_inflight: usize,
+}
+
+fn default_mqtt_listen() -> String {
+    "127.0.0.1:1883".into()
+}
+fn default_kafka_listen() -> String {
+    "127.0.0.1:9092".into()
+}
+const fn default_broker_inflight() -> usize {
+    1000
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            mqtt_listen: default_mqtt_listen(),
+            kafka_listen: default_kafka_listen(),
+            mqtt_max_inflight: default_broker_inflight(),
+        }
+    }
+}
+
+/// `[ingest]`: MQTT → Kafka.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// 1-based MQTT topic level that holds the device id (`devices/{id}/telemetry` → 2).
+    #[serde(default = "default_device_level")]
+    pub device_id_level: usize,
+    /// Larger payloads go to the DLQ (`reason = oversize`) instead of the raw topic.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+    /// Messages received from MQTT but not yet confirmed by Kafka; beyond it ingest stops
+    /// reading the MQTT socket (backpressure instead of unbounded memory).
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight: usize,
+}
+
+const fn default_device_level() -> usize {
+    2
+}
+const fn default_max_payload() -> usize {
+    64 * 1024
+}
+const fn default_max_inflight() -> usize {
+    1000
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            device_id_level: default_device_level(),
+            max_payload_bytes: default_max_payload(),
+            max_inflight: default_max_inflight(),
+        }
+    }
+}
+
+/// `[router]`: Kafka → rules → sinks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Kafka consumer group; routers sharing it split the partitions.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// How often open files are closed and offsets committed (the checkpoint), in ms.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval_ms: u64,
+    #[serde(default)]
+    pub batch: BatchConfig,
+}
+
+fn default_group() -> String {
+    "sluice-router".into()
+}
+const fn default_commit_interval() -> u64 {
+    5_000
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            group_id: default_group(),
+            commit_interval_ms: default_commit_interval(),
+            batch: BatchConfig::default(),
+        }
+    }
+}
+
+/// `[router.batch]`: how records are gathered into one Arrow batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Rows per batch at most.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// A partial batch is processed after this many ms.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_ms: u64,
+}
+
+const fn default_max_rows() -> usize {
+    4096
+}
+const fn default_max_wait() -> u64 {
+    200
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: default_max_rows(),
+            max_wait_ms: default_max_wait(),
+        }
+    }
+}
+
+/// `[[rules]]`: one routing rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Unique name; also the `rule=` directory of its Parquet output.
+    pub name: String,
+    /// `SELECT … FROM telemetry | '<mqtt filter>' [WHERE …]`.
+    pub sql: String,
+    /// Sinks (keys of `[sinks]`) that receive the selected rows.
+    pub actions: Vec<String>,
+    /// Free text for people reading the config.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[sinks.<name>]`: a destination rules can name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    Parquet(ParquetSinkConfig),
+}
+
+/// `type = "parquet"`: Hive-partitioned Parquet files, `rule=/date=/hour=`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    /// Output root; relative paths resolve under `data_dir`.
+    #[serde(default = "default_parquet_path")]
+    pub path: PathBuf,
+    /// Column compression.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Roll a file after this many rows.
+    #[serde(default = "default_file_rows")]
+    pub max_rows: usize,
+    /// Roll a file after about this many bytes.
+    #[serde(default = "default_file_bytes")]
+    pub max_bytes: usize,
+    /// Payload field with the event time in ms since the epoch; receive time when absent.
+    #[serde(default = "default_event_time")]
+    pub event_time_field: String,
+}
+
+fn default_parquet_path() -> PathBuf {
+    PathBuf::from("parquet")
+}
+const fn default_file_rows() -> usize {
+    1_000_000
+}
+const fn default_file_bytes() -> usize {
+    128 * 1024 * 1024
+}
+fn default_event_time() -> String {
+    "ts".into()
+}
+
+impl Default for ParquetSinkConfig {
+    fn default() -> Self {
+        Self {
+            path: default_parquet_path(),
+            compression: Compression::default(),
+            max_rows: default_file_rows(),
+            max_bytes: default_file_bytes(),
+            event_time_field: default_event_time(),
+        }
+    }
+}
+
+/// Parquet column compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Snappy,
+    None,
+}
+
+/// `[http]`: metrics and health.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address for `/metrics`, `/healthz`, `/readyz`. Empty disables the server.
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+}
+
+fn default_http_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_http_listen(),
+        }
+    }
+}
+
+impl Config {
+    /// Resolves a path relative to `data_dir`.
+    pub fn under_data_dir(&self, p: &std::path::Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.data_dir.join(p)
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Semantic checks of a parsed [`Config`]: every problem, with its key path, in one report.
+
+use crate::{Config, SinkConfig};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// One problem in the config: the key path (`router.batch.max_rows`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// All problems found, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Report(Vec<ConfigError>);
+
+impl Report {
+    fn check(&mut self, ok: bool, path: impl Into<String>, message: &str) {
+        if !ok {
+            self.0.push(ConfigError {
+                path: path.into(),
+                message: message.into(),
+            });
+        }
+    }
+}
+
+/// Checks an MQTT topic filter: `+` and `#` fill whole levels, `#` only last.
+pub fn check_topic_filter(filter: &str) -> Result<(), &'static str> {
+    if filter.is_empty() {
+        return Err("topic filter is empty");
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err("'#' must be a whole level and the last one");
+        }
+        if level.contains('+') && *level != "+" {
+            return Err("'+' must be a whole level");
+        }
+    }
+    Ok(())
+}
+
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+impl Config {
+    /// Collects every semantic problem; `Ok` only when there are none.
+    pub fn validate(&self) -> Result<(), crate::ConfigErrors> {
+        let mut r = Report::default();
+        self.validate_transport(&mut r);
+        self.validate_pipeline(&mut r);
+        self.validate_rules(&mut r);
+        if r.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(r.0))
+        }
+    }
+
+    fn validate_transport(&self, r: &mut Report) {
+        if let Some(b) = &self.mqtt.broker {
+            r.check(is_host_port(b), "mqtt.broker", "must be host:port");
+        }
+        r.check(
+            !self.mqtt.client_id.is_empty(),
+            "mqtt.client_id",
+            "must not be empty",
+        );
+        r.check(
+            !self.mqtt.topics.is_empty(),
+            "mqtt.topics",
+            "must name at least one filter",
+        );
+        for (i, t) in self.mqtt.topics.iter().enumerate() {
+            if let Err(e) = check_topic_filter(t) {
+                r.check(false, format!("mqtt.topics[{i}]"), e);
+            }
+        }
+        r.check(
+            self.mqtt.keep_alive_secs >= 5,
+            "mqtt.keep_alive_secs",
+            "must be >= 5",
+        );
+        if let Some(b) = &self.kafka.bootstrap {
+            r.check(!b.trim().is_empty(), "kafka.bootstrap", "must not be empty");
+        }
+        r.check(self.kafka.partitions > 0, "kafka.partitions", "must be > 0");
+        r.check(
+            !self.kafka.raw_topic.is_empty(),
+            "kafka.raw_topic",
+            "must not be empty",
+        );
+        r.check(
+            self.kafka.raw_topic != self.kafka.dlq_topic,
+            "kafka.dlq_topic",
+            "must differ from kafka.raw_topic",
+        );
+        for (key, value) in [
+            ("embedded.mqtt_listen", &self.embedded.mqtt_listen),
+            ("embedded.kafka_listen", &self.embedded.kafka_listen),
+        ] {
+            r.check(value.parse::<SocketAddr>().is_ok(), key, "must be ip:port");
+        }
+        if !self.http.listen.is_empty() {
+            let ok = self.http.listen.parse::<SocketAddr>().is_ok();
+            r.check(ok, "http.listen", "must be ip:port (or empty to disable)");
+        }
+    }
+
+    fn validate_pipeline(&self, r: &mut Report) {
+        let i = &self.ingest;
+        r.check(
+            i.device_id_level >= 1,
+            "ingest.device_id_level",
+            "must be >= 1 (levels count from 1)",
+        );
+        r.check(
+            i.max_payload_bytes > 0,
+            "ingest.max_payload_bytes",
+            "must be > 0",
+        );
+        r.check(
+            (1..=65_535).contains(&i.max_inflight),
+            "ingest.max_inflight",
+            "must be between 1 and 65535",
+        );
+        let rt = &self.router;
+        r.check(
+            !rt.group_id.is_empty(),
+            "router.group_id",
+            "must not be empty",
+        );
+        r.check(
+            rt.commit_interval_ms > 0,
+            "router.commit_interval_ms",
+            "must be > 0",
+        );
+        r.check(
+            rt.batch.max_rows > 0,
+            "router.batch.max_rows",
+            "must be > 0",
+        );
+        r.check(
+            rt.batch.max_wait_ms > 0,
+            "router.batch.max_wait_ms",
+            "must be > 0",
+        );
+        for (name, sink) in &self.sinks {
+            match sink {
+                SinkConfig::Parquet(p) => {
+                    r.check(
+                        p.max_rows > 0,
+                        format!("sinks.{name}.max_rows"),
+                        "must be > 0",
+                    );
+                    r.check(
+                        p.max_bytes > 0,
+                        format!("sinks.{name}.max_bytes"),
+                        "must be > 0",
+                    );
+                }
+            }
+        }
+    }
+
+    fn validate_rules(&self, r: &mut Report) {
+        let mut names = HashSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let at = format!("rules[{i}]");
+            let name_ok = !rule.name.is_empty()
+                && rule
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            r.check(
+                name_ok,
+                format!("{at}.name"),
+                "must be non-empty [A-Za-z0-9_-]",
+            );
+            r.check(
+                names.insert(rule.name.as_str()),
+                format!("{at}.name"),
+                &format!("duplicate rule name '{}'", rule.name),
+            );
+            r.check(
+                !rule.sql.trim().is_empty(),
+                format!("{at}.sql"),
+                "must not be empty",
+            );
+            r.check(
+                !rule.actions.is_empty(),
+                format!("{at}.actions"),
+                "must name at least one sink",
+            );
+            for (j, action) in rule.actions.iter().enumerate() {
+                r.check(
+                    self.sinks.contains_key(action),
+                    format!("{at}.actions[{j}]"),
+                    &format!("unknown sink '{action}' (defined: {})", self.sink_names()),
+                );
+            }
+        }
+    }
+
+    fn sink_names(&self) -> String {
+        if self.sinks.is_empty() {
+            return "none".into();
+        }
+        self.sinks.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}

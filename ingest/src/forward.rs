@@ -1,0 +1,127 @@
+//! MQTT publish → Kafka record. No network here except the producer handle, so the record
+//! building is testable (and benchmarked) on its own.
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use sluice_config::{IngestConfig, KafkaConfig};
+use sluice_processors::record::{device_id_from_topic, dlq_headers, TelemetryRecord};
+
+/// Where a message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Telemetry,
+    DeadLetter(String),
+}
+
+/// Builds and sends Kafka records for MQTT messages.
+#[derive(Clone)]
+pub struct Forwarder {
+    producer: FutureProducer,
+    raw_topic: String,
+    dlq_topic: String,
+    device_id_level: usize,
+    max_payload_bytes: usize,
+}
+
+/// A record ready to send: where, key, headers, value.
+pub struct Prepared<'a> {
+    pub topic: &'a str,
+    pub key: &'a str,
+    pub headers: OwnedHeaders,
+    pub outcome: Outcome,
+}
+
+fn to_headers(pairs: impl IntoIterator<Item = (&'static str, Vec<u8>)>) -> OwnedHeaders {
+    pairs
+        .into_iter()
+        .fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(&value),
+            })
+        })
+}
+
+impl Forwarder {
+    pub fn new(producer: FutureProducer, kafka: &KafkaConfig, ingest: &IngestConfig) -> Self {
+        Self {
+            producer,
+            raw_topic: kafka.raw_topic.clone(),
+            dlq_topic: kafka.dlq_topic.clone(),
+            device_id_level: ingest.device_id_level,
+            max_payload_bytes: ingest.max_payload_bytes,
+        }
+    }
+
+    /// Decides where a message goes and builds its key and headers.
+    pub fn prepare<'a>(
+        &'a self,
+        mqtt_topic: &'a str,
+        payload_len: usize,
+        received_ms: i64,
+    ) -> Prepared<'a> {
+        let device = device_id_from_topic(mqtt_topic, self.device_id_level);
+        let reason = match device {
+            _ if payload_len > self.max_payload_bytes => Some(format!(
+                "oversize: {payload_len} bytes > ingest.max_payload_bytes {}",
+                self.max_payload_bytes
+            )),
+            None => Some(format!(
+                "no device id at topic level {}",
+                self.device_id_level
+            )),
+            Some(_) => None,
+        };
+        match (reason, device) {
+            (None, Some(device_id)) => {
+                let rec = TelemetryRecord {
+                    device_id,
+                    mqtt_topic,
+                    received_ms,
+                    payload: &[],
+                };
+                Prepared {
+                    topic: &self.raw_topic,
+                    key: device_id,
+                    headers: to_headers(rec.headers()),
+                    outcome: Outcome::Telemetry,
+                }
+            }
+            (reason, device) => {
+                let reason = reason.unwrap_or_default();
+                Prepared {
+                    topic: &self.dlq_topic,
+                    key: device.unwrap_or(""),
+                    headers: to_headers(dlq_headers(&reason, None, Some(mqtt_topic))),
+                    outcome: Outcome::DeadLetter(reason),
+                }
+            }
+        }
+    }
+
+    /// Sends one message; the future resolves when Kafka confirmed (or finally refused) it.
+    /// Returns the payload back if the producer queue is full, so the caller can retry.
+    pub fn send(
+        &self,
+        mqtt_topic: &str,
+        payload: &[u8],
+        received_ms: i64,
+    ) -> Result<(DeliveryFuture, Outcome), rdkafka::error::KafkaError> {
+        let p = self.prepare(mqtt_topic, payload.len(), received_ms);
+        // Oversize payloads are not copied into the DLQ: the reason and topic are what matter.
+        let value: &[u8] =
+            if matches!(p.outcome, Outcome::Telemetry) || payload.len() <= self.max_payload_bytes {
+                payload
+            } else {
+                &[]
+            };
+        let record = FutureRecord::to(p.topic)
+            .key(p.key)
+            .payload(value)
+            .headers(p.headers);
+        self.producer
+            .send_result(record)
+            .map(|f| (f, p.outcome))
+            .map_err(|(e, _)| e)
+    }
+}

@@ -1,0 +1,256 @@
+//! The MQTT side of ingest: subscribe, hand each publish to Kafka, PUBACK after Kafka acked.
+
+use crate::forward::{Forwarder, Outcome};
+use crate::IngestError;
+use futures::stream::{FuturesOrdered, StreamExt};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use sluice_config::{IngestConfig, MqttConfig};
+use sluice_processors::stats::Stats;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The ingest stage, ready to run.
+pub struct Ingest {
+    options: MqttOptions,
+    filters: Vec<String>,
+    forwarder: Forwarder,
+    max_inflight: usize,
+    stats: Arc<Stats>,
+    subscribed: Arc<AtomicBool>,
+}
+
+impl Ingest {
+    /// `broker` is `host:port`.
+    pub fn new(
+        mqtt: &MqttConfig,
+        ingest: &IngestConfig,
+        broker: &str,
+        forwarder: Forwarder,
+        stats: Arc<Stats>,
+    ) -> Result<Self, IngestError> {
+        let (host, port) = broker
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| IngestError::Mqtt(format!("mqtt.broker '{broker}' is not host:port")))?;
+        let mut options = MqttOptions::new(&mqtt.client_id, host, port);
+        options
+            .set_clean_session(false)
+            .set_manual_acks(true)
+            .set_keep_alive(Duration::from_secs(mqtt.keep_alive_secs))
+            // Room for every ack we may owe plus subscribes, so queuing an ack never waits.
+            .set_request_channel_capacity(ingest.max_inflight * 2 + 64)
+            .set_max_packet_size(ingest.max_payload_bytes.max(1 << 20) * 2, 1 << 20);
+        if let Some(user) = &mqtt.username {
+            options.set_credentials(user, mqtt.password.clone().unwrap_or_default());
+        }
+        let filters = mqtt
+            .topics
+            .iter()
+            .map(|t| match &mqtt.shared_group {
+                Some(g) => format!("$share/{g}/{t}"),
+                None => t.clone(),
+            })
+            .collect();
+        Ok(Self {
+            options,
+            filters,
+            forwarder,
+            max_inflight: ingest.max_inflight,
+            stats,
+            subscribed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Becomes true once the broker confirmed the subscriptions (the stage is ready).
+    pub fn subscribed(&self) -> Arc<AtomicBool> {
+        self.subscribed.clone()
+    }
+
+    /// Runs until `shutdown`; then acknowledges what Kafka confirmed and disconnects.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
+        let (client, mut eventloop) =
+            AsyncClient::new(self.options.clone(), self.max_inflight * 2 + 64);
+        let (tx, rx) = mpsc::channel::<Publish>(self.max_inflight);
+        let acker = tokio::spawn(ack_loop(
+            rx,
+            client.clone(),
+            self.forwarder.clone(),
+            self.stats.clone(),
+            self.max_inflight,
+            shutdown.clone(),
+        ));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                event = eventloop.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(100);
+                    tracing::info!(filters = ?self.filters, "mqtt connected, subscribing");
+                    for f in &self.filters {
+                        client
+                            .subscribe(f.clone(), QoS::AtLeastOnce)
+                            .await
+                            .map_err(|e| IngestError::Mqtt(e.to_string()))?;
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    self.subscribed.store(true, Ordering::Relaxed)
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Stats::add(&self.stats.mqtt_received, 1);
+                    metrics::counter!("sluice_ingest_messages_in_total").increment(1);
+                    // Waits when max_inflight messages await Kafka: backpressure to the broker.
+                    if tx.send(p).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    metrics::counter!("sluice_ingest_mqtt_errors_total").increment(1);
+                    tracing::warn!(error = %e, retry_in = ?backoff, "mqtt connection failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        drop(tx);
+        finish(client, eventloop, acker).await;
+        Ok(())
+    }
+}
+
+/// Keeps the MQTT connection polled (so queued PUBACKs go out) until the acker is done,
+/// then disconnects. Messages arriving now are neither forwarded nor acked: the broker
+/// redelivers them to the next session.
+async fn finish(client: AsyncClient, mut eventloop: EventLoop, acker: tokio::task::JoinHandle<()>) {
+    let deadline = tokio::time::sleep(Duration::from_secs(30));
+    tokio::pin!(deadline);
+    tokio::pin!(acker);
+    let mut acker_done = false;
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            _ = &mut acker, if !acker_done => {
+                acker_done = true;
+                let _ = client.try_disconnect();
+            }
+            ev = eventloop.poll() => match ev {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                Err(_) if acker_done => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                _ => {}
+            }
+        }
+    }
+}
+
+type Delivered = (Publish, Outcome, bool);
+
+/// Sends each message to Kafka as it arrives and acks in arrival order once Kafka confirmed.
+async fn ack_loop(
+    mut rx: mpsc::Receiver<Publish>,
+    client: AsyncClient,
+    forwarder: Forwarder,
+    stats: Arc<Stats>,
+    max_inflight: usize,
+    shutdown: CancellationToken,
+) {
+    let mut pending = FuturesOrdered::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        tokio::select! {
+            biased;
+            Some((publish, outcome, ok)) = pending.next(), if !pending.is_empty() => {
+                let delivered: Delivered = (publish, outcome, ok);
+                acknowledge(delivered, &client, &forwarder, &stats, &shutdown).await;
+            }
+            msg = rx.recv(), if open && pending.len() < max_inflight => match msg {
+                Some(p) => pending.push_back(send(&forwarder, p, &shutdown).await),
+                None => open = false,
+            },
+        }
+    }
+}
+
+/// Queues a message with the producer (retrying while its queue is full).
+async fn send(
+    forwarder: &Forwarder,
+    p: Publish,
+    shutdown: &CancellationToken,
+) -> impl std::future::Future<Output = Delivered> {
+    let received = crate::now_ms();
+    let mut wait = Duration::from_millis(5);
+    let queued = loop {
+        match forwarder.send(&p.topic, &p.payload, received) {
+            Ok(q) => break Some(q),
+            Err(e) => {
+                tracing::debug!(error = %e, "kafka producer busy, retrying");
+                if shutdown.is_cancelled() && wait >= MAX_BACKOFF {
+                    break None;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_BACKOFF);
+            }
+        }
+    };
+    async move {
+        match queued {
+            Some((future, outcome)) => {
+                let ok = matches!(future.await, Ok(Ok(_)));
+                (p, outcome, ok)
+            }
+            None => (p, Outcome::Telemetry, false),
+        }
+    }
+}
+
+/// Acks a message Kafka confirmed; re-sends one it refused until it is confirmed.
+async fn acknowledge(
+    (publish, outcome, ok): Delivered,
+    client: &AsyncClient,
+    forwarder: &Forwarder,
+    stats: &Stats,
+    shutdown: &CancellationToken,
+) {
+    let mut ok = ok;
+    let mut wait = Duration::from_millis(100);
+    while !ok {
+        metrics::counter!("sluice_ingest_kafka_errors_total").increment(1);
+        if shutdown.is_cancelled() {
+            // Not acked: the broker redelivers it to the next session.
+            return;
+        }
+        tracing::warn!(topic = %publish.topic, retry_in = ?wait, "kafka did not confirm a record, re-sending");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(MAX_BACKOFF);
+        if let Ok((f, _)) = forwarder.send(&publish.topic, &publish.payload, crate::now_ms()) {
+            ok = matches!(f.await, Ok(Ok(_)));
+        }
+    }
+    match &outcome {
+        Outcome::Telemetry => {
+            Stats::add(&stats.produced, 1);
+            metrics::counter!("sluice_ingest_produced_total").increment(1);
+        }
+        Outcome::DeadLetter(reason) => {
+            Stats::add(&stats.dead_lettered, 1);
+            let reason = reason.split(':').next().unwrap_or("other").to_string();
+            metrics::counter!("sluice_dlq_total", "stage" => "ingest", "reason" => reason)
+                .increment(1);
+        }
+    }
+    if let Err(e) = client.ack(&publish).await {
+        tracing::warn!(error = %e, "could not queue MQTT ack; the broker will redeliver");
+    }
+}

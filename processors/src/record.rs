@@ -1,0 +1,163 @@
+//! The Kafka record contract between ingest and router.
+//!
+//! A telemetry record on `telemetry.raw`:
+//! - key: the device id (UTF-8), so one device's messages stay in one partition, in order;
+//! - value: the MQTT payload bytes, untouched;
+//! - headers: [`MQTT_TOPIC`] (the topic it was published on) and [`RECEIVED_MS`] (ingest
+//!   receive time, ms since the epoch, decimal ASCII).
+//!
+//! A dead-letter record on `telemetry.dlq` keeps the original key and value and adds
+//! [`DLQ_REASON`] and, when the record came from Kafka, [`SOURCE_TOPIC`], [`SOURCE_PARTITION`]
+//! and [`SOURCE_OFFSET`]. Headers are plain `(name, bytes)` pairs so this module does not
+//! depend on a Kafka client.
+
+pub const MQTT_TOPIC: &str = "mqtt.topic";
+pub const RECEIVED_MS: &str = "sluice.received_ms";
+pub const DLQ_REASON: &str = "sluice.dlq.reason";
+pub const SOURCE_TOPIC: &str = "sluice.source.topic";
+pub const SOURCE_PARTITION: &str = "sluice.source.partition";
+pub const SOURCE_OFFSET: &str = "sluice.source.offset";
+
+/// One telemetry message as ingest writes it and the router reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryRecord<'a> {
+    pub device_id: &'a str,
+    pub mqtt_topic: &'a str,
+    pub received_ms: i64,
+    pub payload: &'a [u8],
+}
+
+/// Why a record could not be read as telemetry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("header {0} is not valid")]
+    BadHeader(&'static str),
+    #[error("key (device id) is missing or not UTF-8")]
+    BadKey,
+}
+
+impl<'a> TelemetryRecord<'a> {
+    /// Headers to attach to the Kafka record.
+    pub fn headers(&self) -> [(&'static str, Vec<u8>); 2] {
+        [
+            (MQTT_TOPIC, self.mqtt_topic.as_bytes().to_vec()),
+            (RECEIVED_MS, self.received_ms.to_string().into_bytes()),
+        ]
+    }
+
+    /// Reads a record from its Kafka key, headers and value.
+    pub fn from_kafka<'h>(
+        key: Option<&'a [u8]>,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'a [u8]>)>,
+        payload: Option<&'a [u8]>,
+    ) -> Result<Self, RecordError> {
+        let device_id = key
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .ok_or(RecordError::BadKey)?;
+        let (mut topic, mut received) = (None, None);
+        for (name, value) in headers {
+            match name {
+                MQTT_TOPIC => topic = value,
+                RECEIVED_MS => received = value,
+                _ => {}
+            }
+        }
+        let topic = topic.ok_or(RecordError::MissingHeader(MQTT_TOPIC))?;
+        let mqtt_topic =
+            std::str::from_utf8(topic).map_err(|_| RecordError::BadHeader(MQTT_TOPIC))?;
+        let received_ms = received
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or(RecordError::BadHeader(RECEIVED_MS))?;
+        Ok(Self {
+            device_id,
+            mqtt_topic,
+            received_ms,
+            payload: payload.unwrap_or_default(),
+        })
+    }
+}
+
+/// Headers of a dead-letter record: the reason, and where the record came from if known.
+pub fn dlq_headers(
+    reason: &str,
+    source: Option<(&str, i32, i64)>,
+    mqtt_topic: Option<&str>,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut h = vec![(DLQ_REASON, reason.as_bytes().to_vec())];
+    if let Some((topic, partition, offset)) = source {
+        h.push((SOURCE_TOPIC, topic.as_bytes().to_vec()));
+        h.push((SOURCE_PARTITION, partition.to_string().into_bytes()));
+        h.push((SOURCE_OFFSET, offset.to_string().into_bytes()));
+    }
+    if let Some(t) = mqtt_topic {
+        h.push((MQTT_TOPIC, t.as_bytes().to_vec()));
+    }
+    h
+}
+
+/// The device id at a 1-based topic level (`devices/{id}/telemetry`, level 2).
+pub fn device_id_from_topic(topic: &str, level: usize) -> Option<&str> {
+    topic
+        .split('/')
+        .nth(level.checked_sub(1)?)
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_kafka_shape() {
+        let rec = TelemetryRecord {
+            device_id: "dev-1",
+            mqtt_topic: "devices/dev-1/telemetry",
+            received_ms: 1_700_000_000_123,
+            payload: br#"{"t":1}"#,
+        };
+        let headers = rec.headers();
+        let back = TelemetryRecord::from_kafka(
+            Some(b"dev-1"),
+            headers.iter().map(|(k, v)| (*k, Some(v.as_slice()))),
+            Some(br#"{"t":1}"#),
+        )
+        .unwrap();
+        assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn missing_parts_are_errors() {
+        let none: [(&str, Option<&[u8]>); 0] = [];
+        assert_eq!(
+            TelemetryRecord::from_kafka(None, none, None),
+            Err(RecordError::BadKey)
+        );
+        assert_eq!(
+            TelemetryRecord::from_kafka(Some(b"d"), none, None),
+            Err(RecordError::MissingHeader(MQTT_TOPIC))
+        );
+        let bad = [
+            (MQTT_TOPIC, Some(&b"a/b"[..])),
+            (RECEIVED_MS, Some(&b"x"[..])),
+        ];
+        assert_eq!(
+            TelemetryRecord::from_kafka(Some(b"d"), bad, None),
+            Err(RecordError::BadHeader(RECEIVED_MS))
+        );
+    }
+
+    #[test]
+    fn device_id_levels_are_one_based() {
+        assert_eq!(device_id_from_topic("devices/d7/telemetry", 2), Some("d7"));
+        assert_eq!(
+            device_id_from_topic("devices/d7/telemetry", 1),
+            Some("devices")
+        );
+        assert_eq!(device_id_from_topic("devices", 2), None);
+        assert_eq!(device_id_from_topic("devices//x", 2), None);
+        assert_eq!(device_id_from_topic("a/b", 0), None);
+    }
+}

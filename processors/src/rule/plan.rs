@@ -1,0 +1,177 @@
+//! From rule SQL to physical expressions, once per input schema.
+//!
+//! The rule is planned by DataFusion against a table `telemetry` with the batch schema. A
+//! column the rule names but no message has carried yet is added as an all-NULL column, so a
+//! rule over fields that appear later is valid (and matches nothing until they do). The plan
+//! must be `Projection` over an optional `Filter` over the table scan: a per-batch routing rule
+//! has no joins, aggregates, sorts or limits. Its expressions are turned into DataFusion
+//! physical expressions that the rule evaluates on every batch with no further planning.
+
+use super::iot;
+use arrow::array::{new_null_array, ArrayRef, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::memory::MemTable;
+use datafusion::common::{DFSchema, DataFusionError, SchemaError};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::sync::Arc;
+
+pub const TABLE: &str = "telemetry";
+
+/// A rule's expressions, ready for batches of one schema.
+#[derive(Debug)]
+pub struct CompiledPlan {
+    /// The schema it was planned for (the batch schema, without the null extras).
+    pub input_schema: SchemaRef,
+    /// Columns the rule names that the input lacks, appended as NULL.
+    extras: Vec<Field>,
+    extended_schema: SchemaRef,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub projection: Vec<Arc<dyn PhysicalExpr>>,
+    pub output_schema: SchemaRef,
+}
+
+impl CompiledPlan {
+    /// The batch with the rule's NULL extras appended.
+    pub fn extend(&self, batch: &RecordBatch) -> Result<RecordBatch, DataFusionError> {
+        if self.extras.is_empty() {
+            return Ok(batch.clone());
+        }
+        let mut columns = batch.columns().to_vec();
+        columns.extend(
+            self.extras
+                .iter()
+                .map(|f| new_null_array(f.data_type(), batch.num_rows()) as ArrayRef),
+        );
+        Ok(RecordBatch::try_new(self.extended_schema.clone(), columns)?)
+    }
+}
+
+/// A DataFusion session set up for rules: case-sensitive identifiers (JSON field names are)
+/// and the IoT functions registered.
+pub fn session() -> SessionContext {
+    let config =
+        SessionConfig::new().set_bool("datafusion.sql_parser.enable_ident_normalization", false);
+    let ctx = SessionContext::new_with_config(config);
+    for f in iot::functions() {
+        ctx.register_udf(f);
+    }
+    ctx
+}
+
+/// Plans `sql` (already rewritten to `FROM telemetry`) for batches of `schema`.
+pub fn compile(
+    ctx: &SessionContext,
+    sql: &str,
+    schema: &SchemaRef,
+) -> Result<CompiledPlan, String> {
+    let mut extras: Vec<Field> = Vec::new();
+    let (plan, extended) = loop {
+        let extended = extend_schema(schema, &extras);
+        let plan = plan_sql(ctx, sql, &extended);
+        match plan {
+            Ok(plan) => break (plan, extended),
+            Err(e) => match missing_field(&e) {
+                Some(name) if extras.len() < 256 && !extras.iter().any(|f| f.name() == &name) => {
+                    extras.push(Field::new(name, DataType::Null, true));
+                }
+                _ => return Err(clean_error(&e)),
+            },
+        }
+    };
+    let (exprs, filter, out_schema) = split_plan(&plan)?;
+    let df_schema =
+        DFSchema::try_from_qualified_schema(TABLE, &extended).map_err(|e| clean_error(&e))?;
+    let physical = |e: Expr| -> Result<Arc<dyn PhysicalExpr>, String> {
+        let e = iot::rewrite(e).map_err(|e| clean_error(&e))?;
+        ctx.state()
+            .create_physical_expr(e, &df_schema)
+            .map_err(|e| clean_error(&e))
+    };
+    let filter = filter.map(physical).transpose()?;
+    let mut projection = Vec::with_capacity(exprs.len());
+    let mut fields = Vec::with_capacity(exprs.len());
+    for (expr, field) in exprs.into_iter().zip(out_schema.fields()) {
+        let name = iot::default_name(&expr).unwrap_or_else(|| field.name().clone());
+        let p = physical(expr)?;
+        let dt = p.data_type(&extended).map_err(|e| clean_error(&e))?;
+        fields.push(Field::new(name, dt, true));
+        projection.push(p);
+    }
+    Ok(CompiledPlan {
+        input_schema: schema.clone(),
+        extras,
+        extended_schema: extended,
+        filter,
+        projection,
+        output_schema: Arc::new(Schema::new(fields)),
+    })
+}
+
+fn extend_schema(schema: &SchemaRef, extras: &[Field]) -> SchemaRef {
+    if extras.is_empty() {
+        return schema.clone();
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(extras.iter().cloned());
+    Arc::new(Schema::new(fields))
+}
+
+fn plan_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    schema: &SchemaRef,
+) -> Result<LogicalPlan, DataFusionError> {
+    let table = MemTable::try_new(schema.clone(), vec![vec![]])?;
+    ctx.deregister_table(TABLE)?;
+    ctx.register_table(TABLE, Arc::new(table))?;
+    // Planning an in-memory table does no I/O: the future is ready on first poll.
+    futures::executor::block_on(ctx.state().create_logical_plan(sql))
+}
+
+/// The name of a column the planner could not find, if that is the error.
+fn missing_field(e: &DataFusionError) -> Option<String> {
+    match e.find_root() {
+        DataFusionError::SchemaError(err, _) => match err.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => Some(field.name.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// DataFusion's message without the wrapping noise; keeps positions such as `Line: 1, Column: 8`.
+fn clean_error(e: &DataFusionError) -> String {
+    e.find_root().to_string()
+}
+
+type Split = (Vec<Expr>, Option<Expr>, Arc<DFSchema>);
+
+fn split_plan(plan: &LogicalPlan) -> Result<Split, String> {
+    let LogicalPlan::Projection(p) = plan else {
+        return Err(unsupported(plan));
+    };
+    let mut input = p.input.as_ref();
+    let mut filter = None;
+    loop {
+        match input {
+            LogicalPlan::Filter(f) if filter.is_none() => {
+                filter = Some(f.predicate.clone());
+                input = f.input.as_ref();
+            }
+            LogicalPlan::SubqueryAlias(a) => input = a.input.as_ref(),
+            LogicalPlan::TableScan(_) => break,
+            other => return Err(unsupported(other)),
+        }
+    }
+    Ok((p.expr.clone(), filter, p.schema.clone()))
+}
+
+fn unsupported(plan: &LogicalPlan) -> String {
+    format!(
+        "a rule is SELECT <columns> FROM <source> [WHERE <condition>]; {} is not supported \
+         (no joins, aggregates, ORDER BY or LIMIT on a stream)",
+        plan.display()
+    )
+}

@@ -1,0 +1,149 @@
+use super::*;
+use crate::decode::{BatchDecoder, RawBatch};
+use crate::record::TelemetryRecord;
+use arrow::array::AsArray;
+use arrow::datatypes::{Float64Type, Int64Type};
+
+fn batch(rows: &[(&str, &str)]) -> RecordBatch {
+    let mut raw = RawBatch::default();
+    for (i, (topic, payload)) in rows.iter().enumerate() {
+        let device = topic.split('/').nth(1).unwrap_or("none");
+        let rec = TelemetryRecord {
+            device_id: device,
+            mqtt_topic: topic,
+            received_ms: 1_700_000_000_000 + i as i64,
+            payload: payload.as_bytes(),
+        };
+        raw.push(&rec, 0, i as i64);
+    }
+    BatchDecoder::new().decode(&raw).batch.unwrap()
+}
+
+fn rule(name: &str, sql: &str) -> RuleConfig {
+    RuleConfig {
+        name: name.into(),
+        sql: sql.into(),
+        actions: vec!["lake".into()],
+        description: None,
+    }
+}
+
+#[test]
+fn filters_and_projects_with_iot_functions() {
+    let mut set = RuleSet::compile(&[rule(
+        "hot",
+        "SELECT device_id(), temperature, topic(1) AS fleet FROM 'devices/+/telemetry' WHERE temperature > 80",
+    )])
+    .unwrap();
+    let b = batch(&[
+        ("devices/a/telemetry", r#"{"temperature": 90.5}"#),
+        ("devices/b/telemetry", r#"{"temperature": 20.0}"#),
+        ("devices/c/status", r#"{"temperature": 99.0}"#),
+        ("devices/d/telemetry", r#"{"humidity": 3}"#),
+    ]);
+    let out = set.evaluate(&b).remove(0).output.unwrap();
+    let names: Vec<_> = out
+        .rows
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["device_id", "temperature", "fleet"]);
+    assert_eq!(out.rows.num_rows(), 1);
+    assert_eq!(out.rows.column(0).as_string::<i32>().value(0), "a");
+    assert_eq!(
+        out.rows.column(1).as_primitive::<Float64Type>().value(0),
+        90.5
+    );
+    assert_eq!(out.rows.column(2).as_string::<i32>().value(0), "devices");
+}
+
+#[test]
+fn a_field_no_message_has_yet_is_null_not_an_error() {
+    let mut set = RuleSet::compile(&[rule(
+        "later",
+        "SELECT seq FROM telemetry WHERE pressure > 1",
+    )])
+    .unwrap();
+    let b = batch(&[("devices/a/telemetry", r#"{"seq": 1}"#)]);
+    assert!(set.evaluate(&b).remove(0).output.is_none());
+    let b = batch(&[("devices/a/telemetry", r#"{"seq": 2, "pressure": 5}"#)]);
+    let out = set.evaluate(&b).remove(0).output.unwrap();
+    assert_eq!(out.rows.column(0).as_primitive::<Int64Type>().value(0), 2);
+}
+
+#[test]
+fn plans_once_per_schema_not_per_batch() {
+    let mut set = RuleSet::compile(&[rule("all", "SELECT * FROM telemetry")]).unwrap();
+    let mut decoder = BatchDecoder::new();
+    let mut raw = RawBatch::default();
+    let rec = TelemetryRecord {
+        device_id: "a",
+        mqtt_topic: "devices/a/telemetry",
+        received_ms: 1,
+        payload: br#"{"x": 1}"#,
+    };
+    raw.push(&rec, 0, 0);
+    let first = decoder.decode(&raw).batch.unwrap();
+    set.evaluate(&first);
+    let plan = set.rules[0].plan.clone().unwrap();
+    for _ in 0..3 {
+        let b = decoder.decode(&raw).batch.unwrap();
+        set.evaluate(&b);
+        assert!(Arc::ptr_eq(&plan, set.rules[0].plan.as_ref().unwrap()));
+    }
+}
+
+#[test]
+fn every_bad_rule_is_reported_at_once() {
+    let errs = RuleSet::compile(&[
+        rule("syntax", "SELEC * FROM telemetry"),
+        rule("ok", "SELECT * FROM telemetry"),
+        rule("func", "SELECT no_such_fn(x) FROM telemetry"),
+        rule("filter", "SELECT * FROM 'a/#/b'"),
+        rule("agg", "SELECT count(*) FROM telemetry"),
+    ])
+    .unwrap_err();
+    let names: Vec<_> = errs.iter().map(|e| e.rule.as_str()).collect();
+    assert_eq!(names, ["syntax", "func", "filter", "agg"]);
+    assert!(errs[0].message.contains("Line: 1"), "{}", errs[0].message);
+    assert!(
+        errs[1].message.contains("no_such_fn"),
+        "{}",
+        errs[1].message
+    );
+    assert!(
+        errs[2].message.contains("Column: 10"),
+        "{}",
+        errs[2].message
+    );
+    assert!(
+        errs[3].message.contains("not supported"),
+        "{}",
+        errs[3].message
+    );
+}
+
+#[test]
+fn is_defined_and_case_work() {
+    let mut set = RuleSet::compile(&[rule(
+        "c",
+        "SELECT CASE WHEN t > 10 THEN 'hi' ELSE 'lo' END AS level FROM telemetry WHERE is_defined(t)",
+    )])
+    .unwrap();
+    let b = batch(&[
+        ("devices/a/telemetry", r#"{"t": 11}"#),
+        ("devices/a/telemetry", r#"{"u": 1}"#),
+        ("devices/a/telemetry", r#"{"t": 1}"#),
+    ]);
+    let out = set.evaluate(&b).remove(0).output.unwrap();
+    let levels: Vec<_> = out
+        .rows
+        .column(0)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(levels, ["hi", "lo"]);
+}

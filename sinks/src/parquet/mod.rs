@@ -1,0 +1,151 @@
+//! The Parquet sink: one directory tree per rule, Hive-style partitions by event hour.
+//!
+//! ```text
+//! <root>/rule=<name>/date=YYYY-MM-DD/hour=HH/part-p<partition>-o<first>-<last>.parquet
+//! ```
+//!
+//! One open file per (rule, date, hour, Kafka partition). A file is rolled when it reaches
+//! `max_rows` or `max_bytes`, when the rule's output schema changes (a new field), and at
+//! every checkpoint, which closes all open files together. Closing writes the footer,
+//! fsyncs, renames `.<name>.tmp` to the final name and fsyncs the directory. Files are named
+//! by Kafka partition and offset range, so a replay after a crash that covers the same range
+//! replaces the file instead of adding a duplicate. Leftover temporary files from a crash are
+//! removed when the sink starts.
+
+mod partition;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
+use partition::PartitionKey;
+use sluice_config::ParquetSinkConfig;
+use sluice_processors::stats::Stats;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use writer::OpenFile;
+
+pub use partition::split_by_partition;
+
+pub struct ParquetSink {
+    name: String,
+    root: PathBuf,
+    config: ParquetSinkConfig,
+    open: HashMap<PartitionKey, OpenFile>,
+    stats: Arc<Stats>,
+}
+
+impl ParquetSink {
+    pub fn new(
+        name: &str,
+        root: PathBuf,
+        config: ParquetSinkConfig,
+        stats: Arc<Stats>,
+    ) -> Result<Self, SinkError> {
+        std::fs::create_dir_all(&root).map_err(|e| {
+            SinkError::external(name, format!("cannot create {}: {e}", root.display()))
+        })?;
+        let removed = remove_temporary_files(&root);
+        if removed > 0 {
+            tracing::info!(
+                sink = name,
+                removed,
+                "removed temporary files left by an earlier crash"
+            );
+        }
+        Ok(Self {
+            name: name.into(),
+            root,
+            config,
+            open: HashMap::new(),
+            stats,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn close(&mut self, key: &PartitionKey) -> Result<u64, SinkError> {
+        let Some(file) = self.open.remove(key) else {
+            return Ok(0);
+        };
+        let rows = file.rows();
+        let started = Instant::now();
+        let path = file
+            .finish()
+            .map_err(|e| SinkError::external(&self.name, e))?;
+        metrics::histogram!("sluice_parquet_flush_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("sluice_files_written_total", "rule" => key.rule.clone()).increment(1);
+        Stats::add(&self.stats.files_written, 1);
+        tracing::debug!(path = %path.display(), rows, "parquet file closed");
+        Ok(rows)
+    }
+}
+
+impl Sink for ParquetSink {
+    fn write(&mut self, rule: &str, output: &RuleOutput) -> Result<(), SinkError> {
+        let parts = split_by_partition(rule, output, &self.config.event_time_field)
+            .map_err(|e| SinkError::external(&self.name, e.to_string()))?;
+        for (key, batch, (first, last)) in parts {
+            let schema_changed = self
+                .open
+                .get(&key)
+                .is_some_and(|f| f.schema() != batch.schema());
+            if schema_changed {
+                self.close(&key)?;
+            }
+            if !self.open.contains_key(&key) {
+                let dir = key.directory(&self.root);
+                let file =
+                    OpenFile::create(&dir, &key, batch.schema(), first, self.config.compression)
+                        .map_err(|e| SinkError::external(&self.name, e))?;
+                self.open.insert(key.clone(), file);
+            }
+            let file = self
+                .open
+                .get_mut(&key)
+                .ok_or_else(|| SinkError::external(&self.name, "file vanished"))?;
+            file.write(&batch, last)
+                .map_err(|e| SinkError::external(&self.name, e))?;
+            if file.rows() as usize >= self.config.max_rows || file.bytes() >= self.config.max_bytes
+            {
+                self.close(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
+        let keys: Vec<PartitionKey> = self.open.keys().cloned().collect();
+        let mut stats = CheckpointStats::default();
+        for key in keys {
+            stats.rows += self.close(&key)?;
+            stats.files += 1;
+        }
+        Ok(stats)
+    }
+}
+
+/// Removes `.*.tmp` files under `root` (left by a crash between create and rename).
+fn remove_temporary_files(root: &Path) -> usize {
+    let mut removed = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if writer::is_temporary(&path) && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}

@@ -1,0 +1,103 @@
+//! The embedded brokers: rumqttd for MQTT and tansu (sqlite storage) for Kafka, in-process.
+//! The pipeline still talks to them over loopback through rumqttc and rdkafka, so the
+//! embedded and the production paths are the same code.
+
+use crate::ports::{check_free, wait_listening};
+use anyhow::Context;
+use sluice_config::Config;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+use tansu_broker::broker::Broker;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_storage::StorageContainer;
+use url::Url;
+
+/// Starts the embedded brokers the config needs (those it names no external address for).
+pub async fn start(config: &Config) -> anyhow::Result<()> {
+    if config.mqtt.broker.is_none() {
+        start_mqtt(
+            &config.embedded.mqtt_listen,
+            config.embedded.mqtt_max_inflight,
+        )
+        .await?;
+    }
+    if config.kafka.bootstrap.is_none() {
+        start_kafka(&config.embedded.kafka_listen, &config.data_dir).await?;
+    }
+    Ok(())
+}
+
+/// rumqttd on `listen`, in its own threads (its `start` blocks).
+pub async fn start_mqtt(listen: &str, max_inflight: usize) -> anyhow::Result<()> {
+    let addr = check_free(listen, "embedded.mqtt_listen")?;
+    let connections = rumqttd::ConnectionSettings {
+        connection_timeout_ms: 60_000,
+        max_payload_size: 4 * 1024 * 1024,
+        max_inflight_count: max_inflight,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let server = rumqttd::ServerSettings {
+        name: "v4".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections,
+    };
+    let config = rumqttd::Config {
+        id: 0,
+        router: rumqttd::RouterConfig {
+            max_connections: 10_010,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 100 * 1024 * 1024,
+            max_segment_count: 10,
+            ..Default::default()
+        },
+        v4: Some(HashMap::from([("1".to_string(), server)])),
+        ..Default::default()
+    };
+    std::thread::Builder::new()
+        .name("rumqttd".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded MQTT broker stopped");
+            }
+        })?;
+    wait_listening(addr, Duration::from_secs(10)).await?;
+    tracing::info!(%addr, "embedded MQTT broker (rumqttd) listening");
+    Ok(())
+}
+
+/// tansu with sqlite storage at `<data_dir>/tansu.db`, on `listen`.
+pub async fn start_kafka(listen: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let addr = check_free(listen, "embedded.kafka_listen")?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
+    let db = std::path::absolute(data_dir.join("tansu.db"))?;
+    // tansu joins the URL path onto the current directory; a path that itself starts with
+    // '/' after the first one is stripped replaces it, which gives us an absolute file.
+    let storage = Url::parse(&format!("sqlite:///{}", db.display()))?;
+    let url = Url::parse(&format!("tcp://{addr}"))?;
+    let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+        .node_id(1)
+        .cluster_id("sluice")
+        .incarnation_id(uuid::Uuid::new_v4())
+        .advertised_listener(url.clone())
+        .storage(storage)
+        .listener(url)
+        .silent(true)
+        .build()
+        .await
+        .map_err(|e| anyhow::anyhow!("embedded Kafka broker: {e:?}"))?;
+    tokio::spawn(async move {
+        let mut broker = broker;
+        if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
+            tracing::error!(error = ?e, "embedded Kafka broker stopped");
+        }
+    });
+    wait_listening(addr, Duration::from_secs(30)).await?;
+    tracing::info!(%addr, db = %db.display(), "embedded Kafka broker (tansu, sqlite) listening");
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! Sluice: telemetry ingestion for IoT fleets. MQTT → Kafka → SQL rules → Parquet.
+//!
+//! This crate is the `sluice` binary's library half: it wires the stage crates together.
+//!
+//! - [`pipeline`]: `sluice run` — starts the roles asked for (embedded brokers, ingest,
+//!   router), creates topics, serves HTTP, and shuts down in order on a signal: stop ingest
+//!   (acking what Kafka confirmed), then the router (final checkpoint), then the brokers.
+//! - [`embedded`]: the in-process MQTT (rumqttd) and Kafka-compatible (tansu, sqlite) brokers
+//!   used when the config names no external ones (cargo feature `embedded`).
+//! - [`http`]: `/metrics` (Prometheus), `/healthz`, `/readyz`.
+//! - [`fleet`]: a simulated device fleet publishing over MQTT (demo, tests).
+//! - [`demo`]: `sluice demo` — the whole path on embedded brokers, with a summary.
+//! - [`ports`]: "port in use" errors that name the config key.
+
+pub mod demo;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod fleet;
+pub mod http;
+pub mod pipeline;
+pub mod ports;
+pub mod summary;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    sluice_ingest::now_ms()
+}

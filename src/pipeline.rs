@@ -1,0 +1,228 @@
+//! `sluice run`: start the roles asked for, run until told to stop, stop in order.
+
+use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use sluice_config::Config;
+use sluice_processors::rule::RuleSet;
+use sluice_processors::stats::Stats;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Which parts of the pipeline this process runs (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub brokers: bool,
+    pub ingest: bool,
+    pub router: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        brokers: true,
+        ingest: true,
+        router: true,
+    };
+}
+
+/// Where the stages connect: the external brokers, or the embedded ones.
+pub fn mqtt_address(config: &Config) -> String {
+    config
+        .mqtt
+        .broker
+        .clone()
+        .unwrap_or_else(|| config.embedded.mqtt_listen.clone())
+}
+
+pub fn kafka_bootstrap(config: &Config) -> String {
+    config
+        .kafka
+        .bootstrap
+        .clone()
+        .unwrap_or_else(|| config.embedded.kafka_listen.clone())
+}
+
+/// Shared state of a running pipeline (for HTTP and summaries).
+#[derive(Debug, Default)]
+pub struct Health {
+    pub ready: AtomicBool,
+}
+
+/// Runs until `shutdown` is cancelled or a stage fails.
+pub async fn run(
+    config: Config,
+    roles: Roles,
+    shutdown: CancellationToken,
+    stats: Arc<Stats>,
+) -> anyhow::Result<()> {
+    let health = Arc::new(Health::default());
+    if !config.http.listen.is_empty() {
+        crate::http::serve(&config.http.listen, health.clone(), shutdown.clone()).await?;
+    }
+    if roles.brokers {
+        start_brokers(&config).await?;
+    }
+    let bootstrap = kafka_bootstrap(&config);
+    if config.kafka.create_topics && (roles.ingest || roles.router || roles.brokers) {
+        ensure_topics(&config, &bootstrap).await?;
+    }
+    let ingest_stop = CancellationToken::new();
+    let router_stop = CancellationToken::new();
+    let (mut ingest, subscribed) = match roles.ingest {
+        true => {
+            let (task, subscribed) = start_ingest(&config, &bootstrap, &stats, &ingest_stop)?;
+            (Some(task), subscribed)
+        }
+        false => (None, Arc::new(AtomicBool::new(true))),
+    };
+    let mut router = roles
+        .router
+        .then(|| start_router(&config, &bootstrap, &stats, &router_stop))
+        .transpose()?;
+    let startup_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !subscribed.load(Ordering::Relaxed) && tokio::time::Instant::now() < startup_deadline {
+        if shutdown.is_cancelled() || ingest.as_ref().is_some_and(|h| h.is_finished()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    health
+        .ready
+        .store(subscribed.load(Ordering::Relaxed), Ordering::Relaxed);
+    tracing::info!(?roles, mqtt = %mqtt_address(&config), kafka = %bootstrap, "sluice running");
+
+    let failure = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        r = join_opt(&mut ingest) => Some(("ingest", r)),
+        r = join_opt(&mut router) => Some(("router", r)),
+    };
+    health.ready.store(false, Ordering::Relaxed);
+    if let Some((stage, result)) = failure {
+        shutdown.cancel();
+        ingest_stop.cancel();
+        router_stop.cancel();
+        return Err(result
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("{stage} stopped unexpectedly")));
+    }
+    // Order matters: ingest first (so nothing new arrives), then the router's final checkpoint.
+    ingest_stop.cancel();
+    if let Some(h) = ingest.take() {
+        h.await.context("ingest task")??;
+    }
+    router_stop.cancel();
+    if let Some(h) = router.take() {
+        h.await.context("router task")??;
+    }
+    tracing::info!("sluice stopped cleanly");
+    Ok(())
+}
+
+async fn join_opt(h: &mut Option<JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
+    match h {
+        Some(h) => h.await.context("task panicked")?,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(feature = "embedded")]
+async fn start_brokers(config: &Config) -> anyhow::Result<()> {
+    crate::embedded::start(config).await
+}
+
+#[cfg(not(feature = "embedded"))]
+async fn start_brokers(config: &Config) -> anyhow::Result<()> {
+    if config.mqtt.broker.is_none() || config.kafka.bootstrap.is_none() {
+        anyhow::bail!("this build has no embedded brokers: set mqtt.broker and kafka.bootstrap");
+    }
+    Ok(())
+}
+
+fn start_ingest(
+    config: &Config,
+    bootstrap: &str,
+    stats: &Arc<Stats>,
+    stop: &CancellationToken,
+) -> anyhow::Result<(JoinHandle<anyhow::Result<()>>, Arc<AtomicBool>)> {
+    let producer: FutureProducer = sluice_router::kafka_client_config(config, bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .context("kafka producer")?;
+    let forwarder = sluice_ingest::Forwarder::new(producer, &config.kafka, &config.ingest);
+    let ingest = sluice_ingest::Ingest::new(
+        &config.mqtt,
+        &config.ingest,
+        &mqtt_address(config),
+        forwarder,
+        stats.clone(),
+    )?;
+    let subscribed = ingest.subscribed();
+    let stop = stop.clone();
+    Ok((
+        tokio::spawn(async move { Ok(ingest.run(stop).await?) }),
+        subscribed,
+    ))
+}
+
+fn start_router(
+    config: &Config,
+    bootstrap: &str,
+    stats: &Arc<Stats>,
+    stop: &CancellationToken,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let rules = RuleSet::compile(&config.rules).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
+    })?;
+    let sinks = sluice_sinks::build_sinks(config, stats.clone())?;
+    let router = sluice_router::Router::new(config, bootstrap, rules, sinks, stats.clone())?;
+    let stop = stop.clone();
+    Ok(tokio::spawn(async move { Ok(router.run(stop).await?) }))
+}
+
+/// Creates the raw and dead-letter topics if missing, retrying until the broker answers.
+pub async fn ensure_topics(config: &Config, bootstrap: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        sluice_router::kafka_client_config(config, bootstrap)
+            .create()
+            .context("kafka admin client")?;
+    let topics = [
+        NewTopic::new(
+            &config.kafka.raw_topic,
+            config.kafka.partitions,
+            TopicReplication::Fixed(1),
+        ),
+        NewTopic::new(&config.kafka.dlq_topic, 1, TopicReplication::Fixed(1)),
+    ];
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let outcome = admin.create_topics(&topics, &options).await;
+        let problem = match outcome {
+            Ok(results) => results
+                .into_iter()
+                .filter_map(|r| r.err())
+                .find(|(_, code)| *code != RDKafkaErrorCode::TopicAlreadyExists)
+                .map(|(t, code)| format!("{t}: {code}")),
+            Err(e) => Some(e.to_string()),
+        };
+        match problem {
+            None => return Ok(()),
+            Some(p) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("creating topics: {p}")
+            }
+            Some(p) => {
+                tracing::debug!(problem = %p, "kafka not ready for topic creation yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}

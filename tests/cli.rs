@@ -1,0 +1,85 @@
+//! The command line's contract for users: config check reports every problem at once.
+
+use std::process::Command;
+
+fn sluice(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn config_check_reports_all_mistakes_with_key_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        r#"
+[router.batch]
+max_rows = 0
+
+[[rules]]
+name = "hot"
+sql = "SELECT * FROM telemetry WHERE"
+actions = ["nowhere"]
+
+[sinks.lake]
+type = "parquet"
+max_rows = 0
+"#,
+    )
+    .unwrap();
+    let (code, out) = sluice(&["config", "check", file.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    for expected in [
+        "router.batch.max_rows: must be > 0",
+        "rules[0].actions[0]: unknown sink 'nowhere'",
+        "sinks.lake.max_rows: must be > 0",
+        "rules[0].sql: rule 'hot'",
+    ] {
+        assert!(out.contains(expected), "missing '{expected}' in:\n{out}");
+    }
+}
+
+#[test]
+fn the_example_config_checks_clean() {
+    let (code, out) = sluice(&[
+        "config",
+        "check",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_port_in_use_names_the_port_and_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!("data_dir = \"{}\"\n[embedded]\nmqtt_listen = \"127.0.0.1:{port}\"\n[http]\nlisten = \"\"\n", dir.path().display()),
+    )
+    .unwrap();
+    let (code, out) = sluice(&[
+        "run",
+        "--config",
+        file.to_str().unwrap(),
+        "--only",
+        "brokers",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains(&format!("port {port} is already in use")),
+        "{out}"
+    );
+    assert!(out.contains("embedded.mqtt_listen"), "{out}");
+}

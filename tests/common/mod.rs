@@ -1,0 +1,313 @@
+//! Helpers for the end-to-end tests: a `sluice` process on free ports, waits with deadlines,
+//! and Parquet read-back. Every wait polls a condition and gives up at a deadline.
+
+#![allow(dead_code)]
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Int64Type;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `cond` until it holds or `within` passes; panics with `what` on timeout.
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Ports and paths of one test deployment.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub mqtt: String,
+    pub kafka: String,
+}
+
+impl Setup {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            mqtt: format!("127.0.0.1:{}", free_port()),
+            kafka: format!("127.0.0.1:{}", free_port()),
+        }
+    }
+
+    pub fn parquet_root(&self) -> PathBuf {
+        self.dir.path().join("data/parquet")
+    }
+
+    /// Writes `sluice.toml` with the test's ports; `extra` is appended (rules, sinks…).
+    pub fn write_config(&self, name: &str, http: &str, extra: &str) -> PathBuf {
+        let text = format!(
+            r#"data_dir = "{data}"
+[embedded]
+mqtt_listen = "{mqtt}"
+kafka_listen = "{kafka}"
+[http]
+listen = "{http}"
+[router]
+commit_interval_ms = 500
+[router.batch]
+max_rows = 4096
+max_wait_ms = 100
+{extra}
+"#,
+            data = self.dir.path().join("data").display(),
+            mqtt = self.mqtt,
+            kafka = self.kafka,
+        );
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// A running `sluice` process; killed on drop if still running.
+pub struct Sluice {
+    pub child: Child,
+    pub http: Option<String>,
+}
+
+impl Sluice {
+    pub fn start(config: &Path, args: &[&str], http: Option<String>) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("SLUICE_LOG", "warn,sluice=info,sluice_router=info")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sluice");
+        let s = Self { child, http };
+        if let Some(addr) = &s.http {
+            let addr = addr.clone();
+            wait_until("sluice /readyz = 200", Duration::from_secs(120), || {
+                http_get(&addr, "/readyz").is_some_and(|(code, _)| code == 200)
+            });
+        }
+        s
+    }
+
+    /// SIGTERM, then waits for a clean exit (code 0) within the deadline.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "sluice exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not stop within 60s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: the crash case.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 GET: (status, body).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// (device, seq) → how many times it appears, for every file of `rule` under `root`.
+pub fn device_seqs(root: &Path, rule: &str) -> BTreeMap<(String, i64), u32> {
+    let mut out = BTreeMap::new();
+    for path in sluice::summary::parquet_files(&root.join(format!("rule={rule}"))) {
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let devices = batch
+                .column_by_name("device")
+                .expect("device column")
+                .as_string::<i32>()
+                .clone();
+            let seqs = batch
+                .column_by_name("seq")
+                .expect("seq column")
+                .as_primitive::<Int64Type>()
+                .clone();
+            for i in 0..batch.num_rows() {
+                if devices.is_null(i) || seqs.is_null(i) {
+                    continue;
+                }
+                *out.entry((devices.value(i).to_string(), seqs.value(i)))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Total rows in `rule`'s files (footer counts; cheap to poll).
+pub fn rule_rows(root: &Path, rule: &str) -> u64 {
+    sluice::summary::rows_per_rule(root)
+        .ok()
+        .and_then(|m| m.get(rule).map(|f| f.rows))
+        .unwrap_or(0)
+}
+
+/// Every (device, seq) the fleet sends, filtered.
+pub fn expected(devices: usize, per_device: u64, keep: impl Fn(i64) -> bool) -> Vec<(String, i64)> {
+    let mut v = Vec::new();
+    for d in 0..devices {
+        for seq in 0..per_device as i64 {
+            if keep(seq) {
+                v.push((sluice::fleet::device_name(d), seq));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Publishes a fleet's messages and asserts the broker acked all of them.
+pub fn publish_fleet(cfg: sluice::fleet::FleetConfig) -> sluice::fleet::FleetReport {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt
+        .block_on(sluice::fleet::run(cfg, Duration::from_secs(120)))
+        .unwrap();
+    assert_eq!(
+        report.acked, report.published,
+        "broker acked every QoS1 publish"
+    );
+    report
+}
+
+/// Missing keys and the number of duplicate rows, against the expectation.
+pub fn compare(
+    found: &BTreeMap<(String, i64), u32>,
+    expected: &[(String, i64)],
+) -> (Vec<(String, i64)>, u64) {
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|k| !found.contains_key(*k))
+        .cloned()
+        .collect();
+    let duplicates = found
+        .values()
+        .map(|&n| u64::from(n.saturating_sub(1)))
+        .sum();
+    (missing, duplicates)
+}
+
+/// Publishes raw (topic, payload) pairs with QoS 1 and waits until the broker acked them all.
+pub fn publish_raw(broker: &str, messages: Vec<(String, Vec<u8>)>) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (host, port) = broker.rsplit_once(':').unwrap();
+        let mut opts =
+            MqttOptions::new(format!("raw-{}", free_port()), host, port.parse().unwrap());
+        opts.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(opts, 100);
+        let total = messages.len();
+        let sender = tokio::spawn(async move {
+            for (topic, payload) in messages {
+                client
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .await
+                    .unwrap();
+            }
+            client
+        });
+        let mut acked = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while acked < total {
+            let ev = tokio::time::timeout_at(deadline, eventloop.poll())
+                .await
+                .expect("acks within 60s");
+            if let Ok(Event::Incoming(Packet::PubAck(_))) = ev {
+                acked += 1;
+            }
+        }
+        let client = sender.await.unwrap();
+        client.disconnect().await.ok();
+    });
+}
+
+/// Reads every record of a Kafka topic from the beginning until `want` were read (or 60 s):
+/// (key, value, headers).
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    want: usize,
+) -> Vec<(Vec<u8>, Vec<u8>, BTreeMap<String, String>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-reader-{}", free_port()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let mut headers = BTreeMap::new();
+            if let Some(h) = m.headers() {
+                for h in h.iter() {
+                    headers.insert(
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+        }
+    }
+    out
+}
