@@ -8,6 +8,7 @@ use anyhow::Context;
 use sluice_config::Config;
 use sluice_processors::stats::Stats;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -80,17 +81,24 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let config = demo_config(&opts.data_dir)?;
     let stats = Arc::new(Stats::default());
     let shutdown = CancellationToken::new();
+    let health = Arc::new(pipeline::Health::default());
     let pipeline = tokio::spawn(pipeline::run(
         config.clone(),
         Roles::ALL,
         shutdown.clone(),
         stats.clone(),
+        health.clone(),
     ));
-    crate::ports::wait_listening(
-        config.embedded.mqtt_listen.parse()?,
-        Duration::from_secs(60),
-    )
-    .await?;
+    // Publish only once ingest is subscribed: MQTT drops messages nobody subscribed to.
+    let ready_deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !health.ready.load(Ordering::Relaxed) {
+        if pipeline.is_finished() || tokio::time::Instant::now() >= ready_deadline {
+            shutdown.cancel();
+            pipeline.await.context("pipeline task")??;
+            anyhow::bail!("the pipeline did not become ready within 120s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let fleet = FleetConfig {
         broker: config.embedded.mqtt_listen.clone(),
         devices: opts.devices,

@@ -78,7 +78,7 @@ fn roles(only: &[Role]) -> Roles {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,sluice=info,sluice_ingest=info,sluice_router=info,sluice_sinks=info",
+            "warn,rumqttd=off,sluice=info,sluice_ingest=info,sluice_router=info,sluice_sinks=info",
         )
     });
     tracing_subscriber::fmt()
@@ -118,7 +118,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 tracing::info!("shutting down: stop ingest, drain, flush, commit");
                 on_signal.cancel();
             });
-            pipeline::run(config, roles(&only), shutdown, Arc::new(Stats::default())).await?;
+            let health = Arc::new(pipeline::Health::default());
+            pipeline::run(
+                config,
+                roles(&only),
+                shutdown,
+                Arc::new(Stats::default()),
+                health,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {

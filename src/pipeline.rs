@@ -54,13 +54,14 @@ pub struct Health {
 }
 
 /// Runs until `shutdown` is cancelled or a stage fails.
+/// `health.ready` turns true once every stage asked for is up (ingest subscribed).
 pub async fn run(
     config: Config,
     roles: Roles,
     shutdown: CancellationToken,
     stats: Arc<Stats>,
+    health: Arc<Health>,
 ) -> anyhow::Result<()> {
-    let health = Arc::new(Health::default());
     if !config.http.listen.is_empty() {
         crate::http::serve(&config.http.listen, health.clone(), shutdown.clone()).await?;
     }
