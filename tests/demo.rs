@@ -35,7 +35,7 @@ fn demo_runs_and_duckdb_reads_its_parquet() {
 
     let glob = format!("{}/parquet/**/*.parquet", out_dir.display());
     let script = format!(
-        "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true) WHERE rule = 'all_telemetry'\").fetchone()[0])"
+        "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true) WHERE rule = 'all_telemetry'\").fetchall()[0][0])"
     );
     let py = Command::new("python3")
         .args(["-c", &script])
