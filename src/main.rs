@@ -78,7 +78,7 @@ fn roles(only: &[Role]) -> Roles {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,rumqttd=off,sluice=info,sluice_ingest=info,sluice_router=info,sluice_sinks=info",
+            "warn,rumqttd=off,tansu_storage=off,sluice=info,sluice_ingest=info,sluice_router=info,sluice_sinks=info",
         )
     });
     tracing_subscriber::fmt()
