@@ -91,7 +91,10 @@ impl Sluice {
             .arg("--config")
             .arg(config)
             .args(args)
-            .env("SLUICE_LOG", "warn,rumqttd=off,tansu_storage=off,sluice=info")
+            .env(
+                "SLUICE_LOG",
+                "warn,rumqttd=off,tansu_storage=off,sluice=info",
+            )
             .stdin(Stdio::null())
             .spawn()
             .expect("start sluice");

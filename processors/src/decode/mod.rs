@@ -166,6 +166,51 @@ impl BatchDecoder {
     }
 
     pub fn decode(&mut self, raw: &RawBatch) -> Decoded {
+        if let Some(batch) = self.decode_fast(raw) {
+            let all: Vec<usize> = (0..raw.len()).collect();
+            if let Ok(batch) = self.attach_metadata(batch, raw, &all) {
+                return Decoded {
+                    batch: Some(batch),
+                    rejects: vec![],
+                    nulled: 0,
+                };
+            }
+        }
+        self.decode_checked(raw)
+    }
+
+    /// The steady-state path: arrow-json's tape decoder straight from the payload bytes,
+    /// strict about the schema. It gives up (returns `None`) on anything unusual — a record
+    /// that is not exactly one JSON object, a field the schema lacks, a value of another
+    /// type — and the checked path then handles that batch record by record.
+    fn decode_fast(&self, raw: &RawBatch) -> Option<RecordBatch> {
+        if self.payload_schema.fields().is_empty() || raw.is_empty() {
+            return None;
+        }
+        let mut decoder = ReaderBuilder::new(self.payload_schema.clone())
+            .with_batch_size(raw.len())
+            .with_coerce_primitive(true)
+            .with_strict_mode(true)
+            .build_decoder()
+            .ok()?;
+        for i in 0..raw.len() {
+            let bytes = raw.payload(i);
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            if first != Some(&b'{') {
+                return None;
+            }
+            let consumed = decoder.decode(bytes).ok()?;
+            if consumed != bytes.len() || decoder.has_partial_record() || decoder.len() != i + 1 {
+                return None;
+            }
+        }
+        let batch = decoder.flush().ok()??;
+        (batch.num_rows() == raw.len()).then_some(batch)
+    }
+
+    /// Parses every record, dead-letters what is not a JSON object, evolves the schema and
+    /// nulls values of the wrong type.
+    fn decode_checked(&mut self, raw: &RawBatch) -> Decoded {
         let (mut values, good, mut rejects) = parse_payloads(raw);
         let mut outcome = schema::conform_rows(&mut values, self.payload_schema.fields());
         if outcome.needs_merge {

@@ -83,3 +83,21 @@ fn empty_objects_decode_to_rows() {
     let out = BatchDecoder::new().decode(&raw(&[b"{}", b"{}"]));
     assert_eq!(out.batch.unwrap().num_rows(), 2);
 }
+
+#[test]
+fn fast_path_and_checked_path_agree() {
+    let mut d = BatchDecoder::new();
+    let first = raw(&[br#"{"t": 1.5, "s": "a", "n": {"x": 1}}"#]);
+    d.decode(&first);
+    // Same schema: the fast path decodes it.
+    let same = raw(&[br#"{"t": 2.5, "s": "b", "n": {"x": 2}}"#, br#"{"t": 3}"#]);
+    assert!(d.decode_fast(&same).is_some());
+    let fast = d.decode(&same).batch.unwrap();
+    let checked = d.decode_checked(&same).batch.unwrap();
+    assert_eq!(fast, checked);
+    // Two objects in one record must not pass as two rows.
+    assert!(d.decode_fast(&raw(&[br#"{"t": 1}{"t": 2}"#])).is_none());
+    assert!(d.decode_fast(&raw(&[br#"{"t": "#, br#"1}"#])).is_none());
+    assert!(d.decode_fast(&raw(&[br#"{"t": "hot"}"#])).is_none());
+    assert!(d.decode_fast(&raw(&[br#"{"new": 1}"#])).is_none());
+}

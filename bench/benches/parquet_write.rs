@@ -1,0 +1,102 @@
+//! Parquet write of one rule's output (4096 rows, all columns), zstd vs snappy, including the
+//! file close (footer, fsync, rename) every 16 batches. Prints bytes per row of each codec.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sluice_bench::raw_batch;
+use sluice_config::{Compression, ParquetSinkConfig, RuleConfig};
+use sluice_processors::decode::BatchDecoder;
+use sluice_processors::rule::RuleSet;
+use sluice_processors::stats::Stats;
+use sluice_sinks::parquet::ParquetSink;
+use sluice_sinks::Sink;
+use std::sync::Arc;
+
+const ROWS: usize = 4096;
+
+/// Bytes of every file under `root`.
+fn dir_bytes(root: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                total += entry.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    total
+}
+
+fn write(c: &mut Criterion) {
+    let batch = BatchDecoder::new()
+        .decode(&raw_batch(ROWS, 1000))
+        .batch
+        .expect("rows");
+    let rule = RuleConfig {
+        name: "all".into(),
+        sql: "SELECT * FROM telemetry".into(),
+        actions: vec![],
+        description: None,
+    };
+    let output = RuleSet::compile(&[rule])
+        .expect("rule")
+        .evaluate(&batch)
+        .remove(0)
+        .output
+        .expect("rows");
+    let mut group = c.benchmark_group("parquet_write_4096");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    for (name, compression) in [("zstd", Compression::Zstd), ("snappy", Compression::Snappy)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = ParquetSinkConfig {
+            compression,
+            ..Default::default()
+        };
+        let mut sink = ParquetSink::new(
+            "lake",
+            dir.path().to_path_buf(),
+            config,
+            Arc::new(Stats::default()),
+        )
+        .expect("sink");
+        let mut n = 0u64;
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                sink.write("all", &output).expect("write");
+                n += 1;
+                if n % 16 == 0 {
+                    sink.checkpoint().expect("close");
+                }
+            })
+        });
+        sink.checkpoint().expect("close");
+        // One clean file of 16 batches for the size figure.
+        let size_dir = tempfile::tempdir().expect("temp dir");
+        let config = ParquetSinkConfig {
+            compression,
+            ..Default::default()
+        };
+        let mut sized = ParquetSink::new(
+            "lake",
+            size_dir.path().to_path_buf(),
+            config,
+            Arc::new(Stats::default()),
+        )
+        .expect("sink");
+        for _ in 0..16 {
+            sized.write("all", &output).expect("write");
+        }
+        sized.checkpoint().expect("close");
+        println!(
+            "{name}: {:.1} bytes/row",
+            dir_bytes(size_dir.path()) as f64 / (16 * ROWS) as f64
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, write);
+criterion_main!(benches);
