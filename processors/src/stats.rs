@@ -13,6 +13,8 @@ pub struct Stats {
     pub produced: AtomicU64,
     /// Records read by the router.
     pub consumed: AtomicU64,
+    /// Records the router has decoded and routed (rules evaluated, rows handed to sinks).
+    pub routed: AtomicU64,
     /// Records sent to the dead-letter topic (by ingest or router).
     pub dead_lettered: AtomicU64,
     /// Parquet files renamed into place.

@@ -14,6 +14,7 @@ pub fn process(router: &mut Router) -> Result<(), RouterError> {
     let raw = &router.raw;
     let decoded = router.decoder.decode(raw);
     metrics::counter!("sluice_router_consumed_total").increment(raw.len() as u64);
+    Stats::add(&router.stats.routed, raw.len() as u64);
     if decoded.nulled > 0 {
         metrics::counter!("sluice_decode_type_mismatch_total").increment(decoded.nulled as u64);
     }
