@@ -6,22 +6,12 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const RULES: &str = r#"
-[[rules]]
-name = "all"
-sql = "SELECT device, seq FROM telemetry"
-actions = ["lake"]
-
-[sinks.lake]
-type = "parquet"
-"#;
-
 #[test]
 fn killed_router_resumes_without_losing_messages() {
     let setup = Setup::new();
     let http = format!("127.0.0.1:{}", free_port());
-    let config = setup.write_config("sluice.toml", &http, RULES);
-    let router_config = setup.write_config("router.toml", "", RULES);
+    let config = setup.write_config("sluice.toml", &http, ALL_TO_PARQUET);
+    let router_config = setup.write_config("router.toml", "", ALL_TO_PARQUET);
     let brokers = Sluice::start(
         &config,
         &["--only", "brokers", "--only", "ingest"],

@@ -6,24 +6,13 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const CONFIG: &str = r#"
-[ingest]
-max_payload_bytes = 2048
-
-[[rules]]
-name = "all"
-sql = "SELECT device, seq FROM telemetry"
-actions = ["lake"]
-
-[sinks.lake]
-type = "parquet"
-"#;
+const CONFIG: &str = "[ingest]\nmax_payload_bytes = 2048\n";
 
 #[test]
 fn malformed_payloads_go_to_the_dead_letter_topic_with_reasons() {
     let setup = Setup::new();
     let http = format!("127.0.0.1:{}", free_port());
-    let config = setup.write_config("sluice.toml", &http, CONFIG);
+    let config = setup.write_config("sluice.toml", &http, &format!("{CONFIG}{ALL_TO_PARQUET}"));
     let sluice = Sluice::start(&config, &[], Some(http));
 
     let mut messages = Vec::new();

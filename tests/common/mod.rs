@@ -12,6 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// One rule, `all`, selecting (device, seq) of every message into the Parquet sink `lake`.
+pub const ALL_TO_PARQUET: &str = r#"
+[[rules]]
+name = "all"
+sql = "SELECT device, seq FROM telemetry"
+actions = ["lake"]
+
+[sinks.lake]
+type = "parquet"
+"#;
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
