@@ -2,14 +2,11 @@
 //! file close (footer, fsync, rename) every 16 batches. Prints bytes per row of each codec.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sluice_bench::raw_batch;
-use sluice_config::{Compression, ParquetSinkConfig, RuleConfig};
+use sluice_bench::{parquet_sink, raw_batch};
+use sluice_config::{Compression, RuleConfig};
 use sluice_processors::decode::BatchDecoder;
 use sluice_processors::rule::RuleSet;
-use sluice_processors::stats::Stats;
-use sluice_sinks::parquet::ParquetSink;
 use sluice_sinks::Sink;
-use std::sync::Arc;
 
 const ROWS: usize = 4096;
 
@@ -51,17 +48,7 @@ fn write(c: &mut Criterion) {
     group.throughput(Throughput::Elements(ROWS as u64));
     for (name, compression) in [("zstd", Compression::Zstd), ("snappy", Compression::Snappy)] {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = ParquetSinkConfig {
-            compression,
-            ..Default::default()
-        };
-        let mut sink = ParquetSink::new(
-            "lake",
-            dir.path().to_path_buf(),
-            config,
-            Arc::new(Stats::default()),
-        )
-        .expect("sink");
+        let mut sink = parquet_sink(dir.path(), compression);
         let mut n = 0u64;
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {
@@ -75,17 +62,7 @@ fn write(c: &mut Criterion) {
         sink.checkpoint().expect("close");
         // One clean file of 16 batches for the size figure.
         let size_dir = tempfile::tempdir().expect("temp dir");
-        let config = ParquetSinkConfig {
-            compression,
-            ..Default::default()
-        };
-        let mut sized = ParquetSink::new(
-            "lake",
-            size_dir.path().to_path_buf(),
-            config,
-            Arc::new(Stats::default()),
-        )
-        .expect("sink");
+        let mut sized = parquet_sink(size_dir.path(), compression);
         for _ in 0..16 {
             sized.write("all", &output).expect("write");
         }

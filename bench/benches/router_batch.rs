@@ -2,14 +2,11 @@
 //! brokers. Also decode alone in the same run, so the rule and sink cost reads as a ratio.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sluice_bench::{payload_bytes, raw_batch};
-use sluice_config::{ParquetSinkConfig, RuleConfig};
+use sluice_bench::{parquet_sink, payload_bytes, raw_batch};
+use sluice_config::{Compression, RuleConfig};
 use sluice_processors::decode::BatchDecoder;
 use sluice_processors::rule::RuleSet;
-use sluice_processors::stats::Stats;
-use sluice_sinks::parquet::ParquetSink;
 use sluice_sinks::Sink;
-use std::sync::Arc;
 
 const ROWS: usize = 4096;
 
@@ -38,14 +35,7 @@ fn router_batch(c: &mut Criterion) {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rules = RuleSet::compile(&[rule()]).expect("rule compiles");
-    let config = ParquetSinkConfig::default();
-    let mut sink = ParquetSink::new(
-        "lake",
-        dir.path().to_path_buf(),
-        config,
-        Arc::new(Stats::default()),
-    )
-    .expect("sink");
+    let mut sink = parquet_sink(dir.path(), Compression::Zstd);
     let mut batches = 0u64;
     group.bench_function("decode_rule_parquet_zstd", |b| {
         b.iter(|| {

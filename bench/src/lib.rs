@@ -4,6 +4,9 @@
 
 use sluice_processors::decode::RawBatch;
 use sluice_processors::record::TelemetryRecord;
+use sluice_processors::stats::Stats;
+use sluice_sinks::parquet::ParquetSink;
+use std::sync::Arc;
 
 /// Base event time: 2026-01-01T00:00:00Z.
 pub const T0: i64 = 1_767_225_600_000;
@@ -45,4 +48,20 @@ pub fn raw_batch(rows: usize, devices: u32) -> RawBatch {
 /// Total payload bytes of a raw batch (for byte throughput).
 pub fn payload_bytes(raw: &RawBatch) -> u64 {
     (0..raw.len()).map(|i| raw.payload(i).len() as u64).sum()
+}
+
+/// A Parquet sink named `lake` writing under `dir` with `compression`.
+pub fn parquet_sink(dir: &std::path::Path, compression: sluice_config::Compression) -> ParquetSink {
+    let config = sluice_config::ParquetSinkConfig {
+        compression,
+        ..Default::default()
+    };
+    // A temp dir the bench just created: creating the sink there cannot fail but for a full disk.
+    ParquetSink::new(
+        "lake",
+        dir.to_path_buf(),
+        config,
+        Arc::new(Stats::default()),
+    )
+    .expect("parquet sink")
 }

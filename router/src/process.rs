@@ -99,5 +99,4 @@ fn dead_letter_failed_rows(
             Some(raw.topic(i)),
         );
     }
-    let _ = Stats::get(&router.stats.dead_lettered);
 }
