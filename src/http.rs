@@ -1,9 +1,13 @@
-//! The HTTP endpoint: `/metrics` (Prometheus text), `/healthz`, `/readyz`.
+//! The HTTP endpoint: `/metrics` (Prometheus text), `/healthz`, `/readyz`, `/rules`,
+//! `POST /rules/reload`.
 
 use crate::pipeline::Health;
+use crate::reload::Reloaded;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::Ordering;
@@ -41,6 +45,8 @@ pub async fn serve(
         .route("/metrics", get(|| async { prometheus().render() }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/rules", get(rules_status))
+        .route("/rules/reload", post(rules_reload))
         .with_state(AppState { health });
     tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
@@ -57,5 +63,34 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+/// `GET /rules`: the active rule set, its version, and the last reload's outcome.
+async fn rules_status(State(s): State<AppState>) -> Response {
+    match s.health.rules.get() {
+        Some(r) => Json(r.control.status()).into_response(),
+        None => (StatusCode::NOT_FOUND, "this process does not route").into_response(),
+    }
+}
+
+/// `POST /rules/reload`: re-read the rule files now. 200 with the version, or 422 with every
+/// problem (the running rules stay active).
+async fn rules_reload(State(s): State<AppState>) -> Response {
+    let Some(r) = s.health.rules.get() else {
+        return (StatusCode::NOT_FOUND, "this process does not route").into_response();
+    };
+    match r.reload().await {
+        Ok(Reloaded::New(v)) => {
+            Json(serde_json::json!({"version": v, "changed": true})).into_response()
+        }
+        Ok(Reloaded::Unchanged(v)) => {
+            Json(serde_json::json!({"version": v, "changed": false})).into_response()
+        }
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "errors": errors })),
+        )
+            .into_response(),
     }
 }

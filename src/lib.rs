@@ -19,6 +19,9 @@ pub mod fleet;
 pub mod http;
 pub mod pipeline;
 pub mod ports;
+pub mod reload;
+pub mod rule_test;
+pub mod rules_cli;
 pub mod summary;
 
 /// Milliseconds since the Unix epoch.

@@ -49,6 +49,34 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Check and test routing rules without starting anything.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Compile rule files (`.sql`, or directories of them); report every problem with its
+    /// file and line/column; exit non-zero if any.
+    Check {
+        /// Rule files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Config whose sinks the rules' actions must name (default: config/sluice.toml if
+        /// present; without one, actions are not checked).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run rule test cases (`*.toml` under --cases) through the rule engine; print a diff for
+    /// every mismatch; exit non-zero if any case fails.
+    Test {
+        /// Rule files or directories (cases may also name their own rules).
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        cases: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,7 +175,32 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Config {
             command: ConfigCommand::Check { file },
-        } => Ok(check_config(&file)),
+        } => {
+            let problems = sluice::rules_cli::config_problems(&file);
+            Ok(exit(sluice::rules_cli::report(
+                &file.display().to_string(),
+                &problems,
+            )))
+        }
+        Command::Rules {
+            command: RulesCommand::Check { paths, config },
+        } => {
+            let default = PathBuf::from("config/sluice.toml");
+            let config = config.or_else(|| default.exists().then_some(default));
+            let problems = sluice::rules_cli::rule_problems(config.as_deref(), &paths);
+            Ok(exit(sluice::rules_cli::report("rules", &problems)))
+        }
+        Command::Rules {
+            command: RulesCommand::Test { paths, cases },
+        } => Ok(exit(sluice::rules_cli::run_tests(&paths, &cases))),
+    }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -156,39 +209,5 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
-}
-
-/// Prints every config and rule problem with its key path; non-zero exit if any.
-fn check_config(file: &std::path::Path) -> ExitCode {
-    let mut problems: Vec<String> = Vec::new();
-    match sluice_config::load(file) {
-        Err(errs) => problems.extend(errs.0.iter().map(|e| e.to_string())),
-        Ok(_) => {}
-    }
-    // Rules are compiled even when keys are wrong elsewhere, so all problems show at once.
-    if let Ok(text) = std::fs::read_to_string(file) {
-        if let Ok(config) = sluice_config::Config::from_toml_str(&text) {
-            if let Err(errs) = sluice_processors::rule::RuleSet::compile(&config.rules) {
-                for e in errs {
-                    let i = config
-                        .rules
-                        .iter()
-                        .position(|r| r.name == e.rule)
-                        .unwrap_or(0);
-                    problems.push(format!("rules[{i}].sql: {e}"));
-                }
-            }
-        }
-    }
-    if problems.is_empty() {
-        println!("{}: ok", file.display());
-        ExitCode::SUCCESS
-    } else {
-        for p in &problems {
-            println!("{p}");
-        }
-        println!("{}: {} problem(s)", file.display(), problems.len());
-        ExitCode::FAILURE
     }
 }

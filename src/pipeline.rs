@@ -1,13 +1,16 @@
 //! `sluice run`: start the roles asked for, run until told to stop, stop in order.
 
+use crate::reload::Reloader;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use sluice_config::Config;
+use sluice_processors::rule::devices::DeviceTags;
 use sluice_processors::rule::RuleSet;
 use sluice_processors::stats::Stats;
+use sluice_router::reload::RuleControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,9 +51,11 @@ pub fn kafka_bootstrap(config: &Config) -> String {
 }
 
 /// Shared state of a running pipeline (for HTTP and summaries).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Health {
     pub ready: AtomicBool,
+    /// Set when this process routes: the rule status and the reloader.
+    pub rules: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
 }
 
 /// Runs until `shutdown` is cancelled or a stage fails.
@@ -83,7 +88,7 @@ pub async fn run(
     };
     let mut router = roles
         .router
-        .then(|| start_router(&config, &bootstrap, &stats, &router_stop))
+        .then(|| start_router(&config, &bootstrap, &stats, &health, &router_stop))
         .transpose()?;
     let startup_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !subscribed.load(Ordering::Relaxed) && tokio::time::Instant::now() < startup_deadline {
@@ -177,14 +182,28 @@ fn start_router(
     config: &Config,
     bootstrap: &str,
     stats: &Arc<Stats>,
+    health: &Arc<Health>,
     stop: &CancellationToken,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
-    let rules = RuleSet::compile(&config.rules).map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
-    })?;
+    let devices = DeviceTags::default();
+    crate::reload::load_devices(config, &devices);
+    let rules = RuleSet::compile_with(&config.rules, &devices)
+        .map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
+        })?
+        .with_fallback(config.router.fallback_action.clone());
+    let control = Arc::new(RuleControl::new(&rules, &config.rules));
     let sinks = sluice_sinks::build_sinks(config, stats.clone())?;
-    let router = sluice_router::Router::new(config, bootstrap, rules, sinks, stats.clone())?;
+    let sink_names = sinks.keys().cloned().collect();
+    if let Some(reloader) = Reloader::new(config, sink_names, devices.clone(), control.clone()) {
+        let reloader = Arc::new(reloader);
+        let _ = health.rules.set(reloader.clone());
+        let interval = Duration::from_millis(config.router.rules_reload_interval_ms);
+        tokio::spawn(reloader.watch(config.clone(), interval, stop.clone()));
+    }
+    let router =
+        sluice_router::Router::new(config, bootstrap, rules, control, sinks, stats.clone())?;
     let stop = stop.clone();
     Ok(tokio::spawn(async move { Ok(router.run(stop).await?) }))
 }

@@ -36,7 +36,7 @@ fn write(c: &mut Criterion) {
         name: "all".into(),
         sql: "SELECT * FROM telemetry".into(),
         actions: vec![],
-        description: None,
+        ..Default::default()
     };
     let output = RuleSet::compile(&[rule])
         .expect("rule")

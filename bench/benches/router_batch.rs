@@ -15,7 +15,7 @@ fn rule() -> RuleConfig {
         name: "hot".into(),
         sql: "SELECT device_id() AS device, seq, temperature, ts FROM 'devices/+/telemetry' WHERE temperature > 50".into(),
         actions: vec!["lake".into()],
-        description: None,
+        ..Default::default()
     }
 }
 

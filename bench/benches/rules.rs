@@ -19,7 +19,7 @@ fn rules(n: usize) -> Vec<RuleConfig> {
                 2 => "SELECT device, status FROM telemetry WHERE status = 'warn'".to_string(),
                 _ => "SELECT device, CASE WHEN temperature > 90 THEN 'hot' ELSE 'ok' END AS level FROM telemetry".to_string(),
             };
-            RuleConfig { name: format!("r{i}"), sql, actions: vec!["lake".into()], description: None }
+            RuleConfig { name: format!("r{i}"), sql, actions: vec!["lake".into()], ..Default::default() }
         })
         .collect()
 }

@@ -11,6 +11,7 @@
 //! Nothing here opens a socket: runtime structs are built from these by the other crates.
 
 mod model;
+pub mod rule_files;
 mod validate;
 
 pub use model::*;
@@ -21,7 +22,7 @@ use std::path::Path;
 impl Config {
     /// Parses TOML text (no environment overrides, no validation).
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
-        toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let position = e
                 .span()
                 .map(|span| line_col(text, span.start))
@@ -31,7 +32,11 @@ impl Config {
                 path: "<toml>".into(),
                 message: format!("{}{position}", e.message()),
             }])
-        })
+        })?;
+        for (i, rule) in config.rules.iter_mut().enumerate() {
+            rule.origin = RuleOrigin::Config(i);
+        }
+        Ok(config)
     }
 
     /// Applies `SLUICE_*` environment overrides. Secrets should come from here, not the file.
@@ -69,6 +74,20 @@ impl Config {
 
 /// Reads, overrides from the process environment, and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let (config, mut errors) = load_unvalidated(path)?;
+    if let Err(ConfigErrors(more)) = config.validate() {
+        errors.extend(more);
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Reads a config file and its rule files without validating. Returns the config and the
+/// problems reading rule files; `Err` only when the TOML itself cannot be read.
+pub fn load_unvalidated(path: &Path) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             path: path.display().to_string(),
@@ -82,8 +101,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         errs
     })?;
     config.apply_env(|k| std::env::var(k).ok());
-    config.validate()?;
-    Ok(config)
+    let base = path.parent().unwrap_or(Path::new("."));
+    let (file_rules, errors) = rule_files::load_rule_paths(base, &config.rule_paths);
+    config.rules.extend(file_rules);
+    if let Some(file) = &config.devices.file {
+        config.devices.file = Some(base.join(file));
+    }
+    config.source = Some(path.to_path_buf());
+    Ok((config, errors))
 }
 
 /// 1-based line and column of a byte offset, for error messages.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The whole `sluice.toml`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where embedded brokers keep their storage and where relative sink paths resolve.
@@ -21,18 +21,49 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub router: RouterConfig,
-    /// Routing rules, evaluated on every batch in the order given.
+    /// Routing rules, evaluated on every batch in the order given: these `[[rules]]` first,
+    /// then the rules of `rule_paths`.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Rule files (`.sql` with a `-- name:` / `-- actions:` header) or directories of them,
+    /// relative to the config file. Re-read on `POST /rules/reload` and when they change.
+    #[serde(default)]
+    pub rule_paths: Vec<PathBuf>,
+    /// `[devices]`: device metadata (tags) that rules read with `device_tag('site')`.
+    #[serde(default)]
+    pub devices: DevicesConfig,
     /// Named sinks that rules send rows to (`actions = ["<name>"]`).
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkConfig>,
     #[serde(default)]
     pub http: HttpConfig,
+    /// The file this config was loaded from (rule reloads re-read it).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
+}
+
+/// What an empty file means: embedded brokers, no rules, no sinks.
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            mqtt: MqttConfig::default(),
+            kafka: KafkaConfig::default(),
+            embedded: EmbeddedConfig::default(),
+            ingest: IngestConfig::default(),
+            router: RouterConfig::default(),
+            rules: vec![],
+            rule_paths: vec![],
+            devices: DevicesConfig::default(),
+            sinks: BTreeMap::new(),
+            http: HttpConfig::default(),
+            source: None,
+        }
+    }
 }
 
 /// `[mqtt]`: where devices publish.
@@ -219,6 +250,16 @@ pub struct RouterConfig {
     pub commit_interval_ms: u64,
     #[serde(default)]
     pub batch: BatchConfig,
+    /// Sink that receives the messages no rule matched (all their fields); none: dropped.
+    #[serde(default)]
+    pub fallback_action: Option<String>,
+    /// How often rule files are checked for changes, in ms (0 = only on `POST /rules/reload`).
+    #[serde(default = "default_reload_interval")]
+    pub rules_reload_interval_ms: u64,
+}
+
+const fn default_reload_interval() -> u64 {
+    2_000
 }
 
 fn default_group() -> String {
@@ -234,6 +275,8 @@ impl Default for RouterConfig {
             group_id: default_group(),
             commit_interval_ms: default_commit_interval(),
             batch: BatchConfig::default(),
+            fallback_action: None,
+            rules_reload_interval_ms: default_reload_interval(),
         }
     }
 }
@@ -267,7 +310,7 @@ impl Default for BatchConfig {
 }
 
 /// `[[rules]]`: one routing rule.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Unique name; also the `rule=` directory of its Parquet output.
@@ -276,9 +319,69 @@ pub struct RuleConfig {
     pub sql: String,
     /// Sinks (keys of `[sinks]`) that receive the selected rows.
     pub actions: Vec<String>,
+    /// Sink that receives a message, with the failure reason in `_error`, when the rule
+    /// fails on it or one of its actions fails to write it; none: the dead-letter topic.
+    #[serde(default)]
+    pub error_action: Option<String>,
     /// Free text for people reading the config.
     #[serde(default)]
     pub description: Option<String>,
+    /// Where the rule was written, for error messages (not part of the TOML).
+    #[serde(skip)]
+    pub origin: RuleOrigin,
+}
+
+/// Where a rule came from: `[[rules]]` number `i` of the config, or a `.sql` file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RuleOrigin {
+    #[default]
+    Inline,
+    Config(usize),
+    /// The file and the (line, column) of each header value, by key (`actions[1]`).
+    File {
+        path: PathBuf,
+        positions: BTreeMap<String, (usize, usize)>,
+    },
+}
+
+impl RuleConfig {
+    /// Where `key` of this rule is: `rules[2].actions[0]` or `rules/hot.sql:3:14`.
+    pub fn locate(&self, key: &str) -> String {
+        match &self.origin {
+            RuleOrigin::Inline => format!("rule '{}' {key}", self.name),
+            RuleOrigin::Config(i) => format!("rules[{i}].{key}"),
+            RuleOrigin::File { path, positions } => match positions.get(key) {
+                Some((l, c)) => format!("{}:{l}:{c}", path.display()),
+                None => path.display().to_string(),
+            },
+        }
+    }
+}
+
+/// `[devices]`: the device metadata table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesConfig {
+    /// CSV with a `device_id` column and one column per tag (site, group, model, …),
+    /// relative to the config file. Re-read when it changes, like the rule files.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// At most this many devices are kept; the rest are ignored with a warning.
+    #[serde(default = "default_max_devices")]
+    pub max_devices: usize,
+}
+
+const fn default_max_devices() -> usize {
+    1_000_000
+}
+
+impl Default for DevicesConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            max_devices: default_max_devices(),
+        }
+    }
 }
 
 /// `[sinks.<name>]`: a destination rules can name.

@@ -192,10 +192,16 @@ impl Config {
         }
     }
 
+    /// The rule checks alone (names, actions, error and fallback actions exist as sinks).
+    pub fn rule_problems(&self) -> Vec<ConfigError> {
+        let mut r = Report::default();
+        self.validate_rules(&mut r);
+        r.0
+    }
+
     fn validate_rules(&self, r: &mut Report) {
         let mut names = HashSet::new();
-        for (i, rule) in self.rules.iter().enumerate() {
-            let at = format!("rules[{i}]");
+        for rule in &self.rules {
             let name_ok = !rule.name.is_empty()
                 && rule
                     .name
@@ -203,32 +209,42 @@ impl Config {
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             r.check(
                 name_ok,
-                format!("{at}.name"),
+                rule.locate("name"),
                 "must be non-empty [A-Za-z0-9_-]",
             );
             r.check(
                 names.insert(rule.name.as_str()),
-                format!("{at}.name"),
+                rule.locate("name"),
                 &format!("duplicate rule name '{}'", rule.name),
             );
             r.check(
                 !rule.sql.trim().is_empty(),
-                format!("{at}.sql"),
+                rule.locate("sql"),
                 "must not be empty",
             );
             r.check(
                 !rule.actions.is_empty(),
-                format!("{at}.actions"),
+                rule.locate("actions"),
                 "must name at least one sink",
             );
             for (j, action) in rule.actions.iter().enumerate() {
-                r.check(
-                    self.sinks.contains_key(action),
-                    format!("{at}.actions[{j}]"),
-                    &format!("unknown sink '{action}' (defined: {})", self.sink_names()),
-                );
+                self.check_sink(r, action, rule.locate(&format!("actions[{j}]")));
+            }
+            if let Some(action) = &rule.error_action {
+                self.check_sink(r, action, rule.locate("error_action"));
             }
         }
+        if let Some(action) = &self.router.fallback_action {
+            self.check_sink(r, action, "router.fallback_action".into());
+        }
+    }
+
+    fn check_sink(&self, r: &mut Report, action: &str, at: String) {
+        r.check(
+            self.sinks.contains_key(action),
+            at,
+            &format!("unknown sink '{action}' (defined: {})", self.sink_names()),
+        );
     }
 
     fn sink_names(&self) -> String {

@@ -7,6 +7,7 @@
 //!   rule, hand each rule's rows to its actions (sinks).
 //! - [`offsets`]: which offsets are safe to commit.
 //! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
+//! - [`reload`]: where a reloaded rule set waits for the next batch boundary.
 //!
 //! Delivery: at-least-once. A checkpoint (every `router.commit_interval_ms`, and at shutdown)
 //! processes the partial batch, makes every sink durable (Parquet files closed, fsynced and
@@ -16,6 +17,8 @@
 mod dlq;
 mod offsets;
 mod process;
+pub mod reload;
+pub use process::FALLBACK_RULE;
 
 use dlq::DeadLetters;
 use offsets::Offsets;
@@ -61,6 +64,8 @@ pub struct Router {
     consumer: Arc<StreamConsumer>,
     dead_letters: DeadLetters,
     rules: RuleSet,
+    /// Where a reloaded rule set arrives; taken between batches.
+    control: Arc<reload::RuleControl>,
     sinks: BTreeMap<String, Box<dyn Sink>>,
     decoder: BatchDecoder,
     offsets: Offsets,
@@ -70,18 +75,25 @@ pub struct Router {
     max_wait: Duration,
     commit_interval: Duration,
     stats: Arc<Stats>,
+    /// When the router last saw itself in the group with no partitions (see `watch_assignment`).
+    unassigned_since: Option<Instant>,
 }
+
+/// How long a router may sit in the group with no partitions before it rejoins.
+const REJOIN_AFTER: Duration = Duration::from_secs(30);
 
 impl Router {
     pub fn new(
         config: &Config,
         bootstrap: &str,
         rules: RuleSet,
+        control: Arc<reload::RuleControl>,
         sinks: BTreeMap<String, Box<dyn Sink>>,
         stats: Arc<Stats>,
     ) -> Result<Self, RouterError> {
         for rule in rules.rules() {
-            if let Some(action) = rule.actions.iter().find(|a| !sinks.contains_key(*a)) {
+            let named = rule.actions.iter().chain(&rule.error_action);
+            if let Some(action) = named.into_iter().find(|a| !sinks.contains_key(*a)) {
                 return Err(RouterError::UnknownAction {
                     rule: rule.name.clone(),
                     action: action.clone(),
@@ -103,6 +115,7 @@ impl Router {
             consumer: Arc::new(consumer),
             dead_letters,
             rules,
+            control,
             sinks,
             decoder: BatchDecoder::new(),
             offsets: Offsets::default(),
@@ -112,6 +125,7 @@ impl Router {
             max_wait: Duration::from_millis(config.router.batch.max_wait_ms),
             commit_interval: Duration::from_millis(config.router.commit_interval_ms),
             stats,
+            unassigned_since: None,
         })
     }
 
@@ -130,6 +144,7 @@ impl Router {
                     batch_deadline = None;
                     if Instant::now() >= next_checkpoint {
                         self.checkpoint(CommitMode::Async).await?;
+                        self.watch_assignment();
                         next_checkpoint = Instant::now() + self.commit_interval;
                     }
                 }
@@ -153,6 +168,33 @@ impl Router {
         self.checkpoint(CommitMode::Sync).await?;
         tracing::info!("router stopped after a final checkpoint");
         Ok(())
+    }
+
+    /// Rejoins the group after `REJOIN_AFTER` with no partitions. A coordinator can leave a
+    /// member there for good: tansu, when the previous leader died mid-rebalance (a router
+    /// killed and restarted), completes the generation with an empty assignment and never
+    /// rebalances again. An idle extra router (more routers than partitions) also rejoins
+    /// every `REJOIN_AFTER`, which cooperative rebalancing makes cheap for the others.
+    fn watch_assignment(&mut self) {
+        let assigned = self.consumer.assignment().map_or(0, |a| a.count());
+        if assigned > 0 {
+            self.unassigned_since = None;
+            return;
+        }
+        let since = *self.unassigned_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < REJOIN_AFTER {
+            return;
+        }
+        tracing::warn!(
+            waited_s = REJOIN_AFTER.as_secs(),
+            "router has no partitions assigned; rejoining the consumer group"
+        );
+        metrics::counter!("sluice_router_rejoins_total").increment(1);
+        self.consumer.unsubscribe();
+        if let Err(e) = self.consumer.subscribe(&[&self.raw_topic]) {
+            tracing::warn!(error = %e, "rejoining the consumer group failed; will retry");
+        }
+        self.unassigned_since = None;
     }
 
     /// Adds one Kafka message to the current batch (or the DLQ if it breaks the contract).
@@ -184,6 +226,10 @@ impl Router {
     }
 
     async fn process_batch(&mut self) -> Result<(), RouterError> {
+        // The batch boundary: the only place a reloaded rule set takes over.
+        if let Some(rules) = self.control.take() {
+            self.rules = rules;
+        }
         if self.raw.is_empty() {
             return Ok(());
         }

@@ -1,14 +1,23 @@
 //! One batch through decode, rules and sinks.
+//!
+//! Failures and where they go: a record that does not decode → dead-letter topic; a row a
+//! rule fails on → the rule's error action, else the dead-letter topic; an action (sink) that
+//! fails to write → the rule's error action with the reason, else the router stops with its
+//! offsets uncommitted (the batch is read again after a restart: at-least-once).
 
 use crate::{Router, RouterError};
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
-use sluice_processors::decode::OFFSET;
+use arrow::datatypes::{Int32Type, Int64Type};
+use sluice_processors::decode::{OFFSET, PARTITION};
+use sluice_processors::rule::route::{with_error, Routed};
+use sluice_processors::rule::RuleOutput;
 use sluice_processors::stats::Stats;
 use std::collections::HashMap;
 
-/// Decodes the router's current raw batch and routes it. Sink errors stop the router (its
-/// offsets stay uncommitted); bad records and failing rows go to the dead-letter topic.
+/// The `rule=` name the fallback action's rows are written under.
+pub const FALLBACK_RULE: &str = "_unmatched";
+
+/// Decodes the router's current raw batch and routes it.
 pub fn process(router: &mut Router) -> Result<(), RouterError> {
     let started = std::time::Instant::now();
     let raw = &router.raw;
@@ -35,66 +44,135 @@ pub fn process(router: &mut Router) -> Result<(), RouterError> {
     let Some(batch) = decoded.batch else {
         return Ok(());
     };
-    let results = router.rules.evaluate(&batch);
-    let mut failed: HashMap<usize, String> = HashMap::new();
-    for (rule, result) in router.rules.rules().iter().zip(results) {
-        for (row, reason) in result.failed_rows {
-            metrics::counter!("sluice_rule_failures_total", "rule" => rule.name.clone())
-                .increment(1);
-            failed.entry(row).or_insert(reason);
-        }
-        let Some(output) = result.output else {
+    let routed = router.rules.route(&batch);
+    deliver(router, &routed)?;
+    dead_letter_rows(router, &batch, &routed.dead_letters);
+    metrics::histogram!("sluice_batch_seconds").record(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Writes every rule's rows to its actions, failed rows to error actions, the rest to the
+/// fallback action.
+fn deliver(router: &mut Router, routed: &Routed) -> Result<(), RouterError> {
+    // Names are cloned so sinks (borrowed mutably) can be written while iterating.
+    let rules: Vec<RuleNames> = router.rules.rules().iter().map(RuleNames::of).collect();
+    for (rule, result) in rules.iter().zip(&routed.results) {
+        let Some(output) = &result.output else {
             continue;
         };
         let rows = output.rows.num_rows() as u64;
         metrics::counter!("sluice_rule_rows_total", "rule" => rule.name.clone()).increment(rows);
         router.stats.add_rule_rows(&rule.name, rows);
         for action in &rule.actions {
-            if let Some(sink) = router.sinks.get_mut(action) {
-                sink.write(&rule.name, &output)?;
+            let Some(sink) = router.sinks.get_mut(action) else {
+                continue;
+            };
+            match sink.write(&rule.name, output) {
+                Ok(()) => {
+                    metrics::counter!("sluice_rule_action_rows_total",
+                        "rule" => rule.name.clone(), "action" => action.clone())
+                    .increment(rows);
+                }
+                Err(e) => {
+                    metrics::counter!("sluice_rule_action_failures_total",
+                        "rule" => rule.name.clone(), "action" => action.clone())
+                    .increment(1);
+                    let Some(error_action) = &rule.error_action else {
+                        return Err(e.into());
+                    };
+                    let reason = format!("action '{action}' failed: {e}");
+                    tracing::warn!(rule = %rule.name, %action, error = %e, "action failed; sending the rows to the error action");
+                    let Some(failed) = with_error(&output.source, &reason) else {
+                        return Err(e.into());
+                    };
+                    write_to(router, error_action, &rule.name, failed)?;
+                }
             }
         }
     }
-    dead_letter_failed_rows(router, &batch, failed);
-    metrics::histogram!("sluice_batch_seconds").record(started.elapsed().as_secs_f64());
+    for (i, failed) in &routed.errors {
+        if let Some(RuleNames {
+            name,
+            error_action: Some(action),
+            ..
+        }) = rules.get(*i)
+        {
+            write_to(router, action, name, failed.clone())?;
+        }
+    }
+    if let (Some(rows), Some(action)) = (&routed.unmatched, router.rules.fallback_action.clone()) {
+        metrics::counter!("sluice_unmatched_total").increment(rows.num_rows() as u64);
+        write_to(router, &action, FALLBACK_RULE, rows.clone())?;
+    }
     Ok(())
 }
 
-/// Rows a rule failed on go to the DLQ once (with the first failure's reason).
-fn dead_letter_failed_rows(
+struct RuleNames {
+    name: String,
+    actions: Vec<String>,
+    error_action: Option<String>,
+}
+
+impl RuleNames {
+    fn of(rule: &sluice_processors::rule::Rule) -> Self {
+        Self {
+            name: rule.name.clone(),
+            actions: rule.actions.clone(),
+            error_action: rule.error_action.clone(),
+        }
+    }
+}
+
+/// Writes whole input rows (all their columns) to `action` under `rule`'s name.
+fn write_to(
     router: &mut Router,
-    batch: &RecordBatch,
-    failed: HashMap<usize, String>,
-) {
+    action: &str,
+    rule: &str,
+    rows: RecordBatch,
+) -> Result<(), RouterError> {
+    let Some(sink) = router.sinks.get_mut(action) else {
+        return Ok(());
+    };
+    let output = RuleOutput {
+        source: rows.clone(),
+        rows,
+    };
+    sink.write(rule, &output)?;
+    Ok(())
+}
+
+/// Rows a rule failed on, with no error action, go to the DLQ once (first failure's reason).
+fn dead_letter_rows(router: &mut Router, batch: &RecordBatch, failed: &[(usize, String)]) {
     if failed.is_empty() {
         return;
     }
-    let Some(offsets) = batch
-        .column_by_name(OFFSET)
-        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-    else {
+    let (Some(offsets), Some(partitions)) = (
+        batch
+            .column_by_name(OFFSET)
+            .and_then(|c| c.as_primitive_opt::<Int64Type>()),
+        batch
+            .column_by_name(PARTITION)
+            .and_then(|c| c.as_primitive_opt::<Int32Type>()),
+    ) else {
         return;
     };
-    // Map the batch row back to its raw record through its offset (unique per partition).
+    // Map the batch row back to its raw record through (partition, offset), unique per batch.
     let raw = &router.raw;
     let index: HashMap<(i32, i64), usize> = (0..raw.len())
         .map(|i| ((raw.partition(i), raw.offset(i)), i))
         .collect();
-    let partitions = batch
-        .column_by_name(sluice_processors::decode::PARTITION)
-        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>());
     for (row, reason) in failed {
-        let (Some(parts), true) = (partitions, row < batch.num_rows()) else {
+        if *row >= batch.num_rows() {
             continue;
-        };
-        let Some(&i) = index.get(&(parts.value(row), offsets.value(row))) else {
+        }
+        let Some(&i) = index.get(&(partitions.value(*row), offsets.value(*row))) else {
             continue;
         };
         let source = (router.raw_topic.as_str(), raw.partition(i), raw.offset(i));
         router.dead_letters.send(
             raw.device_id(i),
             raw.payload(i),
-            &reason,
+            reason,
             source,
             Some(raw.topic(i)),
         );

@@ -7,6 +7,7 @@
 //! arrow-json. Records that are not UTF-8, not JSON or not a JSON object come back as
 //! [`Reject`]s with a reason for the dead-letter topic; the rest of the batch goes on.
 
+pub mod flatten;
 pub mod schema;
 
 use crate::record::TelemetryRecord;
@@ -307,18 +308,15 @@ impl BatchDecoder {
         raw: &RawBatch,
         good: &[usize],
     ) -> Result<RecordBatch, ArrowError> {
-        let mut columns = payload.columns().to_vec();
+        let mut columns = flatten::flat_columns(payload.columns());
         columns.extend(metadata_columns(raw, good));
         RecordBatch::try_new(self.full_schema.clone(), columns)
     }
 }
 
+/// The decoded batch's schema: the payload fields, flattened, then the metadata fields.
 fn with_metadata(payload: &Schema) -> SchemaRef {
-    let mut fields: Vec<Field> = payload
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
+    let mut fields = flatten::flat_fields(payload.fields());
     fields.extend(metadata_fields());
     Arc::new(Schema::new(fields))
 }

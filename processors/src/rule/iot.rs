@@ -4,12 +4,14 @@
 //! registered so that DataFusion can parse, type-check and name them; after planning they are
 //! rewritten into plain column expressions over the metadata columns (`_device_id`, `_topic`,
 //! `_received_at`), so evaluating them costs nothing per row. `timestamp()` (processing time,
-//! ms) is a real volatile function evaluated once per batch.
+//! ms) is a real volatile function evaluated once per batch. `device_tag('site')` reads the
+//! [`super::devices`] table for the row's device (rewritten to pass `_device_id`).
 
 use crate::decode::{DEVICE_ID, RECEIVED_AT, TOPIC};
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     col, lit, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     TypeSignature, Volatility,
@@ -95,6 +97,9 @@ pub fn default_name(expr: &Expr) -> Option<String> {
     let name = f.func.name();
     match (name, f.args.as_slice()) {
         ("topic", [Expr::Literal(v, _)]) => Some(format!("topic_{v}")),
+        ("device_tag", [Expr::Literal(ScalarValue::Utf8(Some(v)), _)]) => {
+            Some(format!("device_tag_{v}"))
+        }
         ("device_id" | "clientid" | "received_at" | "timestamp" | "topic", _) => Some(name.into()),
         _ => None,
     }
@@ -115,6 +120,10 @@ pub fn rewrite(expr: Expr) -> Result<Expr> {
             ("received_at", []) => col(RECEIVED_AT),
             ("clientid", []) => lit(ScalarValue::Utf8(None)),
             ("is_defined", [x]) => x.clone().is_not_null(),
+            ("device_tag", [tag]) => Expr::ScalarFunction(ScalarFunction::new_udf(
+                f.func.clone(),
+                vec![tag.clone(), col(DEVICE_ID)],
+            )),
             _ => return Ok(Transformed::no(e)),
         };
         Ok(Transformed::yes(replaced))

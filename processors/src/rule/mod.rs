@@ -11,14 +11,16 @@
 //! last plan and re-plans only when the batch schema changes (a new field), never per batch;
 //! `sluice_rule_plans_total` counts plans so that stays visible.
 
+pub mod devices;
+mod eval;
 pub mod iot;
+pub mod paths;
 pub mod plan;
+pub mod route;
 pub mod topic;
 
-use crate::decode::{metadata_fields, TOPIC};
-use crate::ProcessorError;
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{and, filter_record_batch, prep_null_mask_filter};
+use crate::decode::metadata_fields;
+use arrow::array::{BooleanArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use plan::CompiledPlan;
@@ -31,12 +33,15 @@ pub use topic::TopicFilter;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
     pub rule: String,
+    /// Where the rule's SQL is: `rules[2].sql` or the rule file.
+    pub at: String,
+    /// DataFusion's message, with `Line: L, Column: C` in the SQL (the file) where known.
     pub message: String,
 }
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rule '{}': {}", self.rule, self.message)
+        write!(f, "{}: rule '{}': {}", self.at, self.rule, self.message)
     }
 }
 
@@ -54,6 +59,8 @@ pub struct RuleOutput {
 #[derive(Debug, Default)]
 pub struct RuleResult {
     pub output: Option<RuleOutput>,
+    /// Which input rows the rule selected (`None`: none).
+    pub matched: Option<BooleanArray>,
     /// Input rows the rule failed on (row index, reason); the rest of the batch went through.
     pub failed_rows: Vec<(usize, String)>,
 }
@@ -63,6 +70,7 @@ pub struct RuleResult {
 pub struct Rule {
     pub name: String,
     pub actions: Vec<String>,
+    pub error_action: Option<String>,
     sql: String,
     topic_filter: Option<TopicFilter>,
     plan: Option<Arc<CompiledPlan>>,
@@ -72,6 +80,10 @@ pub struct Rule {
 pub struct RuleSet {
     rules: Vec<Rule>,
     ctx: SessionContext,
+    /// Sink for messages no rule matched.
+    pub fallback_action: Option<String>,
+    /// Content hash of the rules (names, SQL, actions): the version `/rules` reports.
+    pub version: u64,
 }
 
 impl fmt::Debug for RuleSet {
@@ -115,16 +127,21 @@ pub fn split_topic_filter(sql: &str) -> Result<(String, Option<TopicFilter>), St
 }
 
 impl RuleSet {
-    /// Compiles every rule; returns all problems at once.
+    /// Compiles every rule with an empty devices table; returns all problems at once.
     pub fn compile(configs: &[RuleConfig]) -> Result<RuleSet, Vec<RuleError>> {
-        let ctx = plan::session();
+        Self::compile_with(configs, &devices::DeviceTags::default())
+    }
+
+    /// Compiles every rule, `device_tag()` reading `devices`; returns all problems at once.
+    pub fn compile_with(
+        configs: &[RuleConfig],
+        devices: &devices::DeviceTags,
+    ) -> Result<RuleSet, Vec<RuleError>> {
+        let ctx = plan::session(devices);
         let mut rules = Vec::new();
         let mut errors = Vec::new();
         for c in configs {
-            let err = |message: String| RuleError {
-                rule: c.name.clone(),
-                message,
-            };
+            let err = |message: String| rule_error(c, locate_name(&message, &c.sql));
             match split_topic_filter(&c.sql) {
                 Err(e) => errors.push(err(e)),
                 Ok((sql, topic_filter)) => {
@@ -133,6 +150,7 @@ impl RuleSet {
                         Ok(_) => rules.push(Rule {
                             name: c.name.clone(),
                             actions: c.actions.clone(),
+                            error_action: c.error_action.clone(),
                             sql,
                             topic_filter,
                             plan: None,
@@ -142,10 +160,21 @@ impl RuleSet {
             }
         }
         if errors.is_empty() {
-            Ok(RuleSet { rules, ctx })
+            Ok(RuleSet {
+                rules,
+                ctx,
+                fallback_action: None,
+                version: version_of(configs),
+            })
         } else {
             Err(errors)
         }
+    }
+
+    /// Sets the sink that receives messages no rule matched.
+    pub fn with_fallback(mut self, action: Option<String>) -> Self {
+        self.fallback_action = action;
+        self
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -157,134 +186,82 @@ impl RuleSet {
         let ctx = &self.ctx;
         self.rules
             .iter_mut()
-            .map(|r| r.evaluate(ctx, batch))
+            .map(|r| {
+                let started = std::time::Instant::now();
+                let result = r.evaluate(ctx, batch);
+                metrics::histogram!("sluice_rule_eval_seconds", "rule" => r.name.clone())
+                    .record(started.elapsed().as_secs_f64());
+                result
+            })
             .collect()
     }
 }
 
-impl Rule {
-    fn plan_for(
-        &mut self,
-        ctx: &SessionContext,
-        schema: &SchemaRef,
-    ) -> Result<Arc<CompiledPlan>, ProcessorError> {
-        if let Some(p) = &self.plan {
-            if Arc::ptr_eq(&p.input_schema, schema) || p.input_schema == *schema {
-                return Ok(p.clone());
-            }
+/// A stable hash of what the rules do (FNV-1a: the same on every run and machine).
+pub fn version_of(configs: &[RuleConfig]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &str| {
+        for b in s.bytes().chain([0xff]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
-        metrics::counter!("sluice_rule_plans_total", "rule" => self.name.clone()).increment(1);
-        let p = plan::compile(ctx, &self.sql, schema).map_err(|message| ProcessorError::Rule {
-            rule: self.name.clone(),
-            message,
-        })?;
-        let p = Arc::new(p);
-        self.plan = Some(p.clone());
-        Ok(p)
+    };
+    for c in configs {
+        eat(&c.name);
+        eat(&c.sql);
+        c.actions.iter().for_each(|a| eat(a));
+        eat(c.error_action.as_deref().unwrap_or(""));
     }
+    h
+}
 
-    fn evaluate(&mut self, ctx: &SessionContext, batch: &RecordBatch) -> RuleResult {
-        let plan = match self.plan_for(ctx, &batch.schema()) {
-            Ok(p) => p,
-            Err(e) => {
-                let reason = e.to_string();
-                return RuleResult {
-                    output: None,
-                    failed_rows: (0..batch.num_rows()).map(|i| (i, reason.clone())).collect(),
-                };
-            }
-        };
-        match self.run(&plan, batch) {
-            Ok(output) => RuleResult {
-                output,
-                failed_rows: vec![],
-            },
-            Err(_) => self.run_row_by_row(&plan, batch),
+/// For a rule file, moves DataFusion's `at Line: L, Column: C` into `file:L:C`.
+fn rule_error(c: &RuleConfig, message: String) -> RuleError {
+    static POS: OnceLock<regex::Regex> = OnceLock::new();
+    let re = POS.get_or_init(|| {
+        regex::Regex::new(r",? at Line: (\d+), Column: (\d+)").expect("valid regex")
+    });
+    let (at, message) = match (&c.origin, re.captures(&message)) {
+        (sluice_config::RuleOrigin::File { path, .. }, Some(caps)) => (
+            format!("{}:{}:{}", path.display(), &caps[1], &caps[2]),
+            re.replace(&message, "").into_owned(),
+        ),
+        (sluice_config::RuleOrigin::File { path, .. }, None) => {
+            (path.display().to_string(), message)
         }
+        _ => (c.locate("sql"), message),
+    };
+    RuleError {
+        rule: c.name.clone(),
+        at,
+        message,
     }
+}
 
-    /// Slow path when an expression fails on the batch (e.g. a cast of one odd value):
-    /// evaluate rows one at a time so only the odd rows fail.
-    fn run_row_by_row(&self, plan: &CompiledPlan, batch: &RecordBatch) -> RuleResult {
-        let mut rows = Vec::new();
-        let mut sources = Vec::new();
-        let mut failed_rows = Vec::new();
-        for i in 0..batch.num_rows() {
-            match self.run(plan, &batch.slice(i, 1)) {
-                Ok(Some(out)) => {
-                    rows.push(out.rows);
-                    sources.push(out.source);
-                }
-                Ok(None) => {}
-                Err(e) => failed_rows.push((i, format!("rule '{}': {e}", self.name))),
-            }
-        }
-        let output = (!rows.is_empty())
-            .then(|| {
-                let rows = arrow::compute::concat_batches(&plan.output_schema, &rows).ok()?;
-                let source =
-                    arrow::compute::concat_batches(&sources.first()?.schema(), &sources).ok()?;
-                Some(RuleOutput { rows, source })
-            })
-            .flatten();
-        RuleResult {
-            output,
-            failed_rows,
-        }
+/// Adds the position of a name DataFusion quotes (`Invalid function 'frobnicate'`) when the
+/// message has none, so every rule error points into the SQL.
+fn locate_name(message: &str, sql: &str) -> String {
+    let message = message.replace('\n', " ");
+    if message.contains("Line:") {
+        return message;
     }
-
-    fn run(
-        &self,
-        plan: &CompiledPlan,
-        batch: &RecordBatch,
-    ) -> Result<Option<RuleOutput>, datafusion::error::DataFusionError> {
-        let input = plan.extend(batch)?;
-        let mut mask: Option<BooleanArray> = None;
-        if let Some(tf) = &self.topic_filter {
-            if let Some(topics) = batch
-                .column_by_name(TOPIC)
-                .and_then(|c| c.as_string_opt::<i32>())
-            {
-                mask = Some(tf.mask(topics));
-            }
+    if message.contains("found: EOF") {
+        let end = sql.trim_end().len();
+        let (line, col) = sluice_config::line_col(sql, end);
+        return format!("{message} at Line: {line}, Column: {col}");
+    }
+    let Some(name) = message.split('\'').nth(1).filter(|n| !n.is_empty()) else {
+        return message;
+    };
+    let found = sql.match_indices(name).find(|(i, _)| {
+        let before = sql[..*i].chars().next_back();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    });
+    match found {
+        Some((i, _)) => {
+            let (line, col) = sluice_config::line_col(sql, i);
+            format!("{message} at Line: {line}, Column: {col}")
         }
-        if let Some(filter) = &plan.filter {
-            let values = filter.evaluate(&input)?.into_array(input.num_rows())?;
-            let values = values.as_boolean_opt().cloned().ok_or_else(|| {
-                datafusion::error::DataFusionError::Plan("WHERE must be a boolean condition".into())
-            })?;
-            mask = Some(match mask {
-                Some(m) => and(&m, &values)?,
-                None => values,
-            });
-        }
-        let source = match mask {
-            Some(m) => {
-                let m = if m.null_count() > 0 {
-                    prep_null_mask_filter(&m)
-                } else {
-                    m
-                };
-                if m.true_count() == 0 {
-                    return Ok(None);
-                }
-                filter_record_batch(&input, &m)?
-            }
-            None => input,
-        };
-        if source.num_rows() == 0 {
-            return Ok(None);
-        }
-        let columns = plan
-            .projection
-            .iter()
-            .map(|p| {
-                p.evaluate(&source)
-                    .and_then(|v| v.into_array(source.num_rows()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows = RecordBatch::try_new(plan.output_schema.clone(), columns)?;
-        Ok(Some(RuleOutput { rows, source }))
+        None => message,
     }
 }
 

@@ -50,13 +50,14 @@ impl CompiledPlan {
 
 /// A DataFusion session set up for rules: case-sensitive identifiers (JSON field names are)
 /// and the IoT functions registered.
-pub fn session() -> SessionContext {
+pub fn session(devices: &super::devices::DeviceTags) -> SessionContext {
     let config =
         SessionConfig::new().set_bool("datafusion.sql_parser.enable_ident_normalization", false);
     let ctx = SessionContext::new_with_config(config);
     for f in iot::functions() {
         ctx.register_udf(f);
     }
+    ctx.register_udf(devices.udf());
     ctx
 }
 
@@ -126,8 +127,14 @@ fn plan_sql(
     let table = MemTable::try_new(schema.clone(), vec![vec![]])?;
     ctx.deregister_table(TABLE)?;
     ctx.register_table(TABLE, Arc::new(table))?;
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let mut statement = state.sql_to_statement(sql, &dialect)?;
+    if let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
+        super::paths::flatten_paths(s, TABLE);
+    }
     // Planning an in-memory table does no I/O: the future is ready on first poll.
-    futures::executor::block_on(ctx.state().create_logical_plan(sql))
+    futures::executor::block_on(state.statement_to_plan(statement))
 }
 
 /// The name of a column the planner could not find, if that is the error.

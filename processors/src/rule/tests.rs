@@ -24,7 +24,7 @@ fn rule(name: &str, sql: &str) -> RuleConfig {
         name: name.into(),
         sql: sql.into(),
         actions: vec!["lake".into()],
-        description: None,
+        ..Default::default()
     }
 }
 

@@ -26,7 +26,7 @@ fn output(rows: &[(i32, i64, &str)]) -> RuleOutput {
         name: "all".into(),
         sql: "SELECT seq, ts FROM telemetry".into(),
         actions: vec![],
-        description: None,
+        ..Default::default()
     };
     let mut set = RuleSet::compile(&[rule]).unwrap();
     set.evaluate(&batch).remove(0).output.unwrap()

@@ -1,0 +1,137 @@
+//! Where one batch goes: each rule's rows to its actions, rows a rule failed on to its error
+//! action (or the dead-letter topic), messages no rule matched to the fallback action.
+//!
+//! The router writes a [`Routed`] to its sinks; `sluice rules test` compares it with the
+//! expected rows. Both use this one function, so a rule test runs the production path.
+
+use super::{RuleResult, RuleSet};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::kernels::boolean::{not, or};
+use arrow::compute::{filter_record_batch, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The column that carries the failure reason in what an error action receives.
+pub const ERROR_COLUMN: &str = "_error";
+
+/// One batch, routed.
+#[derive(Debug, Default)]
+pub struct Routed {
+    /// Rule `i`'s result at index `i`.
+    pub results: Vec<RuleResult>,
+    /// Per rule with an error action: the input rows it failed on, with `_error`.
+    pub errors: BTreeMap<usize, RecordBatch>,
+    /// Input rows that failed in a rule without an error action: (row, first reason).
+    pub dead_letters: Vec<(usize, String)>,
+    /// Input rows no rule selected nor failed on, when there is a fallback action.
+    pub unmatched: Option<RecordBatch>,
+}
+
+impl RuleSet {
+    /// Evaluates every rule on `batch` and sorts the rows by where they go.
+    pub fn route(&mut self, batch: &RecordBatch) -> Routed {
+        let results = self.evaluate(batch);
+        let mut routed = Routed::default();
+        let mut dead: BTreeMap<usize, String> = BTreeMap::new();
+        let mut touched: Option<BooleanArray> = None;
+        for (i, (rule, result)) in self.rules.iter().zip(&results).enumerate() {
+            let name = rule.name.clone();
+            metrics::counter!("sluice_rule_evaluated_total", "rule" => name.clone())
+                .increment(batch.num_rows() as u64);
+            if let Some(m) = &result.matched {
+                metrics::counter!("sluice_rule_matched_total", "rule" => name.clone())
+                    .increment(m.true_count() as u64);
+                touched = Some(union(touched, m));
+            }
+            if result.failed_rows.is_empty() {
+                continue;
+            }
+            metrics::counter!("sluice_rule_failures_total", "rule" => name)
+                .increment(result.failed_rows.len() as u64);
+            let failed = rows_mask(batch.num_rows(), &result.failed_rows);
+            touched = Some(union(touched, &failed));
+            match &rule.error_action {
+                Some(_) => {
+                    if let Some(b) = with_reasons(batch, &result.failed_rows) {
+                        routed.errors.insert(i, b);
+                    }
+                }
+                None => {
+                    for (row, reason) in &result.failed_rows {
+                        dead.entry(*row).or_insert_with(|| reason.clone());
+                    }
+                }
+            }
+        }
+        if self.fallback_action.is_some() {
+            routed.unmatched = unmatched(batch, touched);
+        }
+        routed.dead_letters = dead.into_iter().collect();
+        routed.results = results;
+        routed
+    }
+}
+
+fn union(acc: Option<BooleanArray>, m: &BooleanArray) -> BooleanArray {
+    match acc {
+        Some(a) => or(&a, m).unwrap_or(a),
+        None => m.clone(),
+    }
+}
+
+fn rows_mask(len: usize, rows: &[(usize, String)]) -> BooleanArray {
+    let mut mask = vec![false; len];
+    for (r, _) in rows {
+        if let Some(m) = mask.get_mut(*r) {
+            *m = true;
+        }
+    }
+    BooleanArray::from(mask)
+}
+
+fn unmatched(batch: &RecordBatch, touched: Option<BooleanArray>) -> Option<RecordBatch> {
+    let rest = match touched {
+        None => return (batch.num_rows() > 0).then(|| batch.clone()),
+        Some(t) => not(&t).ok()?,
+    };
+    (rest.true_count() > 0)
+        .then(|| filter_record_batch(batch, &rest).ok())
+        .flatten()
+}
+
+/// The given input rows (all their columns) with the reason in `_error`.
+pub fn with_reasons(batch: &RecordBatch, rows: &[(usize, String)]) -> Option<RecordBatch> {
+    let index = UInt32Array::from_iter_values(rows.iter().map(|(r, _)| *r as u32));
+    let picked = take_record_batch(batch, &index).ok()?;
+    let reasons = StringArray::from_iter_values(rows.iter().map(|(_, why)| why.as_str()));
+    with_error_column(&picked, Arc::new(reasons))
+}
+
+/// `batch` with an `_error` column (one reason for every row).
+pub fn with_error(batch: &RecordBatch, reason: &str) -> Option<RecordBatch> {
+    let reasons = StringArray::from(vec![reason; batch.num_rows()]);
+    with_error_column(batch, Arc::new(reasons))
+}
+
+fn with_error_column(batch: &RecordBatch, reasons: ArrayRef) -> Option<RecordBatch> {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| f.name() != ERROR_COLUMN)
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns: Vec<ArrayRef> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| f.name() != ERROR_COLUMN)
+        .map(|(_, c)| c.clone())
+        .collect();
+    fields.push(Field::new(ERROR_COLUMN, DataType::Utf8, false));
+    columns.push(reasons);
+    debug_assert!(columns.iter().all(|c| c.len() == batch.num_rows()));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
+}
