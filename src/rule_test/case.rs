@@ -42,6 +42,10 @@ pub struct Case {
     /// Which topic level is the device id (as `ingest.device_id_level`).
     #[serde(default = "default_level")]
     pub device_id_level: usize,
+    /// Messages per batch (default: all in one). Batches share the decoder's running schema,
+    /// as in the router, so `1` shows how a field's first type decides later ones.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
     #[serde(default)]
     pub messages: Vec<Message>,
     #[serde(default)]

@@ -156,30 +156,45 @@ struct Outputs {
 }
 
 fn route_messages(case: &Case, set: &mut RuleSet) -> Outputs {
-    let mut raw = RawBatch::default();
     let payloads: Vec<String> = case.messages.iter().map(|m| m.payload_text()).collect();
-    for (i, (m, payload)) in case.messages.iter().zip(&payloads).enumerate() {
-        let device = m
-            .device_id
-            .as_deref()
-            .or_else(|| device_id_from_topic(&m.topic, case.device_id_level))
-            .unwrap_or("");
-        let rec = TelemetryRecord {
-            device_id: device,
-            mqtt_topic: &m.topic,
-            received_ms: m.received_at.unwrap_or(DEFAULT_RECEIVED_AT + i as i64),
-            payload: payload.as_bytes(),
-        };
-        raw.push(&rec, 0, i as i64);
-    }
     let mut out = Outputs::default();
-    let decoded = BatchDecoder::new().decode(&raw);
+    for rule in set.rules() {
+        out.rules.insert(rule.name.clone(), vec![]);
+    }
+    let mut decoder = BatchDecoder::new();
+    let size = case.batch_size.unwrap_or(usize::MAX).max(1);
+    let indices: Vec<usize> = (0..case.messages.len()).collect();
+    for chunk in indices.chunks(size.min(indices.len().max(1))) {
+        let mut raw = RawBatch::default();
+        for &i in chunk {
+            let m = &case.messages[i];
+            let device = m
+                .device_id
+                .as_deref()
+                .or_else(|| device_id_from_topic(&m.topic, case.device_id_level))
+                .unwrap_or("");
+            let rec = TelemetryRecord {
+                device_id: device,
+                mqtt_topic: &m.topic,
+                received_ms: m.received_at.unwrap_or(DEFAULT_RECEIVED_AT + i as i64),
+                payload: payloads[i].as_bytes(),
+            };
+            raw.push(&rec, 0, i as i64);
+        }
+        route_batch(&mut decoder, &raw, set, &mut out);
+    }
+    out
+}
+
+fn route_batch(decoder: &mut BatchDecoder, raw: &RawBatch, set: &mut RuleSet, out: &mut Outputs) {
+    let decoded = decoder.decode(raw);
     let dlq = out.actions.entry("dlq".into()).or_default();
     for r in &decoded.rejects {
-        dlq.push((Some(r.index + 1), dlq_row(r.index, &r.reason)));
+        let index = raw.offset(r.index) as usize;
+        dlq.push((Some(index + 1), dlq_row(index, &r.reason)));
     }
     let Some(batch) = decoded.batch else {
-        return out;
+        return;
     };
     let routed = set.route(&batch);
     for (rule, result) in set.rules().iter().zip(&routed.results) {
@@ -193,7 +208,7 @@ fn route_messages(case: &Case, set: &mut RuleSet) -> Outputs {
                 .or_default()
                 .extend(rows.clone());
         }
-        out.rules.insert(rule.name.clone(), rows);
+        out.rules.entry(rule.name.clone()).or_default().extend(rows);
     }
     for (i, failed) in &routed.errors {
         if let Some(action) = &set.rules()[*i].error_action {
@@ -217,7 +232,6 @@ fn route_messages(case: &Case, set: &mut RuleSet) -> Outputs {
             .or_default()
             .extend(json_rows(rows, None));
     }
-    out
 }
 
 fn dlq_row(index: usize, reason: &str) -> Map<String, Value> {

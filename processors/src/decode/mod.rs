@@ -7,6 +7,7 @@
 //! arrow-json. Records that are not UTF-8, not JSON or not a JSON object come back as
 //! [`Reject`]s with a reason for the dead-letter topic; the rest of the batch goes on.
 
+mod exact;
 pub mod flatten;
 pub mod schema;
 
@@ -188,7 +189,7 @@ impl BatchDecoder {
         if self.payload_schema.fields().is_empty() || raw.is_empty() {
             return None;
         }
-        let mut decoder = ReaderBuilder::new(self.payload_schema.clone())
+        let mut decoder = ReaderBuilder::new(exact::as_float_schema(&self.payload_schema))
             .with_batch_size(raw.len())
             .with_coerce_primitive(true)
             .with_strict_mode(true)
@@ -206,7 +207,16 @@ impl BatchDecoder {
             }
         }
         let batch = decoder.flush().ok()??;
-        (batch.num_rows() == raw.len()).then_some(batch)
+        if batch.num_rows() != raw.len() {
+            return None;
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(self.payload_schema.fields())
+            .map(|(c, f)| exact::narrow(c, f.data_type()))
+            .collect::<Option<Vec<_>>>()?;
+        RecordBatch::try_new(self.payload_schema.clone(), columns).ok()
     }
 
     /// Parses every record, dead-letters what is not a JSON object, evolves the schema and

@@ -12,7 +12,9 @@ use arrow::array::{new_null_array, ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::memory::MemTable;
 use datafusion::common::{DFSchema, DataFusionError, SchemaError};
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use std::sync::Arc;
@@ -84,8 +86,17 @@ pub fn compile(
     let (exprs, filter, out_schema) = split_plan(&plan)?;
     let df_schema =
         DFSchema::try_from_qualified_schema(TABLE, &extended).map_err(|e| clean_error(&e))?;
+    let df_schema = Arc::new(df_schema);
+    // DataFusion expects simplified expressions (e.g. COALESCE becomes CASE) before physical
+    // planning; the IoT calls are rewritten first so none is constant-folded by invoking it.
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(df_schema.clone())
+            .build(),
+    );
     let physical = |e: Expr| -> Result<Arc<dyn PhysicalExpr>, String> {
         let e = iot::rewrite(e).map_err(|e| clean_error(&e))?;
+        let e = simplifier.simplify(e).map_err(|e| clean_error(&e))?;
         ctx.state()
             .create_physical_expr(e, &df_schema)
             .map_err(|e| clean_error(&e))

@@ -1,0 +1,114 @@
+//! The rule language, file-driven: every case in `tests/rules/cases/` runs through the real
+//! rule engine (decoder + `RuleSet::route`, as in the router). Plus the CLI contracts of
+//! `sluice rules test` (a wrong expectation fails with a readable diff) and `sluice rules
+//! check` (all problems, with positions).
+
+use std::path::Path;
+use std::process::Command;
+
+const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rules/cases");
+
+#[test]
+fn every_rule_case_passes() {
+    let files = sluice::rule_test::case::case_files(Path::new(CASES)).unwrap();
+    assert!(files.len() >= 30, "only {} cases", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let report = sluice::rule_test::run_case_file(file, &[]);
+        assert!(report.checks > 0, "{} checks nothing", file.display());
+        for f in report.failures {
+            failures.push(format!("{}: {f}", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn sluice(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn rules_test_cli_fails_on_a_wrong_expectation_with_a_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("cases")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rules/hot.sql"),
+        dir.path().join("hot.sql"),
+    )
+    .unwrap();
+    let case = r#"
+[[messages]]
+topic = "devices/d7/telemetry"
+payload = { temperature = 95 }
+[[expect]]
+rule = "hot"
+rows = [ { device = "d7", temperature = 96 } ]
+"#;
+    std::fs::write(dir.path().join("cases/wrong.toml"), case).unwrap();
+    let (ok, out) = sluice(
+        &["rules", "test", "hot.sql", "--cases", "cases"],
+        dir.path(),
+    );
+    println!("{out}");
+    assert!(!ok, "a wrong expectation must fail");
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(out.contains("rule 'hot'"), "names the rule: {out}");
+    assert!(
+        out.contains("devices/d7/telemetry"),
+        "names the input: {out}"
+    );
+    assert!(
+        out.contains("column 'temperature': expected 96, got 95"),
+        "{out}"
+    );
+
+    std::fs::write(
+        dir.path().join("cases/wrong.toml"),
+        case.replace("96", "95"),
+    )
+    .unwrap();
+    let (ok, out) = sluice(
+        &["rules", "test", "hot.sql", "--cases", "cases"],
+        dir.path(),
+    );
+    assert!(ok, "the corrected expectation passes: {out}");
+}
+
+#[test]
+fn rules_check_reports_syntax_function_and_action_problems_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        "[sinks.lake]\ntype = \"parquet\"\n",
+    )
+    .unwrap();
+    let rules = "-- name: broken\n-- actions: lake, nowhere\nSELECT v\nFORM telemetry\n\n\
+                 -- name: unknown_fn\n-- actions: lake\nSELECT frobnicate(v) FROM telemetry\n";
+    std::fs::write(dir.path().join("bad.sql"), rules).unwrap();
+    let (ok, out) = sluice(
+        &["rules", "check", "--config", "sluice.toml", "bad.sql"],
+        dir.path(),
+    );
+    println!("{out}");
+    assert!(!ok);
+    assert!(
+        out.contains("bad.sql:2:19: unknown sink 'nowhere'"),
+        "{out}"
+    );
+    assert!(out.contains("bad.sql:4:6: rule 'broken'"), "{out}");
+    assert!(
+        out.contains("bad.sql:8:8: rule 'unknown_fn'") && out.contains("frobnicate"),
+        "{out}"
+    );
+    assert!(out.contains("3 problem(s)"), "{out}");
+}
