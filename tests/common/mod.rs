@@ -109,10 +109,12 @@ impl Sluice {
             .stdin(Stdio::null())
             .spawn()
             .expect("start sluice");
-        let s = Self { child, http };
-        if let Some(addr) = &s.http {
-            let addr = addr.clone();
+        let mut s = Self { child, http };
+        if let Some(addr) = s.http.clone() {
             wait_until("sluice /readyz = 200", Duration::from_secs(120), || {
+                if let Ok(Some(status)) = s.child.try_wait() {
+                    panic!("sluice exited during startup with {status}");
+                }
                 http_get(&addr, "/readyz").is_some_and(|(code, _)| code == 200)
             });
         }
@@ -153,9 +155,18 @@ impl Drop for Sluice {
 
 /// A minimal HTTP/1.0 GET: (status, body).
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    http_request(addr, "GET", path)
+}
+
+/// A bodyless HTTP/1.0 request; (status, body).
+pub fn http_request(addr: &str, method: &str, path: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let code = out.split_whitespace().nth(1)?.parse().ok()?;
