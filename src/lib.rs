@@ -7,10 +7,13 @@
 //!   (acking what Kafka confirmed), then the router (final checkpoint), then the brokers.
 //! - [`embedded`]: the in-process MQTT (rumqttd) and Kafka-compatible (tansu, sqlite) brokers
 //!   used when the config names no external ones (cargo feature `embedded`).
-//! - [`http`]: `/metrics` (Prometheus), `/healthz`, `/readyz`.
+//! - [`http`]: `/metrics` (Prometheus), `/healthz`, `/readyz`, `/rules`, `POST /rules/reload`.
 //! - [`fleet`]: a simulated device fleet publishing over MQTT (demo, tests).
 //! - [`demo`]: `sluice demo` — the whole path on embedded brokers, with a summary.
 //! - [`ports`]: "port in use" errors that name the config key.
+//! - [`reload`]: re-reads rule files and the devices CSV while running; offers new rule sets.
+//! - [`rules_cli`], [`rule_test`]: `sluice config check`, `rules check`, `rules test` (case
+//!   files run through the router's own routing function).
 
 pub mod demo;
 #[cfg(feature = "embedded")]

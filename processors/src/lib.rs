@@ -8,6 +8,8 @@
 //!   `_offset`). Malformed payloads come back as rejects with a reason, never as a batch error.
 //! - [`rule`]: the rule language. A rule's SQL is planned by DataFusion once per input schema
 //!   and kept as physical expressions; each batch is filtered and projected without re-planning.
+//!   [`rule::route`] sorts a batch's rows into actions, error actions, the dead-letter topic
+//!   and the fallback; [`rule::devices`] is the device metadata behind `device_tag()`.
 //! - [`stats`]: process-wide counters shared by the stages for summaries (Prometheus gets the
 //!   same numbers through the `metrics` facade).
 //!

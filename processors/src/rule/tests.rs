@@ -147,3 +147,28 @@ fn is_defined_and_case_work() {
         .collect();
     assert_eq!(levels, ["hi", "lo"]);
 }
+
+#[test]
+fn a_rule_is_planned_once_per_schema_not_per_batch() {
+    let mut set = RuleSet::compile(&[rule("p", "SELECT v FROM telemetry WHERE v > 1")]).unwrap();
+    let mut decoder = BatchDecoder::new();
+    let mut plans = Vec::new();
+    for i in 0..50 {
+        let mut raw = RawBatch::default();
+        let payload = format!(r#"{{"v": {i}}}"#);
+        let rec = TelemetryRecord {
+            device_id: "d",
+            mqtt_topic: "devices/d/telemetry",
+            received_ms: 0,
+            payload: payload.as_bytes(),
+        };
+        raw.push(&rec, 0, i);
+        let batch = decoder.decode(&raw).batch.unwrap();
+        set.evaluate(&batch);
+        plans.push(set.rules()[0].plan_schema().unwrap());
+    }
+    assert!(
+        plans.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])),
+        "the same schema keeps the same plan"
+    );
+}
