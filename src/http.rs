@@ -3,13 +3,14 @@
 
 use crate::pipeline::Health;
 use crate::reload::Reloaded;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -47,6 +48,10 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/rules", get(rules_status))
         .route("/rules/reload", post(rules_reload))
+        .route(
+            "/devices/{id}",
+            get(device_get).put(device_put).delete(device_delete),
+        )
         .with_state(AppState { health });
     tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
@@ -93,4 +98,44 @@ async fn rules_reload(State(s): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `GET /devices/{id}`: the tags `device_tag()` reads for a device.
+async fn device_get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(r) = s.health.rules.get() else {
+        return (StatusCode::NOT_FOUND, "this process does not route").into_response();
+    };
+    match r.devices.snapshot().get(&id) {
+        Some(tags) => Json(tags.clone()).into_response(),
+        None => (StatusCode::NOT_FOUND, "no metadata for this device").into_response(),
+    }
+}
+
+/// `PUT /devices/{id}` with a JSON object of tags: replaces the device's tags at run time
+/// (the next batch reads them). The devices file, when it changes, replaces the whole table.
+async fn device_put(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Json(tags): Json<HashMap<String, String>>,
+) -> Response {
+    let Some(r) = s.health.rules.get() else {
+        return (StatusCode::NOT_FOUND, "this process does not route").into_response();
+    };
+    let table = r.devices.snapshot();
+    if !table.contains_key(&id) && table.len() >= r.max_devices {
+        let msg = format!("devices.max_devices ({}) reached", r.max_devices);
+        return (StatusCode::INSUFFICIENT_STORAGE, msg).into_response();
+    }
+    r.devices.set(&id, Some(tags));
+    metrics::gauge!("sluice_devices_known").set(r.devices.len() as f64);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `DELETE /devices/{id}`: the device's tags read NULL from the next batch.
+async fn device_delete(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(r) = s.health.rules.get() else {
+        return (StatusCode::NOT_FOUND, "this process does not route").into_response();
+    };
+    r.devices.set(&id, None);
+    StatusCode::NO_CONTENT.into_response()
 }

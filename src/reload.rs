@@ -22,6 +22,8 @@ pub struct Reloader {
     sinks: BTreeSet<String>,
     pub devices: DeviceTags,
     pub control: Arc<RuleControl>,
+    /// `devices.max_devices`: the API may not grow the table past it.
+    pub max_devices: usize,
     devices_seen: Mutex<Option<(SystemTime, u64)>>,
     /// One reload at a time (the timer and an API call may race).
     busy: tokio::sync::Mutex<()>,
@@ -48,6 +50,7 @@ impl Reloader {
             sinks,
             devices,
             control,
+            max_devices: config.devices.max_devices,
             devices_seen: Mutex::new(None),
             busy: tokio::sync::Mutex::new(()),
         })

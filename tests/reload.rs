@@ -83,6 +83,18 @@ fn rules_reload_under_traffic_without_loss_or_mixing() {
     );
     let (code, body) = http_request(&http, "POST", "/rules/reload").unwrap();
     assert_eq!(code, 422, "{body}");
+    // Device metadata changes at run time through the API.
+    let put = http_send(&http, "PUT", "/devices/dev-00003", r#"{"site":"plant-7"}"#).unwrap();
+    assert_eq!(put.0, 204, "{put:?}");
+    let got = http_get(&http, "/devices/dev-00003").unwrap();
+    assert_eq!((got.0, got.1.as_str()), (200, r#"{"site":"plant-7"}"#));
+    assert_eq!(
+        http_request(&http, "DELETE", "/devices/dev-00003")
+            .unwrap()
+            .0,
+        204
+    );
+    assert_eq!(http_get(&http, "/devices/dev-00003").unwrap().0, 404);
     let (_, metrics) = http_get(&http, "/metrics").unwrap();
     assert!(
         metrics.contains("sluice_rules_reload_failed 1"),

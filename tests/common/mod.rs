@@ -160,11 +160,17 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 
 /// A bodyless HTTP/1.0 request; (status, body).
 pub fn http_request(addr: &str, method: &str, path: &str) -> Option<(u16, String)> {
+    http_send(addr, method, path, "")
+}
+
+/// An HTTP/1.0 request with a JSON body (empty: none); (status, body).
+pub fn http_send(addr: &str, method: &str, path: &str, json: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        json.len()
     )
     .ok()?;
     let mut out = String::new();
