@@ -1,18 +1,9 @@
 //! The command line's contract for users: config check reports every problem at once.
 
-use std::process::Command;
+mod common;
 
 fn sluice(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::sluice_cli(args, std::path::Path::new("."))
 }
 
 #[test]

@@ -20,16 +20,7 @@ fn killed_router_resumes_without_losing_messages() {
     let router = Sluice::start(&router_config, &["--only", "router"], None);
 
     let (devices, per_device) = (50, 200);
-    let mqtt = setup.mqtt.clone();
-    let publisher = std::thread::spawn(move || {
-        publish_fleet(sluice::fleet::FleetConfig {
-            broker: mqtt,
-            devices,
-            messages_per_device: per_device,
-            rate: 2_000,
-            ..Default::default()
-        })
-    });
+    let publisher = publish_fleet_in_background(setup.mqtt.clone(), devices, per_device, 2_000);
     let root = setup.parquet_root();
     wait_until(
         "the router has written some rows",

@@ -44,16 +44,7 @@ fn rules_reload_under_traffic_without_loss_or_mixing() {
     let version_a = rules_status(&http)["version"].as_str().unwrap().to_string();
 
     let (devices, per_device) = (20, 300);
-    let mqtt = setup.mqtt.clone();
-    let publisher = std::thread::spawn(move || {
-        publish_fleet(sluice::fleet::FleetConfig {
-            broker: mqtt,
-            devices,
-            messages_per_device: per_device,
-            rate: 1_500,
-            ..Default::default()
-        })
-    });
+    let publisher = publish_fleet_in_background(setup.mqtt.clone(), devices, per_device, 1_500);
     let root = setup.parquet_root();
     wait_until("set A routed some rows", Duration::from_secs(60), || {
         rule_rows(&root, "a_even") > 0

@@ -3,8 +3,9 @@
 //! `sluice rules test` (a wrong expectation fails with a readable diff) and `sluice rules
 //! check` (all problems, with positions).
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rules/cases");
 
@@ -24,17 +25,8 @@ fn every_rule_case_passes() {
 }
 
 fn sluice(args: &[&str], dir: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let (code, out) = common::sluice_cli(args, dir);
+    (code == 0, out)
 }
 
 #[test]

@@ -342,3 +342,36 @@ pub fn read_topic(
     }
     out
 }
+
+/// Runs the `sluice` command in `dir` to completion: (exit code, stdout then stderr).
+pub fn sluice_cli(args: &[&str], dir: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// `publish_fleet` on a thread, so the test can act while the fleet publishes.
+pub fn publish_fleet_in_background(
+    broker: String,
+    devices: usize,
+    messages_per_device: u64,
+    rate: u64,
+) -> std::thread::JoinHandle<sluice::fleet::FleetReport> {
+    std::thread::spawn(move || {
+        publish_fleet(sluice::fleet::FleetConfig {
+            broker,
+            devices,
+            messages_per_device,
+            rate,
+            ..Default::default()
+        })
+    })
+}
