@@ -72,7 +72,7 @@ impl Reloader {
         let (config, mut errors) = sluice_config::load_unvalidated(&self.source)
             .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let mut problems: Vec<String> = errors.drain(..).map(|e| e.to_string()).collect();
-        problems.extend(config.rule_problems().iter().map(ToString::to_string));
+        problems.extend(config.rule_problems(true).iter().map(ToString::to_string));
         for rule in &config.rules {
             for action in rule.actions.iter().chain(&rule.error_action) {
                 if !self.sinks.contains(action) && config.sinks.contains_key(action) {

@@ -33,11 +33,10 @@ pub fn rule_problems(config: Option<&Path>, paths: &[PathBuf]) -> Vec<String> {
         None => Config::default(),
     };
     base.rules = rules;
-    let checked_sinks = config.is_some();
+    let check_sinks = config.is_some();
     problems.extend(
-        base.rule_problems()
+        base.rule_problems(check_sinks)
             .iter()
-            .filter(|e| checked_sinks || !e.message.starts_with("unknown sink"))
             .map(ToString::to_string),
     );
     problems.extend(sql_problems(&base.rules));

@@ -78,7 +78,7 @@ impl Config {
         let mut r = Report::default();
         self.validate_transport(&mut r);
         self.validate_pipeline(&mut r);
-        self.validate_rules(&mut r);
+        self.validate_rules(&mut r, true);
         if r.0.is_empty() {
             Ok(())
         } else {
@@ -192,14 +192,15 @@ impl Config {
         }
     }
 
-    /// The rule checks alone (names, actions, error and fallback actions exist as sinks).
-    pub fn rule_problems(&self) -> Vec<ConfigError> {
+    /// The rule checks alone: names, SQL present, actions given and, with `check_sinks`,
+    /// every action, error and fallback action naming a defined sink.
+    pub fn rule_problems(&self, check_sinks: bool) -> Vec<ConfigError> {
         let mut r = Report::default();
-        self.validate_rules(&mut r);
+        self.validate_rules(&mut r, check_sinks);
         r.0
     }
 
-    fn validate_rules(&self, r: &mut Report) {
+    fn validate_rules(&self, r: &mut Report, check_sinks: bool) {
         let mut names = HashSet::new();
         for rule in &self.rules {
             let name_ok = !rule.name.is_empty()
@@ -227,6 +228,9 @@ impl Config {
                 rule.locate("actions"),
                 "must name at least one sink",
             );
+            if !check_sinks {
+                continue;
+            }
             for (j, action) in rule.actions.iter().enumerate() {
                 self.check_sink(r, action, rule.locate(&format!("actions[{j}]")));
             }
@@ -234,7 +238,7 @@ impl Config {
                 self.check_sink(r, action, rule.locate("error_action"));
             }
         }
-        if let Some(action) = &self.router.fallback_action {
+        if let (true, Some(action)) = (check_sinks, &self.router.fallback_action) {
             self.check_sink(r, action, "router.fallback_action".into());
         }
     }
