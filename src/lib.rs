@@ -7,7 +7,9 @@
 //!   (acking what Kafka confirmed), then the router (final checkpoint), then the brokers.
 //! - [`embedded`]: the in-process MQTT (rumqttd) and Kafka-compatible (tansu, sqlite) brokers
 //!   used when the config names no external ones (cargo feature `embedded`).
-//! - [`http`]: `/metrics` (Prometheus), `/healthz`, `/readyz`, `/rules`, `POST /rules/reload`.
+//! - [`http`]: the management API: `/metrics`, health, rules, devices, alerts, compliance,
+//!   scaling; bearer tokens with viewer/operator/admin roles.
+//! - [`scaling`]: consumer lag and rates → replica advice (`/scaling`, `sluice scale`).
 //! - [`fleet`]: a simulated device fleet publishing over MQTT (demo, tests).
 //! - [`demo`]: `sluice demo` — the whole path on embedded brokers, with a summary.
 //! - [`ports`]: "port in use" errors that name the config key.
@@ -25,6 +27,7 @@ pub mod ports;
 pub mod reload;
 pub mod rule_test;
 pub mod rules_cli;
+pub mod scaling;
 pub mod summary;
 
 /// Milliseconds since the Unix epoch.

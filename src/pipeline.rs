@@ -56,6 +56,10 @@ pub struct Health {
     pub ready: AtomicBool,
     /// Set when this process routes: the rule status and the reloader.
     pub rules: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
+    /// Set when this process routes: alert and compliance state.
+    pub boards: std::sync::OnceLock<sluice_sinks::Boards>,
+    /// Set when this process watches lag and rates (`/scaling`).
+    pub scaling: std::sync::OnceLock<Arc<crate::scaling::ScalingMonitor>>,
 }
 
 /// Runs until `shutdown` is cancelled or a stage fails.
@@ -68,7 +72,7 @@ pub async fn run(
     health: Arc<Health>,
 ) -> anyhow::Result<()> {
     if !config.http.listen.is_empty() {
-        crate::http::serve(&config.http.listen, health.clone(), shutdown.clone()).await?;
+        crate::http::serve(&config, health.clone(), shutdown.clone()).await?;
     }
     if roles.brokers {
         start_brokers(&config).await?;
@@ -76,6 +80,15 @@ pub async fn run(
     let bootstrap = kafka_bootstrap(&config);
     if config.kafka.create_topics && (roles.ingest || roles.router || roles.brokers) {
         ensure_topics(&config, &bootstrap).await?;
+    }
+    if roles.ingest || roles.router {
+        let monitor = Arc::new(crate::scaling::ScalingMonitor::new(
+            &config,
+            &bootstrap,
+            stats.clone(),
+        )?);
+        let _ = health.scaling.set(monitor.clone());
+        tokio::spawn(monitor.watch(shutdown.clone()));
     }
     let ingest_stop = CancellationToken::new();
     let router_stop = CancellationToken::new();
@@ -194,7 +207,13 @@ fn start_router(
         })?
         .with_fallback(config.router.fallback_action.clone());
     let control = Arc::new(RuleControl::new(&rules, &config.rules));
-    let sinks = sluice_sinks::build_sinks(config, stats.clone())?;
+    let ctx = sluice_sinks::SinkContext {
+        stats: stats.clone(),
+        kafka: sluice_router::kafka_client_config(config, bootstrap),
+    };
+    let built = sluice_sinks::build_sinks(config, &ctx)?;
+    let _ = health.boards.set(built.boards.clone());
+    let sinks = built.sinks;
     let sink_names = sinks.keys().cloned().collect();
     if let Some(reloader) = Reloader::new(config, sink_names, devices.clone(), control.clone()) {
         let reloader = Arc::new(reloader);
@@ -203,7 +222,8 @@ fn start_router(
         tokio::spawn(reloader.watch(config.clone(), interval, stop.clone()));
     }
     let router =
-        sluice_router::Router::new(config, bootstrap, rules, control, sinks, stats.clone())?;
+        sluice_router::Router::new(config, bootstrap, rules, control, sinks, stats.clone())?
+            .with_retired(built.boards.retired.clone());
     let stop = stop.clone();
     Ok(tokio::spawn(async move { Ok(router.run(stop).await?) }))
 }
@@ -214,7 +234,7 @@ pub async fn ensure_topics(config: &Config, bootstrap: &str) -> anyhow::Result<(
         sluice_router::kafka_client_config(config, bootstrap)
             .create()
             .context("kafka admin client")?;
-    let topics = [
+    let mut topics = vec![
         NewTopic::new(
             &config.kafka.raw_topic,
             config.kafka.partitions,
@@ -222,6 +242,10 @@ pub async fn ensure_topics(config: &Config, bootstrap: &str) -> anyhow::Result<(
         ),
         NewTopic::new(&config.kafka.dlq_topic, 1, TopicReplication::Fixed(1)),
     ];
+    let alert_topics = config.alert_topics();
+    for topic in &alert_topics {
+        topics.push(NewTopic::new(topic, 1, TopicReplication::Fixed(1)));
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

@@ -11,10 +11,14 @@
 //! Nothing here opens a socket: runtime structs are built from these by the other crates.
 
 mod model;
+mod ops;
 pub mod rule_files;
+mod sinks;
 mod validate;
 
 pub use model::*;
+pub use ops::*;
+pub use sinks::*;
 pub use validate::{check_topic_filter, ConfigError, ConfigErrors};
 
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! The config file's shape. Every field's doc comment is its reference entry.
 
+use crate::{HttpConfig, MetricsConfig, ScalingConfig, SinkConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ pub struct Config {
     pub sinks: BTreeMap<String, SinkConfig>,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub scaling: ScalingConfig,
     /// The file this config was loaded from (rule reloads re-read it).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -61,6 +66,8 @@ impl Default for Config {
             devices: DevicesConfig::default(),
             sinks: BTreeMap::new(),
             http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
+            scaling: ScalingConfig::default(),
             source: None,
         }
     }
@@ -380,90 +387,6 @@ impl Default for DevicesConfig {
         Self {
             file: None,
             max_devices: default_max_devices(),
-        }
-    }
-}
-
-/// `[sinks.<name>]`: a destination rules can name.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SinkConfig {
-    Parquet(ParquetSinkConfig),
-}
-
-/// `type = "parquet"`: Hive-partitioned Parquet files, `rule=/date=/hour=`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParquetSinkConfig {
-    /// Output root; relative paths resolve under `data_dir`.
-    #[serde(default = "default_parquet_path")]
-    pub path: PathBuf,
-    /// Column compression.
-    #[serde(default)]
-    pub compression: Compression,
-    /// Roll a file after this many rows.
-    #[serde(default = "default_file_rows")]
-    pub max_rows: usize,
-    /// Roll a file after about this many bytes.
-    #[serde(default = "default_file_bytes")]
-    pub max_bytes: usize,
-    /// Payload field with the event time in ms since the epoch; receive time when absent.
-    #[serde(default = "default_event_time")]
-    pub event_time_field: String,
-}
-
-fn default_parquet_path() -> PathBuf {
-    PathBuf::from("parquet")
-}
-const fn default_file_rows() -> usize {
-    1_000_000
-}
-const fn default_file_bytes() -> usize {
-    128 * 1024 * 1024
-}
-fn default_event_time() -> String {
-    "ts".into()
-}
-
-impl Default for ParquetSinkConfig {
-    fn default() -> Self {
-        Self {
-            path: default_parquet_path(),
-            compression: Compression::default(),
-            max_rows: default_file_rows(),
-            max_bytes: default_file_bytes(),
-            event_time_field: default_event_time(),
-        }
-    }
-}
-
-/// Parquet column compression.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    #[default]
-    Zstd,
-    Snappy,
-    None,
-}
-
-/// `[http]`: metrics and health.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Listen address for `/metrics`, `/healthz`, `/readyz`. Empty disables the server.
-    #[serde(default = "default_http_listen")]
-    pub listen: String,
-}
-
-fn default_http_listen() -> String {
-    "127.0.0.1:9464".into()
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_http_listen(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Semantic checks of a parsed [`Config`]: every problem, with its key path, in one report.
 
-use crate::{Config, SinkConfig};
+mod ops;
+
+use crate::Config;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
@@ -35,7 +37,7 @@ impl fmt::Display for ConfigErrors {
 }
 
 #[derive(Default)]
-struct Report(Vec<ConfigError>);
+pub(crate) struct Report(Vec<ConfigError>);
 
 impl Report {
     fn check(&mut self, ok: bool, path: impl Into<String>, message: &str) {
@@ -79,6 +81,7 @@ impl Config {
         self.validate_transport(&mut r);
         self.validate_pipeline(&mut r);
         self.validate_rules(&mut r, true);
+        self.validate_operations(&mut r);
         if r.0.is_empty() {
             Ok(())
         } else {
@@ -174,22 +177,6 @@ impl Config {
             "router.batch.max_wait_ms",
             "must be > 0",
         );
-        for (name, sink) in &self.sinks {
-            match sink {
-                SinkConfig::Parquet(p) => {
-                    r.check(
-                        p.max_rows > 0,
-                        format!("sinks.{name}.max_rows"),
-                        "must be > 0",
-                    );
-                    r.check(
-                        p.max_bytes > 0,
-                        format!("sinks.{name}.max_bytes"),
-                        "must be > 0",
-                    );
-                }
-            }
-        }
     }
 
     /// The rule checks alone: names, SQL present, actions given and, with `check_sinks`,

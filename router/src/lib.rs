@@ -30,6 +30,7 @@ use sluice_processors::decode::{BatchDecoder, RawBatch};
 use sluice_processors::record::TelemetryRecord;
 use sluice_processors::rule::RuleSet;
 use sluice_processors::stats::Stats;
+use sluice_sinks::compliance::RetiredDevices;
 use sluice_sinks::{Sink, SinkError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,6 +78,8 @@ pub struct Router {
     stats: Arc<Stats>,
     /// When the router last saw itself in the group with no partitions (see `watch_assignment`).
     unassigned_since: Option<Instant>,
+    /// Devices retired in the compliance tracker: their messages are dropped (and counted).
+    retired: Arc<RetiredDevices>,
 }
 
 /// How long a router may sit in the group with no partitions before it rejoins.
@@ -126,7 +129,14 @@ impl Router {
             commit_interval: Duration::from_millis(config.router.commit_interval_ms),
             stats,
             unassigned_since: None,
+            retired: Arc::default(),
         })
+    }
+
+    /// Drops the messages of these devices before decoding (retired in the compliance tracker).
+    pub fn with_retired(mut self, retired: Arc<RetiredDevices>) -> Self {
+        self.retired = retired;
+        self
     }
 
     /// Consumes until `shutdown`, then processes what it holds, checkpoints and returns.
@@ -207,6 +217,9 @@ impl Router {
             .into_iter()
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
         match TelemetryRecord::from_kafka(m.key(), headers, m.payload()) {
+            Ok(rec) if self.retired.contains(&rec.device_id) => {
+                metrics::counter!("sluice_retired_messages_dropped_total").increment(1);
+            }
             Ok(rec) => self.raw.push(&rec, partition, offset),
             Err(e) => {
                 let key = m
@@ -235,12 +248,15 @@ impl Router {
         }
         process::process(self)?;
         self.raw.clear();
+        process::route_failures(self)?;
         Ok(())
     }
 
     /// Sinks durable, dead letters confirmed, then commit.
     async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), RouterError> {
         let started = std::time::Instant::now();
+        // Failed deliveries first, so their error-action rows are made durable below.
+        process::route_failures(self)?;
         for sink in self.sinks.values_mut() {
             sink.checkpoint()?;
         }

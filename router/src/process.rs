@@ -6,7 +6,7 @@
 //! offsets uncommitted (the batch is read again after a restart: at-least-once).
 
 use crate::{Router, RouterError};
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
 use sluice_processors::decode::{OFFSET, PARTITION};
 use sluice_processors::rule::route::{with_error, Routed};
@@ -139,6 +139,51 @@ fn write_to(
     };
     sink.write(rule, &output)?;
     Ok(())
+}
+
+/// Deliveries sinks gave up on (alerts a webhook kept refusing): their source rows go to the
+/// rule's error action with the reason; without one (or without rows), the payload goes to the
+/// dead-letter topic. Never dropped.
+pub fn route_failures(router: &mut Router) -> Result<(), RouterError> {
+    let failures: Vec<_> = router
+        .sinks
+        .values_mut()
+        .flat_map(|s| s.take_failures())
+        .collect();
+    for f in failures {
+        let error_action = router
+            .rules
+            .rules()
+            .iter()
+            .find(|r| r.name == f.rule)
+            .and_then(|r| r.error_action.clone());
+        let rows = f.rows.as_ref().and_then(|r| with_error(r, &f.reason));
+        if let (Some(action), Some(rows)) = (error_action, rows) {
+            write_to(router, &action, &f.rule, rows)?;
+            continue;
+        }
+        let (partition, offset) = f.rows.as_ref().map_or((-1, -1), source_position);
+        let source = (router.raw_topic.as_str(), partition, offset);
+        router
+            .dead_letters
+            .send(&f.device, &f.payload, &f.reason, source, None);
+    }
+    Ok(())
+}
+
+/// The Kafka partition and offset of a batch's first row.
+fn source_position(rows: &RecordBatch) -> (i32, i64) {
+    let partition = rows
+        .column_by_name(PARTITION)
+        .and_then(|c| c.as_primitive_opt::<Int32Type>())
+        .filter(|c| !c.is_empty())
+        .map_or(-1, |c| c.value(0));
+    let offset = rows
+        .column_by_name(OFFSET)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .filter(|c| !c.is_empty())
+        .map_or(-1, |c| c.value(0));
+    (partition, offset)
 }
 
 /// Rows a rule failed on, with no error action, go to the DLQ once (first failure's reason).

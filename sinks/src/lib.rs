@@ -6,10 +6,14 @@
 //!   and is the only point after which the router may commit Kafka offsets.
 //! - [`parquet`]: Hive-partitioned Parquet files (`rule=/date=/hour=`), written to a
 //!   temporary name, fsynced and renamed, so a reader never sees a partial file.
-//! - [`build_sinks`]: config → runtime sinks, by name.
+//! - [`alert`]: alerts deduplicated by key, notified by webhook, Kafka or log.
+//! - [`compliance`]: the device-update compliance tracker.
+//! - [`build_sinks`]: config → runtime sinks, by name, and the boards the HTTP API reads.
 //!
 //! Errors carry their [`ErrorDomain`] and whether a retry may help.
 
+pub mod alert;
+pub mod compliance;
 pub mod parquet;
 
 use sluice_config::{Config, SinkConfig};
@@ -47,6 +51,19 @@ pub struct CheckpointStats {
     pub rows: u64,
 }
 
+/// Rows a sink accepted but could not deliver (an alert the webhook kept refusing). The
+/// router sends `rows` to the rule's error action, else the payload to the dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeliveryFailure {
+    pub rule: String,
+    pub device: String,
+    pub reason: String,
+    /// The input row(s) the failed output came from, when still known.
+    pub rows: Option<arrow::array::RecordBatch>,
+    /// What could not be delivered (JSON).
+    pub payload: Vec<u8>,
+}
+
 /// A destination for rule outputs.
 pub trait Sink: Send {
     /// Accepts the rows `rule` selected from one batch.
@@ -56,14 +73,55 @@ pub trait Sink: Send {
     fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
         Ok(CheckpointStats::default())
     }
+
+    /// Deliveries that failed since the last call (asynchronous sinks only).
+    fn take_failures(&mut self) -> Vec<DeliveryFailure> {
+        vec![]
+    }
+}
+
+/// Writes `bytes` to `path` so a reader sees the old or the new content, never a mix:
+/// temporary file, fsync, rename, fsync of the directory.
+pub fn atomic_write(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// What sinks need from the process around them.
+#[derive(Clone)]
+pub struct SinkContext {
+    pub stats: Arc<Stats>,
+    /// Client settings for sinks that produce to Kafka (bootstrap servers included).
+    pub kafka: rdkafka::ClientConfig,
+}
+
+/// The live state of alert and compliance sinks, by sink name, for the HTTP API.
+#[derive(Clone, Default)]
+pub struct Boards {
+    pub alerts: BTreeMap<String, Arc<alert::AlertBoard>>,
+    pub compliance: BTreeMap<String, Arc<compliance::ComplianceBoard>>,
+    /// Devices retired in any compliance sink: the router drops their messages.
+    pub retired: Arc<compliance::RetiredDevices>,
+}
+
+/// The runtime sinks and their boards.
+pub struct BuiltSinks {
+    pub sinks: BTreeMap<String, Box<dyn Sink>>,
+    pub boards: Boards,
 }
 
 /// Builds every configured sink, keyed by its name in `[sinks]`.
-pub fn build_sinks(
-    config: &Config,
-    stats: Arc<Stats>,
-) -> Result<BTreeMap<String, Box<dyn Sink>>, SinkError> {
+pub fn build_sinks(config: &Config, ctx: &SinkContext) -> Result<BuiltSinks, SinkError> {
     let mut sinks: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
+    let mut boards = Boards::default();
     for (name, sink) in &config.sinks {
         let built: Box<dyn Sink> = match sink {
             SinkConfig::Parquet(p) => {
@@ -72,11 +130,23 @@ pub fn build_sinks(
                     name,
                     root,
                     p.clone(),
-                    stats.clone(),
+                    ctx.stats.clone(),
                 )?)
+            }
+            SinkConfig::Alert(a) => {
+                let state = config.under_data_dir(&a.state_file);
+                let (sink, board) = alert::AlertSink::new(name, a.clone(), state, &ctx.kafka)?;
+                boards.alerts.insert(name.clone(), board);
+                Box::new(sink)
+            }
+            SinkConfig::Compliance(c) => {
+                let (sink, board) =
+                    compliance::ComplianceSink::new(name, c, config, boards.retired.clone())?;
+                boards.compliance.insert(name.clone(), board);
+                Box::new(sink)
             }
         };
         sinks.insert(name.clone(), built);
     }
-    Ok(sinks)
+    Ok(BuiltSinks { sinks, boards })
 }

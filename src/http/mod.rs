@@ -1,16 +1,26 @@
-//! The HTTP endpoint: `/metrics` (Prometheus text), `/healthz`, `/readyz`, `/rules`,
-//! `POST /rules/reload`.
+//! The management API on `[http].listen`.
+//!
+//! Layout:
+//! - this file: the routes, `/metrics`, `/healthz`, `/readyz`, `/rules`, `POST /rules/reload`;
+//! - [`auth`]: bearer tokens → roles (viewer, operator, admin), checked before every route;
+//! - [`devices`]: device metadata (`/devices/{id}`) and retirement;
+//! - [`ops`]: `/alerts`, `/compliance`, `/scaling`;
+//! - [`metrics_filter`]: the `[metrics]` allow/block lists.
+
+pub mod auth;
+mod devices;
+pub mod metrics_filter;
+mod ops;
 
 use crate::pipeline::Health;
 use crate::reload::Reloaded;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -30,37 +40,56 @@ pub fn prometheus() -> &'static PrometheusHandle {
 #[derive(Clone)]
 struct AppState {
     health: Arc<Health>,
+    metrics: Arc<sluice_config::MetricsConfig>,
 }
 
-/// Binds `listen` and serves until `shutdown`. Returns the bound address.
+/// Binds `[http].listen` and serves until `shutdown`. Returns the bound address.
 pub async fn serve(
-    listen: &str,
+    config: &sluice_config::Config,
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<std::net::SocketAddr> {
-    let addr = crate::ports::check_free(listen, "http.listen")?;
+    let tokens = Arc::new(auth::Tokens::load(config)?);
+    let addr = crate::ports::check_free(&config.http.listen, "http.listen")?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     prometheus();
+    let state = AppState {
+        health,
+        metrics: Arc::new(config.metrics.clone()),
+    };
     let app = Router::new()
-        .route("/metrics", get(|| async { prometheus().render() }))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/rules", get(rules_status))
         .route("/rules/reload", post(rules_reload))
-        .route(
-            "/devices/{id}",
-            get(device_get).put(device_put).delete(device_delete),
-        )
-        .with_state(AppState { health });
+        .merge(devices::routes())
+        .merge(ops::routes())
+        .layer(axum::middleware::from_fn_with_state(tokens, auth::check))
+        .with_state(state);
     tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
         if let Err(e) = server.await {
             tracing::error!(error = %e, "http server stopped");
         }
     });
-    tracing::info!(%bound, "http: /metrics /healthz /readyz");
+    tracing::info!(%bound, auth = !config.http.tokens.is_empty(), "http API listening");
     Ok(bound)
+}
+
+/// `GET /metrics`: Prometheus text, after the `[metrics]` allow/block lists.
+async fn metrics(State(s): State<AppState>) -> String {
+    metrics_filter::filter(&prometheus().render(), &s.metrics)
+}
+
+/// The answer when this process does not run the part an endpoint reads.
+fn not_here(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("this process does not {what}"),
+    )
+        .into_response()
 }
 
 async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
@@ -75,7 +104,7 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 async fn rules_status(State(s): State<AppState>) -> Response {
     match s.health.rules.get() {
         Some(r) => Json(r.control.status()).into_response(),
-        None => (StatusCode::NOT_FOUND, "this process does not route").into_response(),
+        None => not_here("route"),
     }
 }
 
@@ -83,7 +112,7 @@ async fn rules_status(State(s): State<AppState>) -> Response {
 /// problem (the running rules stay active).
 async fn rules_reload(State(s): State<AppState>) -> Response {
     let Some(r) = s.health.rules.get() else {
-        return (StatusCode::NOT_FOUND, "this process does not route").into_response();
+        return not_here("route");
     };
     match r.reload().await {
         Ok(Reloaded::New(v)) => {
@@ -98,44 +127,4 @@ async fn rules_reload(State(s): State<AppState>) -> Response {
         )
             .into_response(),
     }
-}
-
-/// `GET /devices/{id}`: the tags `device_tag()` reads for a device.
-async fn device_get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(r) = s.health.rules.get() else {
-        return (StatusCode::NOT_FOUND, "this process does not route").into_response();
-    };
-    match r.devices.snapshot().get(&id) {
-        Some(tags) => Json(tags.clone()).into_response(),
-        None => (StatusCode::NOT_FOUND, "no metadata for this device").into_response(),
-    }
-}
-
-/// `PUT /devices/{id}` with a JSON object of tags: replaces the device's tags at run time
-/// (the next batch reads them). The devices file, when it changes, replaces the whole table.
-async fn device_put(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    Json(tags): Json<HashMap<String, String>>,
-) -> Response {
-    let Some(r) = s.health.rules.get() else {
-        return (StatusCode::NOT_FOUND, "this process does not route").into_response();
-    };
-    let table = r.devices.snapshot();
-    if !table.contains_key(&id) && table.len() >= r.max_devices {
-        let msg = format!("devices.max_devices ({}) reached", r.max_devices);
-        return (StatusCode::INSUFFICIENT_STORAGE, msg).into_response();
-    }
-    r.devices.set(&id, Some(tags));
-    metrics::gauge!("sluice_devices_known").set(r.devices.len() as f64);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// `DELETE /devices/{id}`: the device's tags read NULL from the next batch.
-async fn device_delete(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(r) = s.health.rules.get() else {
-        return (StatusCode::NOT_FOUND, "this process does not route").into_response();
-    };
-    r.devices.set(&id, None);
-    StatusCode::NO_CONTENT.into_response()
 }

@@ -1,0 +1,315 @@
+//! `[sinks.<name>]`: the destinations rules name in `actions`.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[sinks.<name>]`: a destination rules can name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    Parquet(ParquetSinkConfig),
+    Alert(AlertSinkConfig),
+    Compliance(ComplianceSinkConfig),
+}
+
+/// `type = "parquet"`: Hive-partitioned Parquet files, `rule=/date=/hour=`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    /// Output root; relative paths resolve under `data_dir`.
+    #[serde(default = "default_parquet_path")]
+    pub path: PathBuf,
+    /// Column compression.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Roll a file after this many rows.
+    #[serde(default = "default_file_rows")]
+    pub max_rows: usize,
+    /// Roll a file after about this many bytes.
+    #[serde(default = "default_file_bytes")]
+    pub max_bytes: usize,
+    /// Payload field with the event time in ms since the epoch; receive time when absent.
+    #[serde(default = "default_event_time")]
+    pub event_time_field: String,
+}
+
+fn default_parquet_path() -> PathBuf {
+    PathBuf::from("parquet")
+}
+const fn default_file_rows() -> usize {
+    1_000_000
+}
+const fn default_file_bytes() -> usize {
+    128 * 1024 * 1024
+}
+fn default_event_time() -> String {
+    "ts".into()
+}
+
+impl Default for ParquetSinkConfig {
+    fn default() -> Self {
+        Self {
+            path: default_parquet_path(),
+            compression: Compression::default(),
+            max_rows: default_file_rows(),
+            max_bytes: default_file_bytes(),
+            event_time_field: default_event_time(),
+        }
+    }
+}
+
+/// Parquet column compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Snappy,
+    None,
+}
+
+/// `type = "alert"`: each row a rule sends here is an alert for a key (default: rule +
+/// device). A key notifies once when it starts firing; repeats while it fires only raise its
+/// count; after `resolve_after_ms` with no repeat it is sent again as resolved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSinkConfig {
+    /// Severity by rule name; rules not listed get `default_severity`.
+    #[serde(default)]
+    pub severity: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_severity")]
+    pub default_severity: String,
+    /// Columns of the rule's output that, with the rule name, make the dedup key.
+    /// Empty: the device id.
+    #[serde(default)]
+    pub key_columns: Vec<String>,
+    /// A key that resolved does not notify again as firing within this many ms of its last
+    /// firing notification (repeats are counted as suppressed).
+    #[serde(default = "default_cooldown")]
+    pub cooldown_ms: u64,
+    /// Quiet period: a firing key with no repeat for this long is sent as resolved.
+    #[serde(default = "default_resolve_after")]
+    pub resolve_after_ms: u64,
+    /// Where notifications go (one or more).
+    pub destinations: Vec<AlertDestination>,
+    /// Notifications waiting for delivery at most; a full queue makes the router wait.
+    #[serde(default = "default_alert_queue")]
+    pub queue_capacity: usize,
+    /// Firing/resolved state file, under `data_dir` (survives restarts).
+    #[serde(default = "default_alert_state")]
+    pub state_file: PathBuf,
+}
+
+fn default_severity() -> String {
+    "warning".into()
+}
+const fn default_cooldown() -> u64 {
+    60_000
+}
+const fn default_resolve_after() -> u64 {
+    300_000
+}
+const fn default_alert_queue() -> usize {
+    10_000
+}
+fn default_alert_state() -> PathBuf {
+    PathBuf::from("alerts/state.json")
+}
+
+/// One place an alert notification is delivered to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AlertDestination {
+    /// HTTP POST of the alert as JSON; retried with exponential backoff.
+    Webhook {
+        url: String,
+        #[serde(default = "default_webhook_timeout")]
+        timeout_ms: u64,
+        /// Attempts after the first one.
+        #[serde(default = "default_webhook_retries")]
+        retries: u32,
+        /// First backoff; doubled after every failed attempt.
+        #[serde(default = "default_webhook_backoff")]
+        backoff_ms: u64,
+    },
+    /// A Kafka record keyed by the alert key (JSON value).
+    Kafka {
+        #[serde(default = "default_alert_topic")]
+        topic: String,
+    },
+    /// A `tracing` line at WARN (firing) or INFO (resolved).
+    Log,
+}
+
+const fn default_webhook_timeout() -> u64 {
+    5_000
+}
+const fn default_webhook_retries() -> u32 {
+    3
+}
+const fn default_webhook_backoff() -> u64 {
+    200
+}
+fn default_alert_topic() -> String {
+    "alerts".into()
+}
+
+/// `type = "compliance"`: the device-update compliance tracker. Rows sent here are device
+/// reports: `device_id` (or the device of the message), `model`, `version` (installed update),
+/// and optionally `group`, `deployment` and `deployment_state` (`failed`, `succeeded`, …).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceSinkConfig {
+    /// Published updates (the catalog); can also change at run time (`PUT /compliance/catalog`).
+    #[serde(default)]
+    pub updates: Vec<UpdateConfig>,
+    /// Deployments of an update to a device group.
+    #[serde(default)]
+    pub deployments: Vec<DeploymentConfig>,
+    /// Devices excluded from counts; their messages are dropped (and counted).
+    #[serde(default)]
+    pub retired: Vec<String>,
+    /// Group of a device whose reports carry none.
+    #[serde(default = "default_group_name")]
+    pub default_group: String,
+    /// State file (inventory, catalog changes, retirements), under `data_dir`.
+    #[serde(default = "default_compliance_state")]
+    pub state_file: PathBuf,
+    /// Directory of periodic Parquet snapshots of the inventory, under `data_dir`.
+    #[serde(default = "default_snapshot_path")]
+    pub snapshot_path: PathBuf,
+    /// How often a snapshot is written, in ms (0 = never).
+    #[serde(default = "default_snapshot_interval")]
+    pub snapshot_interval_ms: u64,
+}
+
+/// A published update: its id, version and the device models it is compatible with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    pub id: String,
+    pub version: String,
+    pub models: Vec<String>,
+}
+
+/// A deployment of update `update` to the devices of `group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    pub id: String,
+    pub group: String,
+    pub update: String,
+    #[serde(default)]
+    pub status: DeploymentStatus,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    #[default]
+    Active,
+    Cancelled,
+}
+
+fn default_group_name() -> String {
+    "default".into()
+}
+fn default_compliance_state() -> PathBuf {
+    PathBuf::from("compliance/state.json")
+}
+fn default_snapshot_path() -> PathBuf {
+    PathBuf::from("compliance/snapshots")
+}
+const fn default_snapshot_interval() -> u64 {
+    60_000
+}
+
+impl crate::Config {
+    /// Kafka topics alert sinks deliver to (created at start with the others).
+    pub fn alert_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .sinks
+            .values()
+            .filter_map(|s| match s {
+                SinkConfig::Alert(a) => Some(&a.destinations),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|d| match d {
+                AlertDestination::Kafka { topic } => Some(topic.clone()),
+                _ => None,
+            })
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+}
+
+/// An update version compared part by part as numbers (`1.10` > `1.9`, `2` == `2.0`).
+/// A part with a suffix after its number (`0-rc1` in `1.2.0-rc1`) is a pre-release: before
+/// the plain number, and ordered by the suffix text among pre-releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(Vec<(u64, String)>);
+
+impl Version {
+    pub fn parse(text: &str) -> Option<Version> {
+        let text = text.trim().trim_start_matches(['v', 'V']);
+        if text.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for part in text.split('.') {
+            let digits = part.len() - part.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let number = part[..digits].parse::<u64>().ok()?;
+            parts.push((number, part[digits..].to_string()));
+        }
+        while parts.len() > 1 && parts.last() == Some(&(0, String::new())) {
+            parts.pop();
+        }
+        Some(Version(parts))
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let zero = (0, String::new());
+        let n = self.0.len().max(other.0.len());
+        (0..n)
+            .map(|i| {
+                let a = self.0.get(i).unwrap_or(&zero);
+                let b = other.0.get(i).unwrap_or(&zero);
+                // A plain number sorts after the same number with a suffix (a pre-release).
+                (a.0, a.1.is_empty(), &a.1).cmp(&(b.0, b.1.is_empty(), &b.1))
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::Version;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn versions_compare_by_number_not_text() {
+        assert!(v("1.10") > v("1.9"));
+        assert!(v("1.10.0") == v("1.10"));
+        assert!(v("2") > v("1.99.99"));
+        assert!(v("v1.2.3") == v("1.2.3"));
+        assert!(v("1.2.0-rc1") < v("1.2.0"));
+        assert!(v("1.2.0-rc1") > v("1.1.9"));
+        assert!(Version::parse("").is_none());
+        assert!(Version::parse("one.two").is_none());
+    }
+}

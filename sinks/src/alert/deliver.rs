@@ -1,0 +1,146 @@
+//! The delivery worker: one thread that sends notifications to the destinations.
+//!
+//! Why a thread: webhook retries and backoff take seconds; the router must not wait on them.
+//! The channel is bounded (`queue_capacity`), so a slow destination slows the router
+//! (backpressure) instead of growing memory. Outcomes go back through the shared
+//! [`AlertBoard`]: delivered notifications leave the outbox; failed ones wait there for the
+//! router to send them to the rule's error action or the dead-letter topic.
+
+use super::book::Notification;
+use super::AlertBoard;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sluice_config::AlertDestination;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A destination ready to send.
+pub enum Destination {
+    Webhook {
+        client: reqwest::blocking::Client,
+        url: String,
+        retries: u32,
+        backoff: Duration,
+    },
+    Kafka {
+        producer: FutureProducer,
+        topic: String,
+    },
+    Log,
+}
+
+impl Destination {
+    /// Builds a destination; Kafka ones need the bootstrap servers.
+    pub fn build(
+        d: &AlertDestination,
+        kafka: &rdkafka::ClientConfig,
+    ) -> Result<Destination, String> {
+        Ok(match d {
+            AlertDestination::Webhook {
+                url,
+                timeout_ms,
+                retries,
+                backoff_ms,
+            } => Destination::Webhook {
+                client: reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_millis(*timeout_ms))
+                    .build()
+                    .map_err(|e| format!("webhook client: {e}"))?,
+                url: url.clone(),
+                retries: *retries,
+                backoff: Duration::from_millis(*backoff_ms),
+            },
+            AlertDestination::Kafka { topic } => Destination::Kafka {
+                producer: kafka
+                    .clone()
+                    .set("message.timeout.ms", "10000")
+                    .create()
+                    .map_err(|e| format!("alert producer: {e}"))?,
+                topic: topic.clone(),
+            },
+            AlertDestination::Log => Destination::Log,
+        })
+    }
+
+    fn send(&self, n: &Notification, body: &[u8]) -> Result<(), String> {
+        match self {
+            Destination::Webhook {
+                client,
+                url,
+                retries,
+                backoff,
+            } => post_with_retries(client, url, body, *retries, *backoff),
+            Destination::Kafka { producer, topic } => {
+                let record = FutureRecord::to(topic).key(&n.alert.key).payload(body);
+                futures::executor::block_on(producer.send(record, Duration::from_secs(10)))
+                    .map(|_| ())
+                    .map_err(|(e, _)| format!("kafka topic '{topic}': {e}"))
+            }
+            Destination::Log => {
+                let a = &n.alert;
+                tracing::warn!(target: "sluice::alert", status = ?a.status, rule = %a.rule,
+                    device = %a.device, severity = %a.severity, count = a.count, "alert");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// POSTs `body`; a 2xx answer is delivery. Other answers and transport errors are retried
+/// `retries` times, waiting `backoff`, then twice that, and so on.
+fn post_with_retries(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    body: &[u8],
+    retries: u32,
+    backoff: Duration,
+) -> Result<(), String> {
+    let mut wait = backoff;
+    let mut attempt = 0;
+    loop {
+        let outcome = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send();
+        let problem = match outcome {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("HTTP {}", r.status().as_u16()),
+            Err(e) => e.to_string(),
+        };
+        metrics::counter!("sluice_alert_webhook_attempts_failed_total").increment(1);
+        if attempt >= retries {
+            return Err(format!(
+                "webhook {url}: {problem} after {} attempts",
+                attempt + 1
+            ));
+        }
+        attempt += 1;
+        tracing::debug!(%url, %problem, attempt, "webhook failed; retrying");
+        std::thread::sleep(wait);
+        wait = wait.saturating_mul(2);
+    }
+}
+
+/// Sends every notification from `queue` to every destination until the queue closes.
+pub fn run(queue: Receiver<Notification>, destinations: Vec<Destination>, board: Arc<AlertBoard>) {
+    for n in queue {
+        let started = Instant::now();
+        let body = serde_json::to_vec(&n).unwrap_or_default();
+        let failures: Vec<String> = destinations
+            .iter()
+            .filter_map(|d| d.send(&n, &body).err())
+            .collect();
+        metrics::histogram!("sluice_alert_delivery_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if failures.is_empty() {
+            board.delivered(n.id);
+        } else {
+            metrics::counter!("sluice_alerts_failed_total", "rule" => n.alert.rule.clone())
+                .increment(1);
+            tracing::warn!(rule = %n.alert.rule, key = %n.alert.key, problems = %failures.join("; "),
+                "alert delivery failed after retries; handing it to the error action");
+            board.failed(n.id, failures.join("; "));
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! `type = "alert"`: rule rows become alerts, deduplicated by key, notified once per firing
+//! and again when they resolve.
+//!
+//! Layout:
+//! - [`book`]: the state (firing keys, outbox) and its transitions; saved at every checkpoint.
+//! - [`deliver`]: the worker thread that sends notifications (webhook, Kafka, log).
+//! - [`AlertSink`]: the router side: rows → occurrences → notifications on a bounded queue.
+//! - [`AlertBoard`]: the state shared by the sink, the worker and the HTTP API (`/alerts`).
+//!
+//! Delivery: a notification is in the outbox from the moment it is created; the outbox is
+//! saved (fsync, rename) at each checkpoint, before the router commits offsets, so an alert is
+//! "durably queued" before its offsets advance. Delivered notifications leave the outbox; on
+//! restart the rest are sent again (at-least-once). A notification that still fails after the
+//! retries goes, with its source row, to the rule's error action or the dead-letter topic.
+
+pub mod book;
+pub mod deliver;
+#[cfg(test)]
+mod tests;
+
+use crate::{CheckpointStats, DeliveryFailure, RuleOutput, Sink, SinkError};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::TimestampMillisecondType;
+use book::{Alert, AlertBook, Notification, Observed, Occurrence, Timing};
+use sluice_config::AlertSinkConfig;
+use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Alert state shared by the sink, its delivery worker and the HTTP API.
+pub struct AlertBoard {
+    book: Mutex<AlertBook>,
+    failures: Mutex<Vec<(u64, String)>>,
+}
+
+impl AlertBoard {
+    fn book(&self) -> MutexGuard<'_, AlertBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn delivered(&self, id: u64) {
+        self.book().outbox.remove(&id);
+    }
+
+    fn failed(&self, id: u64, reason: String) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.push((id, reason));
+    }
+
+    /// The firing alerts, for `GET /alerts`.
+    pub fn firing(&self) -> Vec<Alert> {
+        self.book().firing().cloned().collect()
+    }
+
+    /// Notifications not yet delivered.
+    pub fn pending(&self) -> usize {
+        self.book().outbox.len()
+    }
+
+    /// Marks a firing alert acknowledged; false when no such key is firing.
+    pub fn acknowledge(&self, key: &str) -> bool {
+        let mut book = self.book();
+        match book.alerts.get_mut(key) {
+            Some(a) if a.status == book::AlertStatus::Firing => {
+                a.acknowledged = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+pub struct AlertSink {
+    name: String,
+    config: AlertSinkConfig,
+    board: Arc<AlertBoard>,
+    queue: SyncSender<Notification>,
+    /// The source row of each queued firing, for the error action if delivery fails.
+    sources: HashMap<u64, (String, RecordBatch)>,
+    state_path: PathBuf,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl AlertSink {
+    /// Loads the saved state, starts the delivery worker and re-queues what was undelivered.
+    pub fn new(
+        name: &str,
+        config: AlertSinkConfig,
+        state_path: PathBuf,
+        kafka: &rdkafka::ClientConfig,
+    ) -> Result<(AlertSink, Arc<AlertBoard>), SinkError> {
+        let err = |m: String| SinkError::external(name, m);
+        let mut book = AlertBook::load(&state_path)
+            .map_err(|e| err(format!("reading {}: {e}", state_path.display())))?;
+        let destinations = config
+            .destinations
+            .iter()
+            .map(|d| deliver::Destination::build(d, kafka))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let undelivered: Vec<Notification> = book
+            .outbox
+            .values_mut()
+            .map(|p| {
+                p.handed_over = None;
+                p.notification.clone()
+            })
+            .collect();
+        let board = Arc::new(AlertBoard {
+            book: Mutex::new(book),
+            failures: Mutex::new(vec![]),
+        });
+        let (queue, receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
+        let worker_board = board.clone();
+        std::thread::Builder::new()
+            .name(format!("alert-{name}"))
+            .spawn(move || deliver::run(receiver, destinations, worker_board))
+            .map_err(|e| err(format!("starting the delivery worker: {e}")))?;
+        let sink = AlertSink {
+            name: name.into(),
+            config,
+            board: board.clone(),
+            queue,
+            sources: HashMap::new(),
+            state_path,
+        };
+        for n in undelivered {
+            sink.send(n)?;
+        }
+        Ok((sink, board))
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            cooldown_ms: self.config.cooldown_ms as i64,
+            resolve_after_ms: self.config.resolve_after_ms as i64,
+        }
+    }
+
+    fn send(&self, n: Notification) -> Result<(), SinkError> {
+        self.queue
+            .send(n)
+            .map_err(|_| SinkError::external(&self.name, "the delivery worker stopped"))
+    }
+
+    /// The occurrences in one rule output, with the row each came from.
+    fn occurrences(&self, rule: &str, output: &RuleOutput) -> Result<Vec<Occurrence>, SinkError> {
+        let rows = rows_as_json(&output.rows).map_err(|e| SinkError::external(&self.name, e))?;
+        let devices = output
+            .source
+            .column_by_name(DEVICE_ID)
+            .and_then(|c| c.as_string_opt::<i32>());
+        let seen = output
+            .source
+            .column_by_name(RECEIVED_AT)
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
+        let severity = self
+            .config
+            .severity
+            .get(rule)
+            .unwrap_or(&self.config.default_severity);
+        let now = now_ms();
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, columns)| {
+                let device = devices
+                    .filter(|d| d.is_valid(i))
+                    .map_or("", |d| d.value(i))
+                    .to_string();
+                let key = alert_key(rule, &device, &self.config.key_columns, &columns);
+                Occurrence {
+                    key,
+                    rule: rule.into(),
+                    device,
+                    severity: severity.clone(),
+                    columns,
+                    seen_ms: seen.filter(|s| s.is_valid(i)).map_or(now, |s| s.value(i)),
+                }
+            })
+            .collect())
+    }
+}
+
+/// `rule/device`, or `rule/<value of each key column>`.
+fn alert_key(
+    rule: &str,
+    device: &str,
+    key_columns: &[String],
+    columns: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    if key_columns.is_empty() {
+        return format!("{rule}/{device}");
+    }
+    let parts: Vec<String> = key_columns
+        .iter()
+        .map(|k| match columns.get(k) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        })
+        .collect();
+    format!("{rule}/{}", parts.join("/"))
+}
+
+/// One JSON object per row (NULL columns left out).
+fn rows_as_json(
+    rows: &RecordBatch,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    writer.write(rows).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(vec![]);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+impl Sink for AlertSink {
+    fn write(&mut self, rule: &str, output: &RuleOutput) -> Result<(), SinkError> {
+        let occurrences = self.occurrences(rule, output)?;
+        let (now, timing) = (now_ms(), self.timing());
+        let mut fired = Vec::new();
+        let mut suppressed = 0u64;
+        {
+            let mut book = self.board.book();
+            for (row, o) in occurrences.into_iter().enumerate() {
+                match book.observe(o, now, timing) {
+                    Observed::Fired(n) => fired.push((row, n)),
+                    Observed::Suppressed => suppressed += 1,
+                }
+            }
+        }
+        let rule_label = rule.to_string();
+        metrics::counter!("sluice_alerts_suppressed_total", "rule" => rule_label.clone())
+            .increment(suppressed);
+        metrics::counter!("sluice_alerts_fired_total", "rule" => rule_label)
+            .increment(fired.len() as u64);
+        for (row, n) in fired {
+            let source = output.source.slice(row, 1);
+            self.sources.insert(n.id, (rule.to_string(), source));
+            self.send(n)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves quiet keys, then saves the book (outbox included) before offsets advance.
+    fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
+        let resolved = self.board.book().sweep(now_ms(), self.timing());
+        for n in resolved {
+            metrics::counter!("sluice_alerts_resolved_total", "rule" => n.alert.rule.clone())
+                .increment(1);
+            self.send(n)?;
+        }
+        let mut book = self.board.book();
+        book.checkpoint();
+        metrics::gauge!("sluice_alerts_firing", "sink" => self.name.clone())
+            .set(book.firing().count() as f64);
+        book.save(&self.state_path).map_err(|e| {
+            SinkError::external(
+                &self.name,
+                format!("saving {}: {e}", self.state_path.display()),
+            )
+        })?;
+        let live: std::collections::HashSet<u64> = book.outbox.keys().copied().collect();
+        self.sources.retain(|id, _| live.contains(id));
+        Ok(CheckpointStats::default())
+    }
+
+    fn take_failures(&mut self) -> Vec<DeliveryFailure> {
+        let failed: Vec<(u64, String)> = {
+            let mut f = self
+                .board
+                .failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut *f)
+        };
+        let mut book = self.board.book();
+        let handed_in = book.checkpoints + 1;
+        failed
+            .into_iter()
+            .filter_map(|(id, reason)| {
+                let pending = book.outbox.get_mut(&id)?;
+                pending.handed_over = Some(handed_in);
+                let n = &pending.notification;
+                let (rule, rows) = match self.sources.remove(&id) {
+                    Some((rule, rows)) => (rule, Some(rows)),
+                    None => (n.alert.rule.clone(), None),
+                };
+                Some(DeliveryFailure {
+                    rule,
+                    device: n.alert.device.clone(),
+                    reason: format!("alert delivery failed: {reason}"),
+                    rows,
+                    payload: serde_json::to_vec(n).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

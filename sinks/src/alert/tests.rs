@@ -1,0 +1,97 @@
+use super::book::*;
+use serde_json::Map;
+
+const T: Timing = Timing {
+    cooldown_ms: 1_000,
+    resolve_after_ms: 500,
+};
+
+fn hot(device: &str, seen: i64) -> Occurrence {
+    Occurrence {
+        key: format!("hot/{device}"),
+        rule: "hot".into(),
+        device: device.into(),
+        severity: "critical".into(),
+        columns: Map::new(),
+        seen_ms: seen,
+    }
+}
+
+fn fired(o: Observed) -> Notification {
+    match o {
+        Observed::Fired(n) => n,
+        Observed::Suppressed => panic!("expected a firing notification"),
+    }
+}
+
+#[test]
+fn a_key_fires_once_then_counts_repeats_then_resolves_after_the_quiet_period() {
+    let mut book = AlertBook::default();
+    let n = fired(book.observe(hot("d1", 10), 100, T));
+    assert_eq!((n.alert.status, n.alert.count), (AlertStatus::Firing, 1));
+    assert_eq!(book.observe(hot("d1", 20), 200, T), Observed::Suppressed);
+    assert_eq!(book.observe(hot("d1", 30), 300, T), Observed::Suppressed);
+    // Another device is another key.
+    fired(book.observe(hot("d2", 30), 300, T));
+    assert!(
+        book.sweep(700, T).is_empty(),
+        "d1 was updated at 300: not quiet yet"
+    );
+    let resolved = book.sweep(800, T);
+    assert_eq!(resolved.len(), 2);
+    let d1 = resolved.iter().find(|n| n.alert.device == "d1").unwrap();
+    assert_eq!(d1.alert.status, AlertStatus::Resolved);
+    assert_eq!(
+        (
+            d1.alert.count,
+            d1.alert.first_seen_ms,
+            d1.alert.last_seen_ms
+        ),
+        (3, 10, 30)
+    );
+    assert_eq!(book.firing().count(), 0);
+}
+
+#[test]
+fn a_key_that_fires_again_within_the_cooldown_is_suppressed_and_not_resolved_twice() {
+    let mut book = AlertBook::default();
+    fired(book.observe(hot("d1", 0), 0, T));
+    assert_eq!(book.sweep(600, T).len(), 1);
+    // 700 ms after the firing notice: inside the 1 s cooldown.
+    assert_eq!(book.observe(hot("d1", 700), 700, T), Observed::Suppressed);
+    assert_eq!(book.firing().count(), 1, "it is firing again, silently");
+    assert!(
+        book.sweep(1_300, T).is_empty(),
+        "no resolve for an unnotified firing"
+    );
+    // After the cooldown it notifies again.
+    let n = fired(book.observe(hot("d1", 1_500), 1_500, T));
+    assert_eq!(n.alert.count, 1);
+}
+
+#[test]
+fn the_outbox_keeps_a_failed_notification_until_the_checkpoint_after_its_hand_over() {
+    let mut book = AlertBook::default();
+    let n = fired(book.observe(hot("d1", 0), 0, T));
+    let delivered = fired(book.observe(hot("d2", 0), 0, T));
+    book.outbox.remove(&delivered.id);
+    book.outbox.get_mut(&n.id).unwrap().handed_over = Some(book.checkpoints + 1);
+    book.checkpoint();
+    assert!(
+        book.outbox.contains_key(&n.id),
+        "its error output may not be durable yet"
+    );
+    book.checkpoint();
+    assert!(book.outbox.is_empty());
+}
+
+#[test]
+fn the_book_survives_a_save_and_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts/state.json");
+    assert_eq!(AlertBook::load(&path).unwrap(), AlertBook::default());
+    let mut book = AlertBook::default();
+    fired(book.observe(hot("d1", 5), 5, T));
+    book.save(&path).unwrap();
+    assert_eq!(AlertBook::load(&path).unwrap(), book);
+}

@@ -1,0 +1,236 @@
+//! The compliance model: catalog, deployments, device inventory, and the Azure Device Update
+//! definitions applied to them. Pure state, unit-tested with in-memory values.
+//!
+//! Per device (DESIGN.md, Compliance):
+//! - **on latest update**: it runs the highest version, among *all* published updates
+//!   compatible with its model, or a later one (a model with no compatible update is on latest);
+//! - **update in progress**: not on latest, and an active deployment to its group delivers that
+//!   highest update (unless the device reported that deployment as failed);
+//! - **new updates available**: otherwise.
+//!
+//! "Failed" is a deployment state: counted per deployment and group, not a compliance state.
+
+use serde::{Deserialize, Serialize};
+use sluice_config::{DeploymentConfig, DeploymentStatus, UpdateConfig, Version};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    OnLatestUpdate,
+    UpdateInProgress,
+    NewUpdatesAvailable,
+}
+
+impl UpdateState {
+    pub const ALL: [UpdateState; 3] = [
+        UpdateState::OnLatestUpdate,
+        UpdateState::UpdateInProgress,
+        UpdateState::NewUpdatesAvailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::OnLatestUpdate => "on_latest_update",
+            UpdateState::UpdateInProgress => "update_in_progress",
+            UpdateState::NewUpdatesAvailable => "new_updates_available",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UpdateState> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// What the fleet last told us about one device.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub group: Option<String>,
+    pub deployment: Option<String>,
+    pub deployment_state: Option<String>,
+    pub last_seen_ms: i64,
+}
+
+/// One device report (a row sent to the compliance sink); absent fields keep their value.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub device: String,
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub group: Option<String>,
+    pub deployment: Option<String>,
+    pub deployment_state: Option<String>,
+    pub seen_ms: i64,
+}
+
+/// Everything the tracker keeps; saved at every checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fleet {
+    pub catalog: BTreeMap<String, UpdateConfig>,
+    pub deployments: BTreeMap<String, DeploymentConfig>,
+    pub devices: BTreeMap<String, DeviceRecord>,
+    pub retired: BTreeSet<String>,
+    pub default_group: String,
+}
+
+/// One device as `/compliance` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceCompliance {
+    pub device: String,
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub group: String,
+    pub state: UpdateState,
+    pub latest_version: Option<String>,
+    pub deployment: Option<String>,
+    pub deployment_state: Option<String>,
+    pub last_seen_ms: i64,
+}
+
+/// Counts for a group or the whole fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counts {
+    pub devices: u64,
+    pub on_latest_update: u64,
+    pub update_in_progress: u64,
+    pub new_updates_available: u64,
+    /// on_latest_update ÷ devices × 100 (100 for no devices).
+    pub compliance_percent: f64,
+}
+
+impl Counts {
+    fn add(&mut self, s: UpdateState) {
+        self.devices += 1;
+        match s {
+            UpdateState::OnLatestUpdate => self.on_latest_update += 1,
+            UpdateState::UpdateInProgress => self.update_in_progress += 1,
+            UpdateState::NewUpdatesAvailable => self.new_updates_available += 1,
+        }
+        self.compliance_percent = self.on_latest_update as f64 * 100.0 / self.devices as f64;
+    }
+}
+
+/// Devices whose last report says a deployment failed, per deployment and group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedCount {
+    pub deployment: String,
+    pub group: String,
+    pub devices: u64,
+}
+
+/// The whole compliance picture, as `GET /compliance` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComplianceReport {
+    pub total: Counts,
+    pub groups: BTreeMap<String, Counts>,
+    pub failed: Vec<FailedCount>,
+    pub retired: usize,
+    pub devices: Vec<DeviceCompliance>,
+}
+
+impl Fleet {
+    pub fn observe(&mut self, r: Report) {
+        let d = self.devices.entry(r.device).or_default();
+        let keep = |new: Option<String>, old: &mut Option<String>| {
+            if new.is_some() {
+                *old = new;
+            }
+        };
+        keep(r.model, &mut d.model);
+        keep(r.version, &mut d.version);
+        keep(r.group, &mut d.group);
+        keep(r.deployment, &mut d.deployment);
+        keep(r.deployment_state, &mut d.deployment_state);
+        d.last_seen_ms = d.last_seen_ms.max(r.seen_ms);
+    }
+
+    /// The highest update compatible with `model` among all published updates.
+    fn latest_for(&self, model: &str) -> Option<(&UpdateConfig, Version)> {
+        self.catalog
+            .values()
+            .filter(|u| u.models.iter().any(|m| m == model))
+            .filter_map(|u| Version::parse(&u.version).map(|v| (u, v)))
+            .max_by(|a, b| a.1.cmp(&b.1))
+    }
+
+    pub fn evaluate(&self, device: &str, d: &DeviceRecord) -> DeviceCompliance {
+        let group = d
+            .group
+            .clone()
+            .unwrap_or_else(|| self.default_group.clone());
+        let latest = d.model.as_deref().and_then(|m| self.latest_for(m));
+        let installed = d.version.as_deref().and_then(Version::parse);
+        let state = match &latest {
+            None => UpdateState::OnLatestUpdate,
+            Some((_, v)) if installed.as_ref().is_some_and(|i| i >= v) => {
+                UpdateState::OnLatestUpdate
+            }
+            Some((update, v)) => {
+                let delivering = self.deployments.values().any(|dep| {
+                    dep.status == DeploymentStatus::Active
+                        && dep.group == group
+                        && self.catalog.get(&dep.update).is_some_and(|u| {
+                            u.id == update.id || Version::parse(&u.version).as_ref() == Some(v)
+                        })
+                        && !(d.deployment.as_deref() == Some(&dep.id)
+                            && d.deployment_state.as_deref() == Some("failed"))
+                });
+                if delivering {
+                    UpdateState::UpdateInProgress
+                } else {
+                    UpdateState::NewUpdatesAvailable
+                }
+            }
+        };
+        DeviceCompliance {
+            device: device.to_string(),
+            model: d.model.clone(),
+            version: d.version.clone(),
+            group,
+            state,
+            latest_version: latest.map(|(u, _)| u.version.clone()),
+            deployment: d.deployment.clone(),
+            deployment_state: d.deployment_state.clone(),
+            last_seen_ms: d.last_seen_ms,
+        }
+    }
+
+    /// Every non-retired device evaluated, with per-group and total counts.
+    pub fn report(&self) -> ComplianceReport {
+        let mut total = Counts::default();
+        let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
+        let mut failed: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut devices = Vec::new();
+        for (id, d) in &self.devices {
+            if self.retired.contains(id) {
+                continue;
+            }
+            let c = self.evaluate(id, d);
+            total.add(c.state);
+            groups.entry(c.group.clone()).or_default().add(c.state);
+            if let (Some(dep), Some("failed")) = (&c.deployment, c.deployment_state.as_deref()) {
+                *failed.entry((dep.clone(), c.group.clone())).or_default() += 1;
+            }
+            devices.push(c);
+        }
+        if total.devices == 0 {
+            total.compliance_percent = 100.0;
+        }
+        ComplianceReport {
+            total,
+            groups,
+            failed: failed
+                .into_iter()
+                .map(|((deployment, group), devices)| FailedCount {
+                    deployment,
+                    group,
+                    devices,
+                })
+                .collect(),
+            retired: self.retired.len(),
+            devices,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! `type = "compliance"`: the device-update compliance tracker.
+//!
+//! Layout:
+//! - [`fleet`]: catalog, deployments, inventory and the compliance definitions (pure state).
+//! - [`snapshot`]: the periodic Parquet snapshot of the inventory, for analytics.
+//! - [`ComplianceSink`]: rows from rules → device reports; state saved at each checkpoint.
+//! - [`ComplianceBoard`]: the state shared with the HTTP API (`/compliance`, retire, catalog).
+//!
+//! State lives in one JSON file under `data_dir`, written atomically at each checkpoint, so it
+//! survives restarts. With several routers each keeps the devices of its Kafka partitions (a
+//! device's reports are keyed by its id, so they all reach one router); see the README for
+//! what a rebalance does.
+
+pub mod fleet;
+pub mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, TimestampMillisecondType};
+use fleet::{ComplianceReport, Fleet, Report};
+use sluice_config::{ComplianceSinkConfig, Config, UpdateConfig};
+use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Retired devices, read by the router on every message (cheap when empty).
+#[derive(Debug, Default)]
+pub struct RetiredDevices {
+    any: AtomicBool,
+    set: RwLock<HashSet<String>>,
+}
+
+impl RetiredDevices {
+    pub fn contains(&self, device: &str) -> bool {
+        self.any.load(Ordering::Relaxed)
+            && self
+                .set
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(device)
+    }
+
+    fn insert(&self, device: &str) {
+        let mut set = self.set.write().unwrap_or_else(|p| p.into_inner());
+        set.insert(device.to_string());
+        self.any.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Compliance state shared by the sink and the HTTP API.
+pub struct ComplianceBoard {
+    fleet: Mutex<Fleet>,
+    retired: Arc<RetiredDevices>,
+}
+
+impl ComplianceBoard {
+    fn fleet(&self) -> MutexGuard<'_, Fleet> {
+        self.fleet.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn report(&self) -> ComplianceReport {
+        self.fleet().report()
+    }
+
+    /// Retires a device: excluded from counts from now on, its messages dropped.
+    pub fn retire(&self, device: &str) {
+        self.fleet().retired.insert(device.to_string());
+        self.retired.insert(device);
+    }
+
+    /// Adds or replaces a catalog entry (an update published at run time).
+    pub fn publish_update(&self, update: UpdateConfig) {
+        self.fleet().catalog.insert(update.id.clone(), update);
+    }
+
+    /// Removes a catalog entry; false when there was none.
+    pub fn withdraw_update(&self, id: &str) -> bool {
+        self.fleet().catalog.remove(id).is_some()
+    }
+
+    pub fn catalog(&self) -> Vec<UpdateConfig> {
+        self.fleet().catalog.values().cloned().collect()
+    }
+}
+
+pub struct ComplianceSink {
+    name: String,
+    board: Arc<ComplianceBoard>,
+    state_path: PathBuf,
+    snapshots: snapshot::Snapshots,
+}
+
+impl ComplianceSink {
+    /// Loads the saved state; the config's catalog, deployments and retirements apply on top.
+    pub fn new(
+        name: &str,
+        c: &ComplianceSinkConfig,
+        config: &Config,
+        retired: Arc<RetiredDevices>,
+    ) -> Result<(ComplianceSink, Arc<ComplianceBoard>), SinkError> {
+        let state_path = config.under_data_dir(&c.state_file);
+        let mut fleet: Fleet = match std::fs::read(&state_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                SinkError::external(name, format!("reading {}: {e}", state_path.display()))
+            })?,
+            Err(_) => Fleet::default(),
+        };
+        fleet.default_group = c.default_group.clone();
+        for u in &c.updates {
+            fleet.catalog.insert(u.id.clone(), u.clone());
+        }
+        for d in &c.deployments {
+            fleet.deployments.insert(d.id.clone(), d.clone());
+        }
+        fleet.retired.extend(c.retired.iter().cloned());
+        for device in &fleet.retired {
+            retired.insert(device);
+        }
+        let board = Arc::new(ComplianceBoard {
+            fleet: Mutex::new(fleet),
+            retired,
+        });
+        let snapshots = snapshot::Snapshots::new(
+            config.under_data_dir(&c.snapshot_path),
+            c.snapshot_interval_ms,
+        );
+        let sink = ComplianceSink {
+            name: name.into(),
+            board: board.clone(),
+            state_path,
+            snapshots,
+        };
+        Ok((sink, board))
+    }
+}
+
+/// A column of the rule's output as text (any type cast), if the rule selected it.
+fn text_column(rows: &RecordBatch, name: &str) -> Option<arrow::array::StringArray> {
+    let col = rows.column_by_name(name)?;
+    let cast = arrow::compute::cast(col, &DataType::Utf8).ok()?;
+    Some(cast.as_string::<i32>().clone())
+}
+
+fn value(col: &Option<arrow::array::StringArray>, i: usize) -> Option<String> {
+    col.as_ref()
+        .filter(|c| c.is_valid(i))
+        .map(|c| c.value(i).to_string())
+}
+
+/// The device reports in one rule output.
+fn reports(output: &RuleOutput) -> Vec<Report> {
+    let rows = &output.rows;
+    let named = text_column(rows, "device_id");
+    let source_device = text_column(&output.source, DEVICE_ID);
+    let [model, version, group, deployment, deployment_state] = [
+        "model",
+        "version",
+        "group",
+        "deployment",
+        "deployment_state",
+    ]
+    .map(|c| text_column(rows, c));
+    let seen = output
+        .source
+        .column_by_name(RECEIVED_AT)
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
+    (0..rows.num_rows())
+        .filter_map(|i| {
+            Some(Report {
+                device: value(&named, i).or_else(|| value(&source_device, i))?,
+                model: value(&model, i),
+                version: value(&version, i),
+                group: value(&group, i),
+                deployment: value(&deployment, i),
+                deployment_state: value(&deployment_state, i),
+                seen_ms: seen.filter(|s| s.is_valid(i)).map_or(0, |s| s.value(i)),
+            })
+        })
+        .collect()
+}
+
+impl Sink for ComplianceSink {
+    fn write(&mut self, _rule: &str, output: &RuleOutput) -> Result<(), SinkError> {
+        let reports = reports(output);
+        let mut fleet = self.board.fleet();
+        let mut dropped = 0u64;
+        for r in reports {
+            if fleet.retired.contains(&r.device) {
+                dropped += 1;
+                continue;
+            }
+            fleet.observe(r);
+        }
+        metrics::counter!("sluice_compliance_retired_reports_dropped_total").increment(dropped);
+        Ok(())
+    }
+
+    /// Saves the state, updates the gauges, and writes a snapshot when one is due.
+    fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
+        let fleet = self.board.fleet().clone();
+        let err = |m: String| SinkError::external(&self.name, m);
+        let json = serde_json::to_vec(&fleet).map_err(|e| err(e.to_string()))?;
+        crate::atomic_write(&self.state_path, &json)
+            .map_err(|e| err(format!("saving {}: {e}", self.state_path.display())))?;
+        let report = fleet.report();
+        export_gauges(&self.name, &report);
+        self.snapshots.maybe_write(&report).map_err(err)?;
+        Ok(CheckpointStats::default())
+    }
+}
+
+fn export_gauges(sink: &str, r: &ComplianceReport) {
+    let s = sink.to_string();
+    for (group, c) in &r.groups {
+        for (state, n) in [
+            ("on_latest_update", c.on_latest_update),
+            ("update_in_progress", c.update_in_progress),
+            ("new_updates_available", c.new_updates_available),
+        ] {
+            metrics::gauge!("sluice_compliance_devices", "sink" => s.clone(), "group" => group.clone(), "state" => state)
+                .set(n as f64);
+        }
+        metrics::gauge!("sluice_compliance_percent", "sink" => s.clone(), "group" => group.clone())
+            .set(c.compliance_percent);
+    }
+    metrics::gauge!("sluice_compliance_fleet_percent", "sink" => s.clone())
+        .set(r.total.compliance_percent);
+    metrics::gauge!("sluice_compliance_fleet_devices", "sink" => s.clone())
+        .set(r.total.devices as f64);
+    for f in &r.failed {
+        metrics::gauge!("sluice_deployment_failed_devices", "sink" => s.clone(),
+            "deployment" => f.deployment.clone(), "group" => f.group.clone())
+        .set(f.devices as f64);
+    }
+}

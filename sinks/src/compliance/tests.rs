@@ -1,0 +1,113 @@
+use super::fleet::*;
+use sluice_config::{DeploymentConfig, DeploymentStatus, UpdateConfig};
+
+fn update(id: &str, version: &str, models: &[&str]) -> UpdateConfig {
+    UpdateConfig {
+        id: id.into(),
+        version: version.into(),
+        models: models.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+fn report(device: &str, model: &str, version: &str, group: &str) -> Report {
+    Report {
+        device: device.into(),
+        model: Some(model.into()),
+        version: Some(version.into()),
+        group: Some(group.into()),
+        ..Report::default()
+    }
+}
+
+fn fleet() -> Fleet {
+    let mut f = Fleet {
+        default_group: "default".into(),
+        ..Fleet::default()
+    };
+    for u in [
+        update("cam-1.9", "1.9", &["cam"]),
+        update("cam-1.10", "1.10", &["cam"]),
+        update("gw-2.0", "2.0", &["gw"]),
+    ] {
+        f.catalog.insert(u.id.clone(), u);
+    }
+    f.deployments.insert(
+        "dep-a".into(),
+        DeploymentConfig {
+            id: "dep-a".into(),
+            group: "a".into(),
+            update: "cam-1.10".into(),
+            status: DeploymentStatus::Active,
+        },
+    );
+    f
+}
+
+fn state(f: &Fleet, device: &str) -> UpdateState {
+    f.evaluate(device, &f.devices[device]).state
+}
+
+#[test]
+fn the_latest_is_the_highest_compatible_version_of_all_updates_compared_as_numbers() {
+    let mut f = fleet();
+    f.observe(report("c1", "cam", "1.10", "b"));
+    f.observe(report("c2", "cam", "1.9", "b"));
+    f.observe(report("g1", "gw", "2.0.0", "b"));
+    f.observe(report("x1", "other", "0.1", "b"));
+    assert_eq!(state(&f, "c1"), UpdateState::OnLatestUpdate);
+    assert_eq!(state(&f, "c2"), UpdateState::NewUpdatesAvailable);
+    assert_eq!(state(&f, "g1"), UpdateState::OnLatestUpdate);
+    assert_eq!(
+        state(&f, "x1"),
+        UpdateState::OnLatestUpdate,
+        "nothing applies to it"
+    );
+}
+
+#[test]
+fn an_active_deployment_of_the_latest_makes_it_in_progress_unless_it_failed_or_was_cancelled() {
+    let mut f = fleet();
+    f.observe(report("c1", "cam", "1.9", "a"));
+    assert_eq!(state(&f, "c1"), UpdateState::UpdateInProgress);
+    f.observe(Report {
+        device: "c1".into(),
+        deployment: Some("dep-a".into()),
+        deployment_state: Some("failed".into()),
+        ..Report::default()
+    });
+    assert_eq!(state(&f, "c1"), UpdateState::NewUpdatesAvailable);
+    let r = f.report();
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(
+        (r.failed[0].deployment.as_str(), r.failed[0].group.as_str()),
+        ("dep-a", "a")
+    );
+    f.observe(report("c2", "cam", "1.9", "a"));
+    f.deployments.get_mut("dep-a").unwrap().status = DeploymentStatus::Cancelled;
+    assert_eq!(state(&f, "c2"), UpdateState::NewUpdatesAvailable);
+}
+
+#[test]
+fn a_deployment_of_an_older_update_is_not_progress_towards_the_latest() {
+    let mut f = fleet();
+    f.deployments.get_mut("dep-a").unwrap().update = "cam-1.9".into();
+    f.observe(report("c1", "cam", "1.8", "a"));
+    assert_eq!(state(&f, "c1"), UpdateState::NewUpdatesAvailable);
+}
+
+#[test]
+fn counts_per_group_exclude_retired_devices_and_a_new_update_flips_on_latest() {
+    let mut f = fleet();
+    f.observe(report("c1", "cam", "1.10", "b"));
+    f.observe(report("c2", "cam", "1.10", "b"));
+    f.observe(report("c3", "cam", "1.9", "b"));
+    f.retired.insert("c3".into());
+    let r = f.report();
+    assert_eq!(r.groups["b"].devices, 2);
+    assert_eq!(r.groups["b"].compliance_percent, 100.0);
+    f.catalog
+        .insert("cam-1.11".into(), update("cam-1.11", "1.11", &["cam"]));
+    let r = f.report();
+    assert_eq!(r.groups["b"].new_updates_available, 2);
+    assert_eq!(r.total.compliance_percent, 0.0);
+}

@@ -1,0 +1,71 @@
+//! `/devices/{id}`: device metadata for `device_tag()`, and retirement.
+
+use super::{not_here, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::collections::HashMap;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/devices/{id}",
+            get(device_get).put(device_put).delete(device_delete),
+        )
+        .route("/devices/{id}/retire", post(device_retire))
+}
+
+/// `POST /devices/{id}/retire`: the device leaves the compliance counts and its messages are
+/// dropped (and counted) from now on.
+async fn device_retire(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(boards) = s.health.boards.get().filter(|b| !b.compliance.is_empty()) else {
+        return not_here("track compliance");
+    };
+    for board in boards.compliance.values() {
+        board.retire(&id);
+    }
+    tracing::info!(device = %id, "device retired");
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /devices/{id}`: the tags `device_tag()` reads for a device.
+async fn device_get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(r) = s.health.rules.get() else {
+        return not_here("route");
+    };
+    match r.devices.snapshot().get(&id) {
+        Some(tags) => Json(tags.clone()).into_response(),
+        None => (StatusCode::NOT_FOUND, "no metadata for this device").into_response(),
+    }
+}
+
+/// `PUT /devices/{id}` with a JSON object of tags: replaces the device's tags at run time
+/// (the next batch reads them). The devices file, when it changes, replaces the whole table.
+async fn device_put(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Json(tags): Json<HashMap<String, String>>,
+) -> Response {
+    let Some(r) = s.health.rules.get() else {
+        return not_here("route");
+    };
+    let table = r.devices.snapshot();
+    if !table.contains_key(&id) && table.len() >= r.max_devices {
+        let msg = format!("devices.max_devices ({}) reached", r.max_devices);
+        return (StatusCode::INSUFFICIENT_STORAGE, msg).into_response();
+    }
+    r.devices.set(&id, Some(tags));
+    metrics::gauge!("sluice_devices_known").set(r.devices.len() as f64);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `DELETE /devices/{id}`: the device's tags read NULL from the next batch.
+async fn device_delete(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(r) = s.health.rules.get() else {
+        return not_here("route");
+    };
+    r.devices.set(&id, None);
+    StatusCode::NO_CONTENT.into_response()
+}
