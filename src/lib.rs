@@ -9,6 +9,7 @@
 //!   used when the config names no external ones (cargo feature `embedded`).
 //! - [`http`]: the management API: `/metrics`, health, rules, devices, alerts, compliance,
 //!   scaling; bearer tokens with viewer/operator/admin roles.
+//! - [`ops_cli`]: `sluice scale`, `sluice compliance report` (read a running instance's API).
 //! - [`scaling`]: consumer lag and rates → replica advice (`/scaling`, `sluice scale`).
 //! - [`fleet`]: a simulated device fleet publishing over MQTT (demo, tests).
 //! - [`demo`]: `sluice demo` — the whole path on embedded brokers, with a summary.
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod embedded;
 pub mod fleet;
 pub mod http;
+pub mod ops_cli;
 pub mod pipeline;
 pub mod ports;
 pub mod reload;

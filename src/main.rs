@@ -54,6 +54,34 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Print the scaling advice of a running instance (lag, rates, replicas).
+    Scale {
+        /// Base URL of the instance's HTTP API (`[http].listen`). Token: `SLUICE_TOKEN`.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
+        /// Print the raw `/scaling` JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Device-update compliance of a running instance.
+    Compliance {
+        #[command(subcommand)]
+        command: ComplianceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ComplianceCommand {
+    /// Print per-group counts and failed deployments; with a filter, the devices too.
+    Report {
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
+        /// Only devices in this state (on_latest_update, update_in_progress, new_updates_available).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -193,6 +221,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rules {
             command: RulesCommand::Test { paths, cases },
         } => Ok(exit(sluice::rules_cli::run_tests(&paths, &cases))),
+        Command::Scale { url, json } => {
+            sluice::ops_cli::scale(&url, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compliance {
+            command: ComplianceCommand::Report { url, state, group },
+        } => {
+            sluice::ops_cli::compliance_report(&url, state.as_deref(), group.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

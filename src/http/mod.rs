@@ -8,6 +8,7 @@
 //! - [`metrics_filter`]: the `[metrics]` allow/block lists.
 
 pub mod auth;
+mod catalog;
 mod devices;
 pub mod metrics_filter;
 mod ops;
@@ -32,7 +33,9 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder is installed; then ours just stays unused.
-        let _ = metrics::set_global_recorder(recorder);
+        if metrics::set_global_recorder(recorder).is_ok() {
+            catalog::describe_all();
+        }
         handle
     })
 }

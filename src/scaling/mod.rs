@@ -285,9 +285,9 @@ impl ScalingMonitor {
 
 fn export_gauges(r: &RouterSignals, i: &IngestSignals) {
     for (p, lag) in &r.lag_per_partition {
-        metrics::gauge!("sluice_kafka_consumer_lag", "partition" => p.to_string()).set(*lag as f64);
+        metrics::gauge!("sluice_kafka_partition_lag", "partition" => p.to_string()).set(*lag as f64);
     }
-    metrics::gauge!("sluice_kafka_consumer_lag_total").set(r.lag_total as f64);
+    metrics::gauge!("sluice_kafka_group_lag").set(r.lag_total as f64);
     metrics::gauge!("sluice_kafka_produce_rate").set(r.produce_rate);
     metrics::gauge!("sluice_kafka_consume_rate").set(r.consume_rate);
     metrics::gauge!("sluice_kafka_lag_seconds").set(r.lag_seconds.unwrap_or(f64::INFINITY));

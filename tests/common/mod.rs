@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod webhook;
+
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -97,8 +99,19 @@ pub struct Sluice {
 
 impl Sluice {
     pub fn start(config: &Path, args: &[&str], http: Option<String>) -> Self {
+        Self::start_with_env(config, args, http, &[])
+    }
+
+    /// `start` with extra environment variables (tokens, secrets).
+    pub fn start_with_env(
+        config: &Path,
+        args: &[&str],
+        http: Option<String>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("run")
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(config)
             .args(args)
@@ -165,11 +178,23 @@ pub fn http_request(addr: &str, method: &str, path: &str) -> Option<(u16, String
 
 /// An HTTP/1.0 request with a JSON body (empty: none); (status, body).
 pub fn http_send(addr: &str, method: &str, path: &str, json: &str) -> Option<(u16, String)> {
+    http_call(addr, method, path, None, json)
+}
+
+/// An HTTP/1.0 request with an optional bearer token and a JSON body; (status, body).
+pub fn http_call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: &str,
+) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
         json.len()
     )
     .ok()?;
@@ -341,6 +366,22 @@ pub fn read_topic(
         }
     }
     out
+}
+
+/// GETs a JSON document from the API (no token); panics unless 200.
+pub fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    let (code, body) = http_get(addr, path).unwrap_or_else(|| panic!("GET {path}: no answer"));
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// Publishes one JSON message per (device, payload) on `devices/<device>/telemetry`.
+pub fn publish_json(broker: &str, messages: &[(&str, serde_json::Value)]) {
+    let raw = messages
+        .iter()
+        .map(|(d, v)| (format!("devices/{d}/telemetry"), v.to_string().into_bytes()))
+        .collect();
+    publish_raw(broker, raw);
 }
 
 /// Runs the `sluice` command in `dir` to completion: (exit code, stdout then stderr).

@@ -1,0 +1,129 @@
+//! The management API's roles: each endpoint without a token, with a viewer token and with
+//! an admin token (and an operator for the operator actions) gives 401/403/2xx as specified.
+//! `/metrics` passes `promtool check metrics` and honours `[metrics]` block patterns.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const OPS: &str = r#"
+[[rules]]
+name = "hot"
+sql = "SELECT device, temperature FROM telemetry WHERE temperature > 80"
+actions = ["pager"]
+
+[[rules]]
+name = "reports"
+sql = "SELECT model, version FROM telemetry WHERE is_defined(version)"
+actions = ["updates"]
+
+[sinks.pager]
+type = "alert"
+destinations = [{ type = "log" }]
+
+[sinks.updates]
+type = "compliance"
+updates = [{ id = "u1", version = "1.0", models = ["cam"] }]
+
+[metrics]
+block = ["sluice_http_*"]
+"#;
+
+const TOKENS: &str = r#"
+[[http.tokens]]
+role = "viewer"
+env = "TEST_VIEWER_TOKEN"
+[[http.tokens]]
+role = "operator"
+env = "TEST_OPERATOR_TOKEN"
+[[http.tokens]]
+role = "admin"
+file = "admin.token"
+"#;
+
+#[test]
+fn every_endpoint_answers_401_403_or_200_by_role() {
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let cfg = setup.write_config("sluice.toml", &http, OPS);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    // `[[http.tokens]]` must follow `[http]`'s keys: insert it before `[router]`.
+    std::fs::write(&cfg, text.replacen("[router]", &format!("{TOKENS}\n[router]"), 1)).unwrap();
+    std::fs::write(setup.dir.path().join("admin.token"), "admin-secret\n").unwrap();
+    let env = [
+        ("TEST_VIEWER_TOKEN", "viewer-secret"),
+        ("TEST_OPERATOR_TOKEN", "operator-secret"),
+    ];
+    let sluice = Sluice::start_with_env(&cfg, &[], Some(http.clone()), &env);
+    let (viewer, operator, admin) = (
+        Some("viewer-secret"),
+        Some("operator-secret"),
+        Some("admin-secret"),
+    );
+    let call = |method: &str, path: &str, token: Option<&str>, body: &str| {
+        http_call(&http, method, path, token, body)
+            .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+            .0
+    };
+
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(call("GET", path, None, ""), 200, "{path} is open");
+    }
+    for path in ["/rules", "/alerts", "/compliance", "/compliance/catalog", "/scaling"] {
+        assert_eq!(call("GET", path, None, ""), 401, "GET {path} without a token");
+        assert_eq!(call("GET", path, Some("wrong"), ""), 401, "GET {path} bad token");
+        assert_eq!(call("GET", path, viewer, ""), 200, "GET {path} as viewer");
+        assert_eq!(call("GET", path, admin, ""), 200, "GET {path} as admin");
+    }
+    // (method, path, body, the lowest role allowed, its success status)
+    let actions = [
+        ("POST", "/rules/reload", "", "operator", 200),
+        ("POST", "/alerts/ack", r#"{"key":"hot/none"}"#, "operator", 404),
+        ("POST", "/devices/d9/retire", "", "admin", 204),
+        ("PUT", "/devices/d9", r#"{"site":"x"}"#, "admin", 204),
+        ("PUT", "/compliance/catalog/u2", r#"{"version":"2.0","models":["cam"]}"#, "admin", 204),
+        ("DELETE", "/compliance/catalog/u2", "", "admin", 204),
+    ];
+    for (method, path, body, lowest, ok) in actions {
+        assert_eq!(call(method, path, None, body), 401, "{method} {path} without a token");
+        assert_eq!(call(method, path, viewer, body), 403, "{method} {path} as viewer");
+        let as_operator = if lowest == "operator" { ok } else { 403 };
+        assert_eq!(call(method, path, operator, body), as_operator, "{method} {path} as operator");
+    }
+    for (method, path, body, _, ok) in actions {
+        // The DELETE ran above only if the PUT did: both as admin, in order.
+        assert_eq!(call(method, path, admin, body), ok, "{method} {path} as admin");
+    }
+
+    let metrics = http_get(&http, "/metrics").unwrap().1;
+    assert!(metrics.contains("sluice_http_unauthorized_total") == false, "blocked family exported");
+    assert!(metrics.contains("sluice_kafka_group_lag"), "scaling gauges exported");
+    promtool_check(&metrics);
+    sluice.stop();
+}
+
+/// `promtool check metrics` (Debian's `prometheus` package; `.ci/run` installs it).
+fn promtool_check(metrics: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: apt-get install prometheus (as .ci/run does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool check metrics failed:\n{report}");
+}
