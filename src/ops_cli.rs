@@ -32,7 +32,9 @@ pub async fn scale(base: &str, json: bool) -> anyhow::Result<()> {
     let rt = &r.router;
     let lag_s = rt
         .lag_seconds
-        .map_or("unbounded (nothing consumed)".into(), |s| format!("{s:.1} s"));
+        .map_or("unbounded (nothing consumed)".into(), |s| {
+            format!("{s:.1} s")
+        });
     println!("router  (group {}, topic {})", rt.group, rt.topic);
     println!("  lag              {} records ({lag_s})", rt.lag_total);
     for (p, lag) in &rt.lag_per_partition {

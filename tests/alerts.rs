@@ -1,5 +1,5 @@
 //! Alert sinks against real local HTTP servers: a threshold rule fires once per device within
-//! the cooldown, resolves after the quiet period, stays quiet on a repeat inside the cooldown;
+//! the cooldown, resolves after the quiet period (by webhook and on the `alerts` topic), stays quiet on a repeat inside the cooldown;
 //! a server answering 500 gets the retries, then the rows go to the rule's error action.
 
 mod common;
@@ -28,7 +28,7 @@ type = "alert"
 severity = {{ hot = "critical" }}
 cooldown_ms = 60000
 resolve_after_ms = 1500
-destinations = [{{ type = "webhook", url = "{ok}" }}, {{ type = "log" }}]
+destinations = [{{ type = "webhook", url = "{ok}" }}, {{ type = "kafka" }}, {{ type = "log" }}]
 
 [sinks.pager_down]
 type = "alert"
@@ -68,17 +68,21 @@ fn alerts_fire_once_resolve_and_failed_deliveries_reach_the_error_action() {
     msgs.push(reading("cool", 20, 0));
     publish_json(&setup.mqtt, &msgs);
 
-    wait_until("every repeat counted on the firing alerts", Duration::from_secs(60), || {
-        let alerts = get_json(&http, "/alerts");
-        let counts: Vec<u64> = alerts["firing"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["sink"] == "pager")
-            .map(|a| a["count"].as_u64().unwrap())
-            .collect();
-        counts == [5, 5, 5]
-    });
+    wait_until(
+        "every repeat counted on the firing alerts",
+        Duration::from_secs(60),
+        || {
+            let alerts = get_json(&http, "/alerts");
+            let counts: Vec<u64> = alerts["firing"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["sink"] == "pager")
+                .map(|a| a["count"].as_u64().unwrap())
+                .collect();
+            counts == [5, 5, 5]
+        },
+    );
     wait_until("three resolves", Duration::from_secs(30), || {
         devices.iter().all(|d| ok.count("resolved", d) == 1)
     });
@@ -88,8 +92,22 @@ fn alerts_fire_once_resolve_and_failed_deliveries_reach_the_error_action() {
     let first = ok.bodies.lock().unwrap()[0].clone();
     assert_eq!(first["severity"], "critical");
     assert_eq!(first["rule"], "hot");
-    assert!(first["columns"]["temperature"].as_i64().unwrap() > 80, "{first}");
+    assert!(
+        first["columns"]["temperature"].as_i64().unwrap() > 80,
+        "{first}"
+    );
     assert_eq!(ok.count("firing", "cool"), 0);
+    // The same six notifications on the `alerts` topic, keyed by alert key.
+    let records = read_topic(&setup.kafka, "alerts", 6);
+    let mut keys: Vec<String> = records
+        .iter()
+        .map(|(k, _, _)| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["hot/d1", "hot/d1", "hot/d2", "hot/d2", "hot/d3", "hot/d3"]
+    );
 
     // d1 runs hot again inside the 60 s cooldown: it fires again silently.
     publish_json(&setup.mqtt, &[reading("d1", 95, 9)]);
@@ -100,13 +118,19 @@ fn alerts_fire_once_resolve_and_failed_deliveries_reach_the_error_action() {
             .iter()
             .any(|a| a["sink"] == "pager" && a["device"] == "d1")
     });
-    assert_eq!(ok.count("firing", "d1"), 1, "no second notification in the cooldown");
+    assert_eq!(
+        ok.count("firing", "d1"),
+        1,
+        "no second notification in the cooldown"
+    );
 
     // The failing server saw 1 + 2 retries per alert, then the rows reached `failed`.
     let failed_root = setup.dir.path().join("data/failed");
-    wait_until("failed alerts in the error action", Duration::from_secs(60), || {
-        rule_rows(&failed_root, "hot_down") >= 3
-    });
+    wait_until(
+        "failed alerts in the error action",
+        Duration::from_secs(60),
+        || rule_rows(&failed_root, "hot_down") >= 3,
+    );
     assert_eq!(down.total(), 3 * 3, "three alerts, three attempts each");
     let errors = read_errors(&failed_root);
     assert!(

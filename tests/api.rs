@@ -50,7 +50,11 @@ fn every_endpoint_answers_401_403_or_200_by_role() {
     let cfg = setup.write_config("sluice.toml", &http, OPS);
     let text = std::fs::read_to_string(&cfg).unwrap();
     // `[[http.tokens]]` must follow `[http]`'s keys: insert it before `[router]`.
-    std::fs::write(&cfg, text.replacen("[router]", &format!("{TOKENS}\n[router]"), 1)).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replacen("[router]", &format!("{TOKENS}\n[router]"), 1),
+    )
+    .unwrap();
     std::fs::write(setup.dir.path().join("admin.token"), "admin-secret\n").unwrap();
     let env = [
         ("TEST_VIEWER_TOKEN", "viewer-secret"),
@@ -71,35 +75,83 @@ fn every_endpoint_answers_401_403_or_200_by_role() {
     for path in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(call("GET", path, None, ""), 200, "{path} is open");
     }
-    for path in ["/rules", "/alerts", "/compliance", "/compliance/catalog", "/scaling"] {
-        assert_eq!(call("GET", path, None, ""), 401, "GET {path} without a token");
-        assert_eq!(call("GET", path, Some("wrong"), ""), 401, "GET {path} bad token");
+    for path in [
+        "/rules",
+        "/alerts",
+        "/compliance",
+        "/compliance/catalog",
+        "/scaling",
+    ] {
+        assert_eq!(
+            call("GET", path, None, ""),
+            401,
+            "GET {path} without a token"
+        );
+        assert_eq!(
+            call("GET", path, Some("wrong"), ""),
+            401,
+            "GET {path} bad token"
+        );
         assert_eq!(call("GET", path, viewer, ""), 200, "GET {path} as viewer");
         assert_eq!(call("GET", path, admin, ""), 200, "GET {path} as admin");
     }
     // (method, path, body, the lowest role allowed, its success status)
     let actions = [
         ("POST", "/rules/reload", "", "operator", 200),
-        ("POST", "/alerts/ack", r#"{"key":"hot/none"}"#, "operator", 404),
+        (
+            "POST",
+            "/alerts/ack",
+            r#"{"key":"hot/none"}"#,
+            "operator",
+            404,
+        ),
         ("POST", "/devices/d9/retire", "", "admin", 204),
         ("PUT", "/devices/d9", r#"{"site":"x"}"#, "admin", 204),
-        ("PUT", "/compliance/catalog/u2", r#"{"version":"2.0","models":["cam"]}"#, "admin", 204),
+        (
+            "PUT",
+            "/compliance/catalog/u2",
+            r#"{"version":"2.0","models":["cam"]}"#,
+            "admin",
+            204,
+        ),
         ("DELETE", "/compliance/catalog/u2", "", "admin", 204),
     ];
     for (method, path, body, lowest, ok) in actions {
-        assert_eq!(call(method, path, None, body), 401, "{method} {path} without a token");
-        assert_eq!(call(method, path, viewer, body), 403, "{method} {path} as viewer");
+        assert_eq!(
+            call(method, path, None, body),
+            401,
+            "{method} {path} without a token"
+        );
+        assert_eq!(
+            call(method, path, viewer, body),
+            403,
+            "{method} {path} as viewer"
+        );
         let as_operator = if lowest == "operator" { ok } else { 403 };
-        assert_eq!(call(method, path, operator, body), as_operator, "{method} {path} as operator");
+        assert_eq!(
+            call(method, path, operator, body),
+            as_operator,
+            "{method} {path} as operator"
+        );
     }
     for (method, path, body, _, ok) in actions {
         // The DELETE ran above only if the PUT did: both as admin, in order.
-        assert_eq!(call(method, path, admin, body), ok, "{method} {path} as admin");
+        assert_eq!(
+            call(method, path, admin, body),
+            ok,
+            "{method} {path} as admin"
+        );
     }
 
     let metrics = http_get(&http, "/metrics").unwrap().1;
-    assert!(metrics.contains("sluice_http_unauthorized_total") == false, "blocked family exported");
-    assert!(metrics.contains("sluice_kafka_group_lag"), "scaling gauges exported");
+    assert!(
+        metrics.contains("sluice_http_unauthorized_total") == false,
+        "blocked family exported"
+    );
+    assert!(
+        metrics.contains("sluice_kafka_group_lag"),
+        "scaling gauges exported"
+    );
     promtool_check(&metrics);
     sluice.stop();
 }
@@ -125,5 +177,8 @@ fn promtool_check(metrics: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "promtool check metrics failed:\n{report}");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{report}"
+    );
 }

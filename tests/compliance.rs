@@ -73,8 +73,12 @@ fn states(http: &str) -> BTreeMap<String, String> {
 
 fn counts(r: &serde_json::Value, group: &str) -> [u64; 3] {
     let g = &r["groups"][group];
-    ["on_latest_update", "update_in_progress", "new_updates_available"]
-        .map(|k| g[k].as_u64().unwrap_or(u64::MAX))
+    [
+        "on_latest_update",
+        "update_in_progress",
+        "new_updates_available",
+    ]
+    .map(|k| g[k].as_u64().unwrap_or(u64::MAX))
 }
 
 #[test]
@@ -123,20 +127,30 @@ fn compliance_follows_the_device_update_definitions() {
     let s = states(&http);
     assert_eq!(s["cam-a1"], "new_updates_available");
     assert_eq!(s["cam-c2"], "new_updates_available");
-    assert_eq!(s["cam-a2"], "new_updates_available", "dep-a delivers 1.10, not the latest");
+    assert_eq!(
+        s["cam-a2"], "new_updates_available",
+        "dep-a delivers 1.10, not the latest"
+    );
     assert_eq!(s["gw-a1"], "on_latest_update");
 
     // A retired device leaves the counts and its messages are dropped.
     let (code, _) = http_request(&http, "POST", "/devices/cam-c1/retire").unwrap();
     assert_eq!(code, 204);
     assert_eq!(get_json(&http, "/compliance")["total"]["devices"], 7);
-    publish_json(&setup.mqtt, &[("cam-c1", json!({"model": "cam", "version": "1.11"}))]);
-    wait_until("the retired device's message dropped", Duration::from_secs(30), || {
-        http_get(&http, "/metrics")
-            .unwrap()
-            .1
-            .contains("sluice_retired_messages_dropped_total 1")
-    });
+    publish_json(
+        &setup.mqtt,
+        &[("cam-c1", json!({"model": "cam", "version": "1.11"}))],
+    );
+    wait_until(
+        "the retired device's message dropped",
+        Duration::from_secs(30),
+        || {
+            http_get(&http, "/metrics")
+                .unwrap()
+                .1
+                .contains("sluice_retired_messages_dropped_total 1")
+        },
+    );
 
     let snapshots = setup.dir.path().join("data/compliance/snapshots");
     wait_until("a Parquet snapshot", Duration::from_secs(30), || {

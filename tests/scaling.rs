@@ -42,17 +42,33 @@ fn lag_raises_the_replica_advice_up_to_the_partitions_then_it_settles_without_fl
     let fleet = publish_fleet_in_background(setup.mqtt.clone(), 10, 4_000, 300);
 
     wait_until("lag growing", Duration::from_secs(60), || {
-        router_signals(&ingest_http)["lag_total"].as_u64().unwrap_or(0) > 1_000
+        router_signals(&ingest_http)["lag_total"]
+            .as_u64()
+            .unwrap_or(0)
+            > 1_000
     });
     let before = router_signals(&ingest_http)["lag_total"].as_u64().unwrap();
-    wait_until("more replicas asked for, capped at 4 partitions", Duration::from_secs(60), || {
-        let r = router_signals(&ingest_http);
-        r["desired_replicas"] == 4 && r["partition_limited"] == true
-    });
+    wait_until(
+        "more replicas asked for, capped at 4 partitions",
+        Duration::from_secs(60),
+        || {
+            let r = router_signals(&ingest_http);
+            r["desired_replicas"] == 4 && r["partition_limited"] == true
+        },
+    );
     let r = router_signals(&ingest_http);
-    assert!(r["lag_total"].as_u64().unwrap() > before, "lag kept growing: {r}");
-    assert!(r["lag_seconds"].is_null(), "nothing consumed: unbounded lag-seconds: {r}");
-    assert!(r["warning"].as_str().unwrap().contains("add partitions"), "{r}");
+    assert!(
+        r["lag_total"].as_u64().unwrap() > before,
+        "lag kept growing: {r}"
+    );
+    assert!(
+        r["lag_seconds"].is_null(),
+        "nothing consumed: unbounded lag-seconds: {r}"
+    );
+    assert!(
+        r["warning"].as_str().unwrap().contains("add partitions"),
+        "{r}"
+    );
     let (code, out) = sluice_cli(
         &["scale", "--url", &format!("http://{ingest_http}")],
         setup.dir.path(),
@@ -64,19 +80,30 @@ fn lag_raises_the_replica_advice_up_to_the_partitions_then_it_settles_without_fl
     let router_http = format!("127.0.0.1:{}", free_port());
     let router_cfg = setup.write_config("router.toml", &router_http, SCALING);
     let router = Sluice::start(&router_cfg, &["--only", "router"], Some(router_http));
-    wait_until("caught up and advice back to 1", Duration::from_secs(120), || {
-        let r = router_signals(&ingest_http);
-        r["desired_replicas"] == 1 && r["lag_total"].as_u64().unwrap_or(u64::MAX) < 1_000
-    });
+    wait_until(
+        "caught up and advice back to 1",
+        Duration::from_secs(120),
+        || {
+            let r = router_signals(&ingest_http);
+            r["desired_replicas"] == 1 && r["lag_total"].as_u64().unwrap_or(u64::MAX) < 1_000
+        },
+    );
     // Traffic still flows at one router's worth: the advice must hold at 1 (no flapping).
     let mut seen = Vec::new();
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
-        seen.push(router_signals(&ingest_http)["desired_replicas"].as_u64().unwrap());
+        seen.push(
+            router_signals(&ingest_http)["desired_replicas"]
+                .as_u64()
+                .unwrap(),
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(seen.iter().all(|&d| d == 1), "advice flapped: {seen:?}");
-    assert!(!fleet.is_finished(), "the check ran while traffic was still flowing");
+    assert!(
+        !fleet.is_finished(),
+        "the check ran while traffic was still flowing"
+    );
     router.stop();
     ingest.stop();
 }

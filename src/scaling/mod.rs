@@ -164,10 +164,18 @@ impl ScalingMonitor {
                 _ => (e.partition(), 0),
             })
             .collect();
+        // The embedded tansu broker fails DescribeGroups (and logs an error each time): ask
+        // only an external cluster how many routers are in the group.
         let members = self
-            .consumer
-            .fetch_group_list(Some(&self.config.router.group_id), KAFKA_TIMEOUT)
-            .ok()
+            .config
+            .kafka
+            .bootstrap
+            .as_ref()
+            .and_then(|_| {
+                self.consumer
+                    .fetch_group_list(Some(&self.config.router.group_id), KAFKA_TIMEOUT)
+                    .ok()
+            })
             .and_then(|g| g.groups().first().map(|g| g.members().len() as u32));
         Ok(Offsets {
             high,
@@ -285,7 +293,8 @@ impl ScalingMonitor {
 
 fn export_gauges(r: &RouterSignals, i: &IngestSignals) {
     for (p, lag) in &r.lag_per_partition {
-        metrics::gauge!("sluice_kafka_partition_lag", "partition" => p.to_string()).set(*lag as f64);
+        metrics::gauge!("sluice_kafka_partition_lag", "partition" => p.to_string())
+            .set(*lag as f64);
     }
     metrics::gauge!("sluice_kafka_group_lag").set(r.lag_total as f64);
     metrics::gauge!("sluice_kafka_produce_rate").set(r.produce_rate);
