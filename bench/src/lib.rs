@@ -1,6 +1,8 @@
-//! Shared data generators for Sluice's criterion benchmarks (one concern per file in
-//! `benches/`). Telemetry looks like a real fleet's: thousands of devices, ms timestamps,
+//! Sluice's capacity tools: shared data generators for the criterion benchmarks (one concern
+//! per file in `benches/`), and [`loadtest`], the load generator behind `sluice loadtest`. Telemetry looks like a real fleet's: thousands of devices, ms timestamps,
 //! drifting readings, a status string and a nested object, ~200 bytes of JSON each.
+
+pub mod loadtest;
 
 use sluice_processors::decode::RawBatch;
 use sluice_processors::record::TelemetryRecord;

@@ -313,8 +313,11 @@ mod tests {
             for part in text.split(macro_name).skip(1) {
                 let part = part.trim_start();
                 if let Some(rest) = part.strip_prefix('"') {
-                    if let Some(end) = rest.find('"') {
-                        out.push(rest[..end].to_string());
+                    match rest.find('"') {
+                        Some(end) if rest.starts_with("sluice_") => {
+                            out.push(rest[..end].to_string())
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -1,0 +1,56 @@
+//! Ingest's record building: an MQTT publish (topic, payload) → the Kafka record (topic, key
+//! from the device id level, contract headers), with no network. Throughput in messages and
+//! payload bytes per second; the producer handle exists but nothing is sent.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sluice_bench::reading;
+use sluice_ingest::Forwarder;
+
+fn ingest_record(c: &mut Criterion) {
+    // Nothing listens there and nothing is sent: the handle only satisfies the Forwarder.
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:9")
+        .create()
+        .expect("producer handle");
+    let forwarder = Forwarder::new(producer, &Default::default(), &Default::default());
+    let messages: Vec<(String, String)> = (0..1024u32)
+        .map(|i| {
+            let device = i % 1000;
+            (
+                format!("devices/dev-{device:05}/telemetry"),
+                reading(device, u64::from(i)),
+            )
+        })
+        .collect();
+    let bytes: usize = messages.iter().map(|(_, p)| p.len()).sum();
+    let mut group = c.benchmark_group("ingest_record");
+    group.throughput(Throughput::Elements(messages.len() as u64));
+    group.bench_function("prepare_1024", |b| {
+        b.iter(|| {
+            let mut keys = 0usize;
+            for (topic, payload) in &messages {
+                let p = forwarder.prepare(topic, payload.len(), 1_767_225_600_000);
+                let record = FutureRecord::to(p.topic)
+                    .key(p.key)
+                    .payload(payload.as_bytes())
+                    .headers(p.headers);
+                keys += record.key.map_or(0, |k| k.len());
+            }
+            keys
+        })
+    });
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("prepare_1024_bytes", |b| {
+        b.iter(|| {
+            messages
+                .iter()
+                .map(|(t, p)| forwarder.prepare(t, p.len(), 0).key.len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest_record);
+criterion_main!(benches);

@@ -1,0 +1,64 @@
+//! `sluice loadtest` against a running `sluice run` (embedded brokers): a short steady run
+//! reports rates, latency percentiles and 0 lost (every acked (device, seq) found in Kafka),
+//! writes its JSON report, reads the lag from `/scaling`; an impossible SLO fails the command.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn loadtest_reports_no_loss_and_fails_an_impossible_slo() {
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let cfg = setup.write_config("sluice.toml", &http, ALL_TO_PARQUET);
+    let sluice = Sluice::start(&cfg, &[], Some(http.clone()));
+    let report = setup.dir.path().join("report.json");
+    let url = format!("http://{http}");
+    let args = |slo: &str| -> Vec<String> {
+        [
+            "loadtest",
+            "--broker",
+            &setup.mqtt,
+            "--kafka",
+            &setup.kafka,
+            "--sluice-url",
+            &url,
+            "--profile",
+            "steady:500:4",
+            "--devices",
+            "50",
+            "--report",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([report.display().to_string(), "--slo".into(), slo.into()])
+        .collect()
+    };
+    let run = |slo: &str| {
+        let a = args(slo);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        sluice_cli(&refs, setup.dir.path())
+    };
+
+    let (code, out) = run("lost=0,rate>=0.8");
+    assert_eq!(code, 0, "{out}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["sent"], 2000, "{r}");
+    assert_eq!(r["acked"], 2000, "{r}");
+    assert_eq!(r["lost"], 0, "{r}");
+    assert!(
+        r["publish_to_kafka"]["p99_ms"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    assert!(r["puback"]["count"].as_u64().unwrap() == 2000, "{r}");
+    assert!(
+        !r["lag_timeline"].as_array().unwrap().is_empty(),
+        "read /scaling: {r}"
+    );
+    assert!(out.contains("publish→Kafka"), "{out}");
+
+    let (code, out) = run("p99<0.001ms");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("SLO violated: p99<0.001"), "{out}");
+    sluice.stop();
+}
