@@ -7,15 +7,8 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
+/// Every message to Parquet, and scaling tuned so 300 msg/s is one router's worth.
 const SCALING: &str = r#"
-[[rules]]
-name = "all"
-sql = "SELECT device, seq FROM telemetry"
-actions = ["lake"]
-
-[sinks.lake]
-type = "parquet"
-
 [scaling]
 interval_ms = 500
 router_capacity_per_replica = 500.0
@@ -23,6 +16,10 @@ target_lag_seconds = 2.0
 scale_down_window_ms = 3000
 ewma_alpha = 0.5
 "#;
+
+fn config_text() -> String {
+    format!("{ALL_TO_PARQUET}\n{SCALING}")
+}
 
 fn router_signals(http: &str) -> serde_json::Value {
     get_json(http, "/scaling")["router"].clone()
@@ -32,7 +29,7 @@ fn router_signals(http: &str) -> serde_json::Value {
 fn lag_raises_the_replica_advice_up_to_the_partitions_then_it_settles_without_flapping() {
     let setup = Setup::new();
     let ingest_http = format!("127.0.0.1:{}", free_port());
-    let ingest_cfg = setup.write_config("ingest.toml", &ingest_http, SCALING);
+    let ingest_cfg = setup.write_config("ingest.toml", &ingest_http, &config_text());
     let ingest = Sluice::start(
         &ingest_cfg,
         &["--only", "brokers", "--only", "ingest"],
@@ -78,7 +75,7 @@ fn lag_raises_the_replica_advice_up_to_the_partitions_then_it_settles_without_fl
 
     // A router joins and catches up.
     let router_http = format!("127.0.0.1:{}", free_port());
-    let router_cfg = setup.write_config("router.toml", &router_http, SCALING);
+    let router_cfg = setup.write_config("router.toml", &router_http, &config_text());
     let router = Sluice::start(&router_cfg, &["--only", "router"], Some(router_http));
     wait_until(
         "caught up and advice back to 1",
