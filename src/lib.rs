@@ -9,6 +9,7 @@
 //!   used when the config names no external ones (cargo feature `embedded`).
 //! - [`http`]: the management API: `/metrics`, health, rules, devices, alerts, compliance,
 //!   scaling; bearer tokens with viewer/operator/admin roles.
+//! - [`loadtest_cli`]: `sluice loadtest` (the generator itself is `sluice_bench::loadtest`).
 //! - [`ops_cli`]: `sluice scale`, `sluice compliance report` (read a running instance's API).
 //! - [`scaling`]: consumer lag and rates → replica advice (`/scaling`, `sluice scale`).
 //! - [`fleet`]: a simulated device fleet publishing over MQTT (demo, tests).
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod embedded;
 pub mod fleet;
 pub mod http;
+pub mod loadtest_cli;
 pub mod ops_cli;
 pub mod pipeline;
 pub mod ports;

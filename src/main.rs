@@ -65,68 +65,12 @@ enum Command {
     },
     /// Drive an MQTT broker with a simulated fleet at a rate profile; report throughput,
     /// latency percentiles, loss and backlog; fail when an SLO is missed.
-    Loadtest(Box<LoadtestArgs>),
+    Loadtest(Box<sluice::loadtest_cli::LoadtestArgs>),
     /// Device-update compliance of a running instance.
     Compliance {
         #[command(subcommand)]
         command: ComplianceCommand,
     },
-}
-
-#[derive(clap::Args)]
-struct LoadtestArgs {
-    /// MQTT broker to publish to (only the addresses given are contacted).
-    #[arg(long, default_value = "127.0.0.1:1883")]
-    broker: String,
-    /// Kafka bootstrap: measure publish→Kafka latency and check nothing was lost.
-    #[arg(long)]
-    kafka: Option<String>,
-    #[arg(long, default_value = "telemetry.raw")]
-    raw_topic: String,
-    /// A running Sluice's HTTP API: read consumer lag and replica advice from /scaling.
-    #[arg(long)]
-    sluice_url: Option<String>,
-    /// `steady:RATE:SECS`, `ramp:FROM:TO:SECS` or `spike:BASE:K:BEFORE:SPIKE:AFTER`.
-    #[arg(long, default_value = "steady:1000:30")]
-    profile: String,
-    /// A TOML file of `[[stage]] name, rate | from+to, secs` (instead of --profile).
-    #[arg(long)]
-    stages: Option<PathBuf>,
-    #[arg(long, default_value_t = 1000)]
-    devices: usize,
-    /// MQTT connections the devices share.
-    #[arg(long, default_value_t = 8)]
-    connections: usize,
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
-    qos: u8,
-    /// MQTT topic; `{device}` is the device name.
-    #[arg(long, default_value = "devices/{device}/telemetry")]
-    topic: String,
-    /// Payload field generators, `NAME=walk:START:STEP|uniform:LO:HI|const:V|choice:A,B` (repeatable).
-    #[arg(long = "field")]
-    fields: Vec<String>,
-    /// Stop after this many messages whatever the profile says.
-    #[arg(long, default_value_t = 10_000_000)]
-    max_messages: u64,
-    /// How long to wait after the last stage for acks and Kafka.
-    #[arg(long, default_value_t = 30)]
-    drain_secs: u64,
-    /// Write the report as JSON here.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Objectives, e.g. `p99<50ms,rate>=0.95,lost=0`: exit 1 when one is missed.
-    #[arg(long)]
-    slo: Option<String>,
-    /// Also measure a bare Kafka consumer vs the router (with this config's rules) and a bare
-    /// MQTT subscriber vs ingest, side by side (needs --kafka).
-    #[arg(long)]
-    baseline: bool,
-    /// Config whose rules the baseline router runs.
-    #[arg(long, default_value = "config/sluice.toml")]
-    config: PathBuf,
-    /// Messages in the ingest-vs-subscriber burst.
-    #[arg(long, default_value_t = 50_000)]
-    burst: u64,
 }
 
 #[derive(Subcommand)]
@@ -280,7 +224,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rules {
             command: RulesCommand::Test { paths, cases },
         } => Ok(exit(sluice::rules_cli::run_tests(&paths, &cases))),
-        Command::Loadtest(args) => loadtest(*args).await,
+        Command::Loadtest(args) => Ok(exit(sluice::loadtest_cli::run(*args).await?)),
         Command::Scale { url, json } => {
             sluice::ops_cli::scale(&url, json).await?;
             Ok(ExitCode::SUCCESS)
@@ -292,47 +236,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-async fn loadtest(a: LoadtestArgs) -> anyhow::Result<ExitCode> {
-    use sluice_bench::loadtest::{profile, report, run, Options};
-    let stages = match &a.stages {
-        Some(file) => profile::from_file(file),
-        None => profile::parse(&a.profile),
-    }
-    .map_err(anyhow::Error::msg)?;
-    let slo = report::parse_slo(a.slo.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
-    if a.baseline && a.kafka.is_none() {
-        anyhow::bail!("--baseline needs --kafka");
-    }
-    let baseline = match a.baseline {
-        true => Some(sluice_config::load(&a.config).map_err(|e| anyhow::anyhow!("{e}"))?),
-        false => None,
-    };
-    let violated = run(Options {
-        broker: a.broker,
-        kafka: a.kafka,
-        raw_topic: a.raw_topic,
-        sluice_url: a.sluice_url,
-        devices: a.devices,
-        connections: a.connections,
-        qos: a.qos,
-        topic: a.topic,
-        fields: a.fields,
-        stages,
-        max_messages: a.max_messages,
-        drain_secs: a.drain_secs,
-        report: a.report,
-        slo,
-        baseline,
-        burst: a.burst,
-    })
-    .await?;
-    if violated.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprintln!("SLO violated: {}", violated.join("; "));
-    Ok(ExitCode::FAILURE)
 }
 
 fn exit(ok: bool) -> ExitCode {
