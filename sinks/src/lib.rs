@@ -95,6 +95,18 @@ pub fn atomic_write(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Reads JSON state written with [`atomic_write`]; no file yet (a first start) is the default.
+pub fn read_state<T: serde::de::DeserializeOwned + Default>(
+    path: &std::path::Path,
+) -> std::io::Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e),
+    }
+}
+
 /// What sinks need from the process around them.
 #[derive(Clone)]
 pub struct SinkContext {

@@ -46,18 +46,33 @@ impl Baselines {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sum of the raw topic's (low, high) watermarks.
-pub fn watermarks(bootstrap: &str, topic: &str) -> anyhow::Result<(i64, i64)> {
-    let c: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let md = c.fetch_metadata(Some(topic), TIMEOUT)?;
-    let mut sum = (0, 0);
-    for p in md.topics().iter().flat_map(|t| t.partitions()) {
-        let (lo, hi) = c.fetch_watermarks(topic, p.id(), TIMEOUT)?;
-        sum = (sum.0 + lo, sum.1 + hi);
+/// Reads the raw topic's watermarks through one client (polled often during a burst).
+pub struct Watermarks {
+    client: BaseConsumer,
+    topic: String,
+}
+
+impl Watermarks {
+    pub fn new(bootstrap: &str, topic: &str) -> anyhow::Result<Watermarks> {
+        let client = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()?;
+        Ok(Watermarks {
+            client,
+            topic: topic.into(),
+        })
     }
-    Ok(sum)
+
+    /// Sums of the (low, high) watermarks over the partitions.
+    pub fn sum(&self) -> anyhow::Result<(i64, i64)> {
+        let md = self.client.fetch_metadata(Some(&self.topic), TIMEOUT)?;
+        let mut sum = (0, 0);
+        for p in md.topics().iter().flat_map(|t| t.partitions()) {
+            let (lo, hi) = self.client.fetch_watermarks(&self.topic, p.id(), TIMEOUT)?;
+            sum = (sum.0 + lo, sum.1 + hi);
+        }
+        Ok(sum)
+    }
 }
 
 /// Records/s of a consumer that reads `records` from the beginning and does nothing else.

@@ -235,7 +235,8 @@ async fn run_baselines(
     // Ingest vs a bare subscriber, on one burst.
     let filter = opts.topic.replace("{device}", "+");
     let sub = baseline::bare_subscriber(&opts.broker, &filter).await?;
-    let (_, high_before) = baseline::watermarks(bootstrap, &opts.raw_topic)?;
+    let watermarks = baseline::Watermarks::new(bootstrap, &opts.raw_topic)?;
+    let (_, high_before) = watermarks.sum()?;
     let burst_stats = Arc::new(publish::PublishStats::new(opts.burst as usize));
     let template = payload::Template::new(&opts.topic, &opts.fields).map_err(anyhow::Error::msg)?;
     let mut publisher = publish::Publisher::connect(
@@ -254,7 +255,7 @@ async fn run_baselines(
     loop {
         let received = sub.lock().unwrap_or_else(|e| e.into_inner()).0;
         if ingest_done.is_none() {
-            let (_, high) = baseline::watermarks(bootstrap, &opts.raw_topic)?;
+            let (_, high) = watermarks.sum()?;
             if (high - high_before) as u64 >= opts.burst {
                 ingest_done = Some(started.elapsed());
             }
@@ -275,7 +276,7 @@ async fn run_baselines(
     b.ingest_rate = ingest_done.map_or(0.0, |d| opts.burst as f64 / d.as_secs_f64());
     b.ingest_ratio = b.ingest_rate / b.bare_subscriber_rate;
     // Router vs a bare consumer, over everything in the raw topic now.
-    let (low, high) = baseline::watermarks(bootstrap, &opts.raw_topic)?;
+    let (low, high) = watermarks.sum()?;
     b.records = (high - low) as u64;
     b.bare_consumer_rate = tokio::task::block_in_place(|| {
         baseline::bare_consumer(bootstrap, &opts.raw_topic, b.records)

@@ -202,11 +202,6 @@ impl AlertBook {
 
     /// Reads a saved book; none saved yet: an empty one.
     pub fn load(path: &Path) -> std::io::Result<AlertBook> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AlertBook::default()),
-            Err(e) => Err(e),
-        }
+        crate::read_state(path)
     }
 }

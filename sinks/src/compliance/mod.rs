@@ -103,12 +103,9 @@ impl ComplianceSink {
         retired: Arc<RetiredDevices>,
     ) -> Result<(ComplianceSink, Arc<ComplianceBoard>), SinkError> {
         let state_path = config.under_data_dir(&c.state_file);
-        let mut fleet: Fleet = match std::fs::read(&state_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                SinkError::external(name, format!("reading {}: {e}", state_path.display()))
-            })?,
-            Err(_) => Fleet::default(),
-        };
+        let mut fleet: Fleet = crate::read_state(&state_path).map_err(|e| {
+            SinkError::external(name, format!("reading {}: {e}", state_path.display()))
+        })?;
         fleet.default_group = c.default_group.clone();
         for u in &c.updates {
             fleet.catalog.insert(u.id.clone(), u.clone());
