@@ -85,7 +85,7 @@ pub fn bare_consumer(bootstrap: &str, topic: &str, records: u64) -> anyhow::Resu
         )
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "50")
+        .set("fetch.wait.max.ms", sluice_router::FETCH_WAIT_MS)
         .create()?;
     c.subscribe(&[topic])?;
     let started = Instant::now();

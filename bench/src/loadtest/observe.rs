@@ -42,7 +42,10 @@ pub fn watch_kafka(
             format!("sluice-loadtest-{}", std::process::id()),
         )
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "20")
+        // The observer is part of the measurement: on the embedded broker each fetch waits this
+        // long and loads the broker under test, so 100 ms trades that much resolution of the
+        // publish→Kafka latency for leaving the broker to the pipeline.
+        .set("fetch.wait.max.ms", "100")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
