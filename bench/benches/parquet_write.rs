@@ -2,7 +2,7 @@
 //! file close (footer, fsync, rename) every 16 batches. Prints bytes per row of each codec.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sluice_bench::{parquet_sink, raw_batch};
+use sluice_bench::{parquet_sink, payload_bytes, raw_batch};
 use sluice_config::{Compression, RuleConfig};
 use sluice_processors::decode::BatchDecoder;
 use sluice_processors::rule::RuleSet;
@@ -28,10 +28,8 @@ fn dir_bytes(root: &std::path::Path) -> u64 {
 }
 
 fn write(c: &mut Criterion) {
-    let batch = BatchDecoder::new()
-        .decode(&raw_batch(ROWS, 1000))
-        .batch
-        .expect("rows");
+    let raw = raw_batch(ROWS, 1000);
+    let batch = BatchDecoder::new().decode(&raw).batch.expect("rows");
     let rule = RuleConfig {
         name: "all".into(),
         sql: "SELECT * FROM telemetry".into(),
@@ -45,7 +43,11 @@ fn write(c: &mut Criterion) {
         .output
         .expect("rows");
     let mut group = c.benchmark_group("parquet_write_4096");
-    group.throughput(Throughput::Elements(ROWS as u64));
+    // Bytes are those of the JSON the rows came from, so every bench reads on one scale.
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: ROWS as u64,
+        bytes: payload_bytes(&raw),
+    });
     for (name, compression) in [("zstd", Compression::Zstd), ("snappy", Compression::Snappy)] {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut sink = parquet_sink(dir.path(), compression);

@@ -22,7 +22,10 @@ fn rule() -> RuleConfig {
 fn router_batch(c: &mut Criterion) {
     let raw = raw_batch(ROWS, 1000);
     let mut group = c.benchmark_group("router_batch_4096");
-    group.throughput(Throughput::Elements(ROWS as u64));
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: ROWS as u64,
+        bytes: payload_bytes(&raw),
+    });
     println!(
         "payload bytes per row: {}",
         payload_bytes(&raw) / ROWS as u64

@@ -2,7 +2,7 @@
 //! planned once (the first call); every iteration after that evaluates physical expressions.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sluice_bench::raw_batch;
+use sluice_bench::{payload_bytes, raw_batch};
 use sluice_config::RuleConfig;
 use sluice_processors::decode::BatchDecoder;
 use sluice_processors::rule::RuleSet;
@@ -25,12 +25,14 @@ fn rules(n: usize) -> Vec<RuleConfig> {
 }
 
 fn evaluate(c: &mut Criterion) {
-    let batch = BatchDecoder::new()
-        .decode(&raw_batch(ROWS, 1000))
-        .batch
-        .expect("rows");
+    let raw = raw_batch(ROWS, 1000);
+    let batch = BatchDecoder::new().decode(&raw).batch.expect("rows");
     let mut group = c.benchmark_group("rules_4096_rows");
-    group.throughput(Throughput::Elements(ROWS as u64));
+    // Bytes are those of the JSON the rows came from, so every bench reads on one scale.
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: ROWS as u64,
+        bytes: payload_bytes(&raw),
+    });
     for n in [1usize, 10, 100] {
         let mut set = RuleSet::compile(&rules(n)).expect("rules compile");
         set.evaluate(&batch); // plan once, as the first batch of a running router does
