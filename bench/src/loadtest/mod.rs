@@ -86,12 +86,13 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     let progress = progress::start(&stages, planned, stats.clone(), kafka.clone(), lag.clone());
     publisher.run(&stages).await;
     let published_at = Instant::now();
-    drain(&opts, &stats, kafka.as_deref(), published_at).await;
+    let still_arriving = drain(&opts, &stats, kafka.as_deref(), published_at).await;
     progress.finish();
     publisher.disconnect().await;
     stop.store(true, Ordering::Relaxed);
 
     let mut report = build_report(&opts, &stages, &stats, kafka.as_deref(), &lag);
+    report.kafka_still_arriving_per_s = still_arriving;
     if let (Some(config), Some(bootstrap)) = (&opts.baseline, &opts.kafka) {
         report.baseline = Some(run_baselines(&opts, config, bootstrap).await?);
     }
@@ -123,14 +124,19 @@ fn cap_stages(stages: &mut Vec<profile::Stage>, max: u64) {
 }
 
 /// Waits until every acked message was seen in Kafka (or QoS 1 acks stop arriving), at most
-/// `drain_secs`.
+/// `drain_secs`. When the deadline cuts it short, returns the rate at which records were still
+/// arriving in Kafka over the last second: unseen records then are late, not necessarily lost.
 async fn drain(
     opts: &Options,
     stats: &publish::PublishStats,
     kafka: Option<&observe::KafkaSeen>,
     since: Instant,
-) {
+) -> Option<f64> {
     let deadline = since + Duration::from_secs(opts.drain_secs);
+    let seen = || kafka.map_or(0, |k| k.records.load(Ordering::Relaxed));
+    // (when, records seen) about a second ago, for the rate at the deadline.
+    let mut last_second = (Instant::now(), seen());
+    let mut recent = last_second;
     while Instant::now() < deadline {
         let sent = stats.sent.load(Ordering::Relaxed);
         let acked = stats.acked.load(Ordering::Relaxed);
@@ -139,10 +145,16 @@ async fn drain(
             k.records.load(Ordering::Relaxed) >= acked.max(if opts.qos == 0 { sent } else { 0 })
         });
         if acks_done && kafka_done {
-            return;
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if recent.0.elapsed() >= Duration::from_secs(1) {
+            last_second = recent;
+            recent = (Instant::now(), seen());
+        }
     }
+    let secs = last_second.0.elapsed().as_secs_f64();
+    kafka.map(|_| (seen() - last_second.1) as f64 / secs.max(0.001))
 }
 
 fn build_report(

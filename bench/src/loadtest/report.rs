@@ -52,6 +52,9 @@ pub struct Report {
     pub kafka_records: Option<u64>,
     /// Acknowledged (QoS 1) messages never seen in Kafka.
     pub lost: Option<u64>,
+    /// Records/s still arriving in Kafka when the drain window ended short of all of them:
+    /// then `lost` counts late records too.
+    pub kafka_still_arriving_per_s: Option<f64>,
     pub duplicates: Option<u64>,
     /// Devices with at least one missing sequence number, and the first few (device, seq).
     pub devices_with_gaps: Option<u64>,
@@ -62,6 +65,24 @@ pub struct Report {
 }
 
 impl Report {
+    /// What reached Kafka: records, lost, duplicates, gaps, and whether the missing ones were
+    /// still arriving when the drain window closed.
+    fn kafka_line(&self) -> Option<String> {
+        let (lost, dups) = (self.lost?, self.duplicates?);
+        let late = match self.kafka_still_arriving_per_s {
+            Some(rate) if lost > 0 && rate > 0.0 => format!(
+                " — still arriving at {rate:.0}/s when the drain window closed: late, maybe \
+                 not lost (raise --drain-secs)"
+            ),
+            _ => String::new(),
+        };
+        Some(format!(
+            "in Kafka: {} records, lost {lost} (acked, never seen){late}, duplicates {dups}, devices with gaps {}",
+            self.kafka_records.unwrap_or(0),
+            self.devices_with_gaps.unwrap_or(0)
+        ))
+    }
+
     pub fn print(&self) {
         println!(
             "\n{:<10} {:>7} {:>10} {:>10} {:>7} {:>10} {:>8}",
@@ -94,12 +115,8 @@ impl Report {
         if let Some(k) = &self.publish_to_kafka {
             line("publish→Kafka", k);
         }
-        if let (Some(lost), Some(dups)) = (self.lost, self.duplicates) {
-            println!(
-                "in Kafka: {} records, lost {lost} (acked, never seen), duplicates {dups}, devices with gaps {}",
-                self.kafka_records.unwrap_or(0),
-                self.devices_with_gaps.unwrap_or(0)
-            );
+        if let Some(line) = self.kafka_line() {
+            println!("{line}");
             if !self.first_gaps.is_empty() {
                 println!("first gaps: {:?}", self.first_gaps);
             }
@@ -216,6 +233,22 @@ mod tests {
             lost: Some(0),
             ..Report::default()
         };
+        let late = Report {
+            lost: Some(7),
+            duplicates: Some(0),
+            kafka_still_arriving_per_s: Some(1234.4),
+            ..Report::default()
+        };
+        let line = late.kafka_line().unwrap();
+        assert!(
+            line.contains("lost 7") && line.contains("still arriving at 1234/s"),
+            "{line}"
+        );
+        let stalled = Report {
+            kafka_still_arriving_per_s: Some(0.0),
+            ..late
+        };
+        assert!(!stalled.kafka_line().unwrap().contains("still arriving"));
         let violated = check_slo(&report, &slo);
         assert_eq!(violated.len(), 1, "{violated:?}");
         assert!(violated[0].starts_with("puback_max<=1"));
