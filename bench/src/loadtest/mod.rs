@@ -153,8 +153,11 @@ async fn drain(
             recent = (Instant::now(), seen());
         }
     }
+    // A window shorter than half a second (`--drain-secs 0`) gives no meaningful rate.
     let secs = last_second.0.elapsed().as_secs_f64();
-    kafka.map(|_| (seen() - last_second.1) as f64 / secs.max(0.001))
+    kafka
+        .filter(|_| secs >= 0.5)
+        .map(|_| (seen() - last_second.1) as f64 / secs)
 }
 
 fn build_report(
