@@ -19,8 +19,15 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
         start_mqtt(
             &config.embedded.mqtt_listen,
             config.embedded.mqtt_max_inflight,
+            config.ingest.mqtt_max_packet_bytes(),
         )
         .await?;
+        tracing::warn!(
+            "the embedded MQTT broker keeps messages in memory: if this process crashes, messages \
+             it acknowledged to devices that ingest had not yet written to Kafka are lost. Where \
+             that matters, run an MQTT broker with persistent sessions (Mosquitto, EMQX) and set \
+             [mqtt].broker"
+        );
     }
     if config.kafka.bootstrap.is_none() {
         start_kafka(&config.embedded.kafka_listen, &config.data_dir).await?;
@@ -28,12 +35,17 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// rumqttd on `listen`, in its own threads (its `start` blocks).
-pub async fn start_mqtt(listen: &str, max_inflight: usize) -> anyhow::Result<()> {
+/// rumqttd on `listen`, in its own threads (its `start` blocks). It refuses packets larger
+/// than `max_packet_bytes` (ingest reads up to the same size).
+pub async fn start_mqtt(
+    listen: &str,
+    max_inflight: usize,
+    max_packet_bytes: usize,
+) -> anyhow::Result<()> {
     let addr = check_free(listen, "embedded.mqtt_listen")?;
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 60_000,
-        max_payload_size: 4 * 1024 * 1024,
+        max_payload_size: max_packet_bytes,
         max_inflight_count: max_inflight,
         auth: None,
         external_auth: None,

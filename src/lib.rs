@@ -15,6 +15,7 @@
 //! - [`fleet`]: a simulated device fleet publishing over MQTT (demo, tests).
 //! - [`demo`]: `sluice demo` — the whole path on embedded brokers, with a summary.
 //! - [`ports`]: "port in use" errors that name the config key.
+//! - [`supervise`]: restarts a failed stage (ingest, router) with backoff; `/readyz` says so.
 //! - [`reload`]: re-reads rule files and the devices CSV while running; offers new rule sets.
 //! - [`rules_cli`], [`rule_test`]: `sluice config check`, `rules check`, `rules test` (case
 //!   files run through the router's own routing function).
@@ -33,6 +34,7 @@ pub mod rule_test;
 pub mod rules_cli;
 pub mod scaling;
 pub mod summary;
+pub mod supervise;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -14,7 +14,7 @@ use sluice_router::reload::RuleControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
+use crate::supervise::{supervise, StageHealth};
 use tokio_util::sync::CancellationToken;
 
 /// Which parts of the pipeline this process runs (`--only`).
@@ -54,15 +54,40 @@ pub fn kafka_bootstrap(config: &Config) -> String {
 #[derive(Default)]
 pub struct Health {
     pub ready: AtomicBool,
+    /// Stages being restarted after a failure (`/readyz` is 503 meanwhile).
+    pub stages: StageHealth,
     /// Set when this process routes: the rule status and the reloader.
     pub rules: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
-    /// Set when this process routes: alert and compliance state.
-    pub boards: std::sync::OnceLock<sluice_sinks::Boards>,
+    /// Set when this process routes: alert and compliance state (replaced when the router
+    /// restarts with new sinks).
+    boards: std::sync::RwLock<Option<sluice_sinks::Boards>>,
     /// Set when this process watches lag and rates (`/scaling`).
     pub scaling: std::sync::OnceLock<Arc<crate::scaling::ScalingMonitor>>,
 }
 
-/// Runs until `shutdown` is cancelled or a stage fails.
+impl Health {
+    /// The alert and compliance boards of the running router.
+    pub fn boards(&self) -> Option<sluice_sinks::Boards> {
+        self.boards.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_boards(&self, boards: sluice_sinks::Boards) {
+        *self.boards.write().unwrap_or_else(|e| e.into_inner()) = Some(boards);
+    }
+
+    /// Ready: every stage asked for came up once, and none is being restarted.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err("starting".into());
+        }
+        match self.stages.problems() {
+            p if p.is_empty() => Ok(()),
+            p => Err(p.join("; ")),
+        }
+    }
+}
+
+/// Runs until `shutdown` is cancelled; a failing stage is restarted (see [`crate::supervise`]).
 /// `health.ready` turns true once every stage asked for is up (ingest subscribed).
 pub async fn run(
     config: Config,
@@ -92,20 +117,32 @@ pub async fn run(
     }
     let ingest_stop = CancellationToken::new();
     let router_stop = CancellationToken::new();
-    let (mut ingest, subscribed) = match roles.ingest {
+    let subscribed = Arc::new(AtomicBool::new(!roles.ingest));
+    let ingest = match roles.ingest {
         true => {
-            let (task, subscribed) = start_ingest(&config, &bootstrap, &stats, &ingest_stop)?;
-            (Some(task), subscribed)
+            let mut start = ingest_starter(&config, &bootstrap, &stats, &subscribed, &ingest_stop);
+            let first = start()?;
+            let (health, stop) = (health.clone(), ingest_stop.clone());
+            Some(tokio::spawn(async move {
+                supervise("ingest", &health.stages, stop, first, start).await
+            }))
         }
-        false => (None, Arc::new(AtomicBool::new(true))),
+        false => None,
     };
-    let mut router = roles
-        .router
-        .then(|| start_router(&config, &bootstrap, &stats, &health, &router_stop))
-        .transpose()?;
+    let router = match roles.router {
+        true => {
+            let mut start = router_starter(&config, &bootstrap, &stats, &health, &router_stop)?;
+            let first = start()?;
+            let (health, stop) = (health.clone(), router_stop.clone());
+            Some(tokio::spawn(async move {
+                supervise("router", &health.stages, stop, first, start).await
+            }))
+        }
+        false => None,
+    };
     let startup_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !subscribed.load(Ordering::Relaxed) && tokio::time::Instant::now() < startup_deadline {
-        if shutdown.is_cancelled() || ingest.as_ref().is_some_and(|h| h.is_finished()) {
+        if shutdown.is_cancelled() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -115,38 +152,19 @@ pub async fn run(
         .store(subscribed.load(Ordering::Relaxed), Ordering::Relaxed);
     tracing::info!(?roles, mqtt = %mqtt_address(&config), kafka = %bootstrap, "sluice running");
 
-    let failure = tokio::select! {
-        _ = shutdown.cancelled() => None,
-        r = join_opt(&mut ingest) => Some(("ingest", r)),
-        r = join_opt(&mut router) => Some(("router", r)),
-    };
+    shutdown.cancelled().await;
     health.ready.store(false, Ordering::Relaxed);
-    if let Some((stage, result)) = failure {
-        shutdown.cancel();
-        ingest_stop.cancel();
-        router_stop.cancel();
-        return Err(result
-            .err()
-            .unwrap_or_else(|| anyhow::anyhow!("{stage} stopped unexpectedly")));
-    }
     // Order matters: ingest first (so nothing new arrives), then the router's final checkpoint.
     ingest_stop.cancel();
-    if let Some(h) = ingest.take() {
-        h.await.context("ingest task")??;
+    if let Some(h) = ingest {
+        h.await.context("ingest supervisor")?;
     }
     router_stop.cancel();
-    if let Some(h) = router.take() {
-        h.await.context("router task")??;
+    if let Some(h) = router {
+        h.await.context("router supervisor")?;
     }
     tracing::info!("sluice stopped cleanly");
     Ok(())
-}
-
-async fn join_opt(h: &mut Option<JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
-    match h {
-        Some(h) => h.await.context("task panicked")?,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(feature = "embedded")]
@@ -162,72 +180,101 @@ async fn start_brokers(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_ingest(
+type StageRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Builds a fresh ingest (producer, MQTT connection) for each (re)start of the stage.
+fn ingest_starter(
     config: &Config,
     bootstrap: &str,
     stats: &Arc<Stats>,
+    subscribed: &Arc<AtomicBool>,
     stop: &CancellationToken,
-) -> anyhow::Result<(JoinHandle<anyhow::Result<()>>, Arc<AtomicBool>)> {
-    let producer: FutureProducer = sluice_router::kafka_client_config(config, bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
-        .create()
-        .context("kafka producer")?;
-    let forwarder = sluice_ingest::Forwarder::new(producer, &config.kafka, &config.ingest);
-    let ingest = sluice_ingest::Ingest::new(
-        &config.mqtt,
-        &config.ingest,
-        &mqtt_address(config),
-        forwarder,
-        stats.clone(),
-    )?;
-    let subscribed = ingest.subscribed();
-    let stop = stop.clone();
-    Ok((
-        tokio::spawn(async move { Ok(ingest.run(stop).await?) }),
-        subscribed,
-    ))
+) -> impl FnMut() -> anyhow::Result<StageRun> {
+    let (config, bootstrap) = (config.clone(), bootstrap.to_string());
+    let (stats, subscribed, stop) = (stats.clone(), subscribed.clone(), stop.clone());
+    move || {
+        let producer: FutureProducer = sluice_router::kafka_client_config(&config, &bootstrap)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .context("kafka producer")?;
+        let forwarder = sluice_ingest::Forwarder::new(producer, &config.kafka, &config.ingest);
+        let ingest = sluice_ingest::Ingest::new(
+            &config.mqtt,
+            &config.ingest,
+            &mqtt_address(&config),
+            forwarder,
+            stats.clone(),
+        )?
+        .with_subscribed(subscribed.clone());
+        let stop = stop.clone();
+        Ok(Box::pin(async move { Ok(ingest.run(stop).await?) }) as StageRun)
+    }
 }
 
-fn start_router(
+/// Builds a fresh router (consumer, sinks, rules as last reloaded) for each (re)start. The
+/// reloader, the rule hand-over and the poison watch outlive the restarts.
+fn router_starter(
     config: &Config,
     bootstrap: &str,
     stats: &Arc<Stats>,
     health: &Arc<Health>,
     stop: &CancellationToken,
-) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+) -> anyhow::Result<impl FnMut() -> anyhow::Result<StageRun>> {
     let devices = DeviceTags::default();
     crate::reload::load_devices(config, &devices);
-    let rules = RuleSet::compile_with(&config.rules, &devices)
-        .map_err(|errs| {
-            let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
-        })?
-        .with_fallback(config.router.fallback_action.clone());
+    let rules = compile_rules(config, &config.rules, &devices)?;
     let control = Arc::new(RuleControl::new(&rules, &config.rules));
     let ctx = sluice_sinks::SinkContext {
         stats: stats.clone(),
         kafka: sluice_router::kafka_client_config(config, bootstrap),
     };
-    let built = sluice_sinks::build_sinks(config, &ctx)?;
-    let _ = health.boards.set(built.boards.clone());
-    let sinks = built.sinks;
-    let sink_names = sinks.keys().cloned().collect();
+    let sink_names = config.sinks.keys().cloned().collect();
     if let Some(reloader) = Reloader::new(config, sink_names, devices.clone(), control.clone()) {
         let reloader = Arc::new(reloader);
         let _ = health.rules.set(reloader.clone());
         let interval = Duration::from_millis(config.router.rules_reload_interval_ms);
         tokio::spawn(reloader.watch(config.clone(), interval, stop.clone()));
     }
-    let router =
-        sluice_router::Router::new(config, bootstrap, rules, control, sinks, stats.clone())?
-            .with_retired(built.boards.retired.clone());
-    let stop = stop.clone();
-    Ok(tokio::spawn(async move { Ok(router.run(stop).await?) }))
+    let (config, bootstrap) = (config.clone(), bootstrap.to_string());
+    let (stats, health, stop) = (stats.clone(), health.clone(), stop.clone());
+    let poison = Arc::new(sluice_router::poison::PoisonWatch::default());
+    Ok(move || {
+        let rules = match control.latest_rules() {
+            Some(latest) => compile_rules(&config, &latest, &devices)?,
+            None => compile_rules(&config, &config.rules, &devices)?,
+        };
+        let built = sluice_sinks::build_sinks(&config, &ctx)?;
+        health.set_boards(built.boards.clone());
+        let router = sluice_router::Router::new(
+            &config,
+            &bootstrap,
+            rules,
+            control.clone(),
+            built.sinks,
+            stats.clone(),
+        )?
+        .with_retired(built.boards.retired.clone())
+        .with_poison_watch(poison.clone());
+        let stop = stop.clone();
+        Ok(Box::pin(async move { Ok(router.run(stop).await?) }) as StageRun)
+    })
 }
 
+fn compile_rules(
+    config: &Config,
+    rules: &[sluice_config::RuleConfig],
+    devices: &DeviceTags,
+) -> anyhow::Result<RuleSet> {
+    Ok(RuleSet::compile_with(rules, devices)
+        .map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
+        })?
+        .with_fallback(config.router.fallback_action.clone()))
+}
 /// Creates the raw and dead-letter topics if missing, retrying until the broker answers.
 pub async fn ensure_topics(config: &Config, bootstrap: &str) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =

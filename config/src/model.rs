@@ -235,6 +235,17 @@ const fn default_max_inflight() -> usize {
     1000
 }
 
+impl IngestConfig {
+    /// The largest MQTT packet the embedded broker accepts and ingest reads: twice
+    /// `max_payload_bytes` plus room for the longest topic. A publish whose payload lies
+    /// between the two becomes a dead-letter record (`oversize`); a larger one is refused by
+    /// the broker, which closes that publisher's connection. Never a packet that the broker
+    /// accepts and ingest cannot read (that would be a reconnect loop: the broker redelivers).
+    pub fn mqtt_max_packet_bytes(&self) -> usize {
+        self.max_payload_bytes.saturating_mul(2).saturating_add(65_540)
+    }
+}
+
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
@@ -257,6 +268,8 @@ pub struct RouterConfig {
     pub commit_interval_ms: u64,
     #[serde(default)]
     pub batch: BatchConfig,
+    #[serde(default)]
+    pub decode: DecodeConfig,
     /// Sink that receives the messages no rule matched (all their fields); none: dropped.
     #[serde(default)]
     pub fallback_action: Option<String>,
@@ -282,6 +295,7 @@ impl Default for RouterConfig {
             group_id: default_group(),
             commit_interval_ms: default_commit_interval(),
             batch: BatchConfig::default(),
+            decode: DecodeConfig::default(),
             fallback_action: None,
             rules_reload_interval_ms: default_reload_interval(),
         }
@@ -312,6 +326,51 @@ impl Default for BatchConfig {
         Self {
             max_rows: default_max_rows(),
             max_wait_ms: default_max_wait(),
+        }
+    }
+}
+
+/// `[router.decode]`: bounds on what one message may make of the running schema. A message
+/// past a bound goes to the dead-letter topic with the reason; the others are unaffected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// Deepest nesting of objects and arrays in one payload (`{"a":[1]}` is 2).
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    /// Most leaf fields (values that are not objects; an array counts once) in one payload.
+    #[serde(default = "default_max_fields")]
+    pub max_fields_per_message: usize,
+    /// Most distinct leaf fields in the router's running schema; a message that would add
+    /// more goes to the dead-letter topic.
+    #[serde(default = "default_max_schema_fields")]
+    pub max_schema_fields: usize,
+    /// A top-level field no message carried for this many seconds leaves the schema
+    /// (0 = never), so a fleet that renamed its fields does not pay for the old ones forever.
+    #[serde(default = "default_field_ttl")]
+    pub field_ttl_secs: u64,
+}
+
+const fn default_max_depth() -> usize {
+    16
+}
+const fn default_max_fields() -> usize {
+    1000
+}
+const fn default_max_schema_fields() -> usize {
+    1000
+}
+const fn default_field_ttl() -> u64 {
+    24 * 3600
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: default_max_depth(),
+            max_fields_per_message: default_max_fields(),
+            max_schema_fields: default_max_schema_fields(),
+            field_ttl_secs: default_field_ttl(),
         }
     }
 }

@@ -31,6 +31,18 @@ pub struct ParquetSinkConfig {
     /// Payload field with the event time in ms since the epoch; receive time when absent.
     #[serde(default = "default_event_time")]
     pub event_time_field: String,
+    /// An event time more than this many seconds before the receive time is not trusted: the
+    /// row is filed under its receive time (and counted), so a device with a broken clock
+    /// cannot scatter files over decades.
+    #[serde(default = "default_event_max_age")]
+    pub max_event_age_secs: u64,
+    /// Likewise for an event time more than this many seconds after the receive time.
+    #[serde(default = "default_event_max_lead")]
+    pub max_event_lead_secs: u64,
+    /// Open files at most (one per rule, hour and Kafka partition); past it the least
+    /// recently written file is closed, so scattered event times cost files, never `EMFILE`.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
 }
 
 fn default_parquet_path() -> PathBuf {
@@ -45,6 +57,15 @@ const fn default_file_bytes() -> usize {
 fn default_event_time() -> String {
     "ts".into()
 }
+const fn default_event_max_age() -> u64 {
+    30 * 24 * 3600
+}
+const fn default_event_max_lead() -> u64 {
+    3600
+}
+const fn default_max_open_files() -> usize {
+    256
+}
 
 impl Default for ParquetSinkConfig {
     fn default() -> Self {
@@ -54,6 +75,9 @@ impl Default for ParquetSinkConfig {
             max_rows: default_file_rows(),
             max_bytes: default_file_bytes(),
             event_time_field: default_event_time(),
+            max_event_age_secs: default_event_max_age(),
+            max_event_lead_secs: default_event_max_lead(),
+            max_open_files: default_max_open_files(),
         }
     }
 }

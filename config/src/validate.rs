@@ -177,6 +177,22 @@ impl Config {
             "router.batch.max_wait_ms",
             "must be > 0",
         );
+        let d = &rt.decode;
+        r.check(
+            (1..=100).contains(&d.max_depth),
+            "router.decode.max_depth",
+            "must be 1 to 100 (JSON deeper than 128 is refused by the parser anyway)",
+        );
+        r.check(
+            d.max_fields_per_message > 0,
+            "router.decode.max_fields_per_message",
+            "must be > 0",
+        );
+        r.check(
+            d.max_schema_fields > 0,
+            "router.decode.max_schema_fields",
+            "must be > 0",
+        );
     }
 
     /// The rule checks alone: names, SQL present, actions given and, with `check_sinks`,

@@ -6,6 +6,22 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use sluice_config::{IngestConfig, KafkaConfig};
 use sluice_processors::record::{device_id_from_topic, dlq_headers, TelemetryRecord};
 
+/// Whether Kafka will refuse this record whatever we do (too large, invalid): such a message
+/// goes to the dead-letter topic and is acknowledged, so it never blocks the ones behind it.
+/// Anything else (timeouts, a broker away, a full queue) is retried with backoff.
+pub fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::InvalidMessage
+                | C::InvalidRecord
+        )
+    )
+}
+
 /// Where a message went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -99,8 +115,24 @@ impl Forwarder {
         }
     }
 
+    /// A dead-letter record for a message Kafka refused for good (too large, invalid): the
+    /// reason and topic, without the payload that was refused.
+    pub fn dead_letter(
+        &self,
+        mqtt_topic: &str,
+        reason: &str,
+    ) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
+        let key = device_id_from_topic(mqtt_topic, self.device_id_level).unwrap_or("");
+        let record = FutureRecord::<str, [u8]>::to(&self.dlq_topic)
+            .key(key)
+            .payload(&[])
+            .headers(to_headers(dlq_headers(reason, None, Some(mqtt_topic))));
+        self.producer.send_result(record).map_err(|(e, _)| e)
+    }
+
     /// Sends one message; the future resolves when Kafka confirmed (or finally refused) it.
-    /// Returns the payload back if the producer queue is full, so the caller can retry.
+    /// An error here means the record was not queued (the producer queue is full, or the
+    /// record was refused before it left: [`is_permanent`] tells which).
     pub fn send(
         &self,
         mqtt_topic: &str,

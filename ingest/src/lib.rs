@@ -16,7 +16,7 @@
 mod forward;
 mod mqtt;
 
-pub use forward::{Forwarder, Outcome};
+pub use forward::{is_permanent, Forwarder, Outcome};
 pub use mqtt::Ingest;
 
 /// Ingest failures that stop the stage (data-path failures are events, not errors).

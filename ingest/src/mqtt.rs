@@ -1,6 +1,8 @@
 //! The MQTT side of ingest: subscribe, hand each publish to Kafka, PUBACK after Kafka acked.
 
-use crate::forward::{Forwarder, Outcome};
+use crate::forward::{is_permanent, Forwarder, Outcome};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::DeliveryFuture;
 use crate::IngestError;
 use futures::stream::{FuturesOrdered, StreamExt};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
@@ -44,7 +46,7 @@ impl Ingest {
             .set_keep_alive(Duration::from_secs(mqtt.keep_alive_secs))
             // Room for every ack we may owe plus subscribes, so queuing an ack never waits.
             .set_request_channel_capacity(ingest.max_inflight * 2 + 64)
-            .set_max_packet_size(ingest.max_payload_bytes.max(1 << 20) * 2, 1 << 20);
+            .set_max_packet_size(ingest.mqtt_max_packet_bytes(), 1 << 20);
         if let Some(user) = &mqtt.username {
             options.set_credentials(user, mqtt.password.clone().unwrap_or_default());
         }
@@ -69,6 +71,12 @@ impl Ingest {
     /// Becomes true once the broker confirmed the subscriptions (the stage is ready).
     pub fn subscribed(&self) -> Arc<AtomicBool> {
         self.subscribed.clone()
+    }
+
+    /// Reports subscription on `flag` (shared by every restart of the stage).
+    pub fn with_subscribed(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.subscribed = flag;
+        self
     }
 
     /// Runs until `shutdown`; then acknowledges what Kafka confirmed and disconnects.
@@ -155,7 +163,8 @@ async fn finish(client: AsyncClient, mut eventloop: EventLoop, acker: tokio::tas
     }
 }
 
-type Delivered = (Publish, Outcome, bool);
+/// A message and what Kafka said of its record.
+type Delivered = (Publish, Outcome, Result<(), KafkaError>);
 
 /// Sends each message to Kafka as it arrives and acks in arrival order once Kafka confirmed.
 async fn ack_loop(
@@ -171,8 +180,7 @@ async fn ack_loop(
     while open || !pending.is_empty() {
         tokio::select! {
             biased;
-            Some((publish, outcome, ok)) = pending.next(), if !pending.is_empty() => {
-                let delivered: Delivered = (publish, outcome, ok);
+            Some(delivered) = pending.next(), if !pending.is_empty() => {
                 acknowledge(delivered, &client, &forwarder, &stats, &shutdown).await;
             }
             msg = rx.recv(), if open && pending.len() < max_inflight => match msg {
@@ -183,7 +191,20 @@ async fn ack_loop(
     }
 }
 
-/// Queues a message with the producer (retrying while its queue is full).
+fn queue_full(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+}
+
+async fn confirmed(future: DeliveryFuture) -> Result<(), KafkaError> {
+    match future.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e),
+        Err(_) => Err(KafkaError::Canceled),
+    }
+}
+
+/// Queues a message with the producer (waiting while its queue is full, without blocking a
+/// runtime thread and giving up at shutdown: an unacked message is redelivered).
 async fn send(
     forwarder: &Forwarder,
     p: Publish,
@@ -193,50 +214,66 @@ async fn send(
     let mut wait = Duration::from_millis(5);
     let queued = loop {
         match forwarder.send(&p.topic, &p.payload, received) {
-            Ok(q) => break Some(q),
-            Err(e) => {
+            Ok(q) => break Ok(q),
+            Err(e) if queue_full(&e) && !(shutdown.is_cancelled() && wait >= MAX_BACKOFF) => {
                 tracing::debug!(error = %e, "kafka producer busy, retrying");
-                if shutdown.is_cancelled() && wait >= MAX_BACKOFF {
-                    break None;
-                }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(MAX_BACKOFF);
             }
+            Err(e) => break Err(e),
         }
     };
     async move {
         match queued {
-            Some((future, outcome)) => {
-                let ok = matches!(future.await, Ok(Ok(_)));
-                (p, outcome, ok)
-            }
-            None => (p, Outcome::Telemetry, false),
+            Ok((future, outcome)) => (p, outcome, confirmed(future).await),
+            Err(e) => (p, Outcome::Telemetry, Err(e)),
         }
     }
 }
 
-/// Acks a message Kafka confirmed; re-sends one it refused until it is confirmed.
+/// Acks a message once Kafka confirmed its record. A record Kafka refused for good is
+/// replaced by a dead-letter record (then acked); a transient failure is retried with backoff
+/// until it succeeds or the stage stops (then the message stays unacked: redelivered).
 async fn acknowledge(
-    (publish, outcome, ok): Delivered,
+    (publish, mut outcome, mut result): Delivered,
     client: &AsyncClient,
     forwarder: &Forwarder,
     stats: &Stats,
     shutdown: &CancellationToken,
 ) {
-    let mut ok = ok;
     let mut wait = Duration::from_millis(100);
-    while !ok {
+    let mut refused: Option<String> = None;
+    while let Err(e) = &result {
         metrics::counter!("sluice_ingest_kafka_errors_total").increment(1);
-        if shutdown.is_cancelled() {
-            // Not acked: the broker redelivers it to the next session.
-            return;
+        if is_permanent(e) {
+            if refused.is_some() {
+                // Even the payload-less dead-letter record was refused: nothing more to try.
+                tracing::error!(topic = %publish.topic, error = %e, "kafka refused the dead-letter record too; acknowledging the message");
+                break;
+            }
+            metrics::counter!("sluice_ingest_kafka_rejected_total").increment(1);
+            let reason = format!("kafka refused: {e}");
+            tracing::warn!(topic = %publish.topic, %reason, "sending the message to the dead-letter topic");
+            outcome = Outcome::DeadLetter(reason.clone());
+            refused = Some(reason);
+        } else {
+            if shutdown.is_cancelled() {
+                return; // Not acked: the broker redelivers it to the next session.
+            }
+            tracing::warn!(topic = %publish.topic, error = %e, retry_in = ?wait, "kafka did not confirm a record, re-sending");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_BACKOFF);
         }
-        tracing::warn!(topic = %publish.topic, retry_in = ?wait, "kafka did not confirm a record, re-sending");
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(MAX_BACKOFF);
-        if let Ok((f, _)) = forwarder.send(&publish.topic, &publish.payload, crate::now_ms()) {
-            ok = matches!(f.await, Ok(Ok(_)));
-        }
+        let queued = match &refused {
+            Some(reason) => forwarder.dead_letter(&publish.topic, reason),
+            None => forwarder
+                .send(&publish.topic, &publish.payload, crate::now_ms())
+                .map(|(f, _)| f),
+        };
+        result = match queued {
+            Ok(f) => confirmed(f).await,
+            Err(e) => Err(e),
+        };
     }
     match &outcome {
         Outcome::Telemetry => {

@@ -160,4 +160,34 @@ mod tests {
         assert_eq!(device_id_from_topic("devices//x", 2), None);
         assert_eq!(device_id_from_topic("a/b", 0), None);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn device_ids_are_one_nonempty_topic_level(topic in "[a-z/+#é💥\\x00]{0,24}", level in 0usize..8) {
+                if let Some(id) = device_id_from_topic(&topic, level) {
+                    prop_assert!(!id.is_empty());
+                    prop_assert!(!id.contains('/'));
+                    prop_assert_eq!(topic.split('/').nth(level - 1), Some(id));
+                }
+            }
+
+            #[test]
+            fn any_kafka_record_reads_or_errs(
+                key in proptest::option::of(prop::collection::vec(any::<u8>(), 0..16)),
+                topic in proptest::option::of(prop::collection::vec(any::<u8>(), 0..16)),
+                received in proptest::option::of(prop::collection::vec(any::<u8>(), 0..24)),
+                payload in proptest::option::of(prop::collection::vec(any::<u8>(), 0..16)),
+            ) {
+                let headers = [
+                    (MQTT_TOPIC, topic.as_deref()),
+                    (RECEIVED_MS, received.as_deref()),
+                ];
+                let _ = TelemetryRecord::from_kafka(key.as_deref(), headers, payload.as_deref());
+            }
+        }
+    }
 }

@@ -1,18 +1,36 @@
 //! Dead-letter records from the router. They must be confirmed before offsets are committed,
 //! or a crash could lose them.
+//!
+//! `send` never blocks the async runtime: when librdkafka's queue is full the record waits in
+//! a local backlog that `flush` (async, at the checkpoint) drains. A record Kafka refuses for
+//! good because of its size is sent again without its payload, the reason saying so; any
+//! other refusal fails the checkpoint, so the offsets stay uncommitted and the batch replays.
 
 use crate::RouterError;
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use std::collections::VecDeque;
+use std::time::Duration;
 use sluice_config::Config;
 use sluice_processors::record::dlq_headers;
 use sluice_processors::stats::Stats;
 use std::sync::Arc;
 
+/// A dead-letter record kept by the router until Kafka confirmed it.
+struct Letter {
+    key: String,
+    payload: Vec<u8>,
+    headers: OwnedHeaders,
+}
+
 pub struct DeadLetters {
     producer: FutureProducer,
     topic: String,
-    pending: Vec<DeliveryFuture>,
+    /// Queued with librdkafka: (the record, its delivery).
+    pending: Vec<(Letter, DeliveryFuture)>,
+    /// Not yet queued: librdkafka's queue was full.
+    backlog: VecDeque<Letter>,
     stats: Arc<Stats>,
 }
 
@@ -27,6 +45,7 @@ impl DeadLetters {
             producer,
             topic: config.kafka.dlq_topic.clone(),
             pending: Vec::new(),
+            backlog: VecDeque::new(),
             stats,
         })
     }
@@ -56,35 +75,81 @@ impl DeadLetters {
             offset = source.2,
             "dead-lettered"
         );
-        let mut record = FutureRecord::to(&self.topic)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
-        loop {
-            match self.producer.send_result(record) {
-                Ok(f) => {
-                    self.pending.push(f);
-                    Stats::add(&self.stats.dead_lettered, 1);
-                    return;
-                }
-                Err((_, r)) => {
-                    // Queue full: let librdkafka deliver some, then try again.
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    record = r;
-                }
+        Stats::add(&self.stats.dead_lettered, 1);
+        let letter = Letter {
+            key: key.to_string(),
+            payload: payload.to_vec(),
+            headers,
+        };
+        if self.backlog.is_empty() {
+            if let Err(letter) = self.try_queue(letter) {
+                self.backlog.push_back(letter);
             }
+        } else {
+            self.backlog.push_back(letter);
         }
     }
 
-    /// Waits until every queued dead-letter record is confirmed.
-    pub async fn flush(&mut self) -> Result<(), RouterError> {
-        for f in self.pending.drain(..) {
-            match f.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(RouterError::DeadLetter(e.to_string())),
-                Err(_) => return Err(RouterError::DeadLetter("delivery cancelled".into())),
+    /// Hands a record to librdkafka; gives it back when the queue is full.
+    fn try_queue(&mut self, letter: Letter) -> Result<(), Letter> {
+        let record = FutureRecord::to(&self.topic)
+            .key(&letter.key)
+            .payload(&letter.payload)
+            .headers(letter.headers.clone());
+        match self.producer.send_result(record) {
+            Ok(f) => {
+                self.pending.push((letter, f));
+                Ok(())
             }
+            Err(_) => Err(letter),
         }
-        Ok(())
+    }
+
+    /// Waits until every dead-letter record is confirmed.
+    pub async fn flush(&mut self) -> Result<(), RouterError> {
+        loop {
+            while let Some(letter) = self.backlog.pop_front() {
+                if let Err(letter) = self.try_queue(letter) {
+                    self.backlog.push_front(letter);
+                    break;
+                }
+            }
+            let pending: Vec<_> = self.pending.drain(..).collect();
+            for (letter, f) in pending {
+                match f.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) if too_large(&e) && !letter.payload.is_empty() => {
+                        tracing::warn!(error = %e, "dead-letter record too large for Kafka; sending it without its payload");
+                        self.backlog.push_back(without_payload(letter, &e));
+                    }
+                    Ok(Err((e, _))) => return Err(RouterError::DeadLetter(e.to_string())),
+                    Err(_) => return Err(RouterError::DeadLetter("delivery cancelled".into())),
+                }
+            }
+            if self.backlog.is_empty() {
+                return Ok(());
+            }
+            // librdkafka's queue was full: give it time to deliver without blocking a thread.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn too_large(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    )
+}
+
+fn without_payload(letter: Letter, e: &KafkaError) -> Letter {
+    let note = format!("payload of {} bytes dropped: {e}", letter.payload.len());
+    Letter {
+        key: letter.key,
+        payload: Vec::new(),
+        headers: letter.headers.insert(Header {
+            key: "sluice.dlq.note",
+            value: Some(note.as_bytes()),
+        }),
     }
 }

@@ -8,6 +8,9 @@
 //! - [`offsets`]: which offsets are safe to commit.
 //! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
 //! - [`reload`]: where a reloaded rule set waits for the next batch boundary.
+//! - [`poison`], [`isolate`]: offsets a router died on become suspect; after
+//!   [`poison::ISOLATE_AFTER`] failures the batch is bisected and the poison records go to the
+//!   dead-letter topic, so one message never stops the router for good.
 //!
 //! Delivery: at-least-once. A checkpoint (every `router.commit_interval_ms`, and at shutdown)
 //! processes the partial batch, makes every sink durable (Parquet files closed, fsynced and
@@ -15,7 +18,9 @@
 //! offsets it consumed. A crash between checkpoints replays from the last commit.
 
 mod dlq;
+pub mod isolate;
 mod offsets;
+pub mod poison;
 mod process;
 pub mod reload;
 pub use process::FALLBACK_RULE;
@@ -87,6 +92,8 @@ pub struct Router {
     unassigned_since: Option<Instant>,
     /// Devices retired in the compliance tracker: their messages are dropped (and counted).
     retired: Arc<RetiredDevices>,
+    /// Offsets routers died on, shared by every restart of this router.
+    poison: Arc<poison::PoisonWatch>,
 }
 
 /// How long a router may sit in the group with no partitions before it rejoins.
@@ -127,7 +134,7 @@ impl Router {
             rules,
             control,
             sinks,
-            decoder: BatchDecoder::new(),
+            decoder: BatchDecoder::with_limits((&config.router.decode).into()),
             offsets: Offsets::default(),
             raw: RawBatch::default(),
             raw_topic: config.kafka.raw_topic.clone(),
@@ -137,6 +144,7 @@ impl Router {
             stats,
             unassigned_since: None,
             retired: Arc::default(),
+            poison: Arc::default(),
         })
     }
 
@@ -146,8 +154,21 @@ impl Router {
         self
     }
 
+    /// Shares what this router learns about failing offsets with the routers that replace it.
+    pub fn with_poison_watch(mut self, watch: Arc<poison::PoisonWatch>) -> Self {
+        self.poison = watch;
+        self
+    }
+
     /// Consumes until `shutdown`, then processes what it holds, checkpoints and returns.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RouterError> {
+        if let Some(failures) = self.poison.recover() {
+            tracing::warn!(
+                failures,
+                isolate_after = poison::ISOLATE_AFTER,
+                "the previous router failed while processing a batch; its offsets are suspect"
+            );
+        }
         let mut next_checkpoint = Instant::now() + self.commit_interval;
         let mut batch_deadline: Option<Instant> = None;
         let consumer = self.consumer.clone();
@@ -253,10 +274,43 @@ impl Router {
         if self.raw.is_empty() {
             return Ok(());
         }
+        let isolate = self.poison.begin(&self.raw);
+        if isolate {
+            self.isolate_poison();
+        }
         process::process(self)?;
+        self.poison.end(isolate);
         self.raw.clear();
         process::route_failures(self)?;
         Ok(())
+    }
+
+    /// Bisects the current batch for the records that fail on their own, dead-letters them
+    /// and keeps the rest.
+    fn isolate_poison(&mut self) {
+        let found = isolate::find_poison(&self.decoder, &mut self.rules, &self.raw);
+        let raw = &self.raw;
+        for (i, why) in &found {
+            metrics::counter!("sluice_poison_messages_total").increment(1);
+            tracing::error!(
+                partition = raw.partition(*i),
+                offset = raw.offset(*i),
+                device = raw.device_id(*i),
+                error = %why,
+                "poison message isolated and sent to the dead-letter topic"
+            );
+            let reason = format!(
+                "poison: the router failed {} times on this batch and on this message alone: {why}",
+                poison::ISOLATE_AFTER
+            );
+            let source = (self.raw_topic.as_str(), raw.partition(*i), raw.offset(*i));
+            self.dead_letters
+                .send(raw.device_id(*i), raw.payload(*i), &reason, source, Some(raw.topic(*i)));
+        }
+        if !found.is_empty() {
+            let bad: std::collections::HashSet<usize> = found.iter().map(|(i, _)| *i).collect();
+            self.raw = self.raw.subset((0..self.raw.len()).filter(|i| !bad.contains(i)));
+        }
     }
 
     /// Sinks durable, dead letters confirmed, then commit.

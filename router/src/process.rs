@@ -8,24 +8,45 @@
 use crate::{Router, RouterError};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
-use sluice_processors::decode::{OFFSET, PARTITION};
+use sluice_processors::decode::{BatchDecoder, Decoded, RawBatch, OFFSET, PARTITION};
 use sluice_processors::rule::route::{with_error, Routed};
-use sluice_processors::rule::RuleOutput;
+use sluice_processors::rule::{RuleOutput, RuleSet};
 use sluice_processors::stats::Stats;
 use std::collections::HashMap;
 
 /// The `rule=` name the fallback action's rows are written under.
 pub const FALLBACK_RULE: &str = "_unmatched";
 
+/// One batch decoded and routed, before anything is written: no side effects but the
+/// decoder's schema, so the poison isolation can try parts of a batch ([`crate::isolate`]).
+pub struct Computed {
+    pub decoded: Decoded,
+    pub routed: Option<(RecordBatch, Routed)>,
+}
+
+pub fn compute(decoder: &mut BatchDecoder, rules: &mut RuleSet, raw: &RawBatch) -> Computed {
+    crate::isolate::fault_injection(raw);
+    let mut decoded = decoder.decode(raw);
+    let routed = decoded.batch.take().map(|b| {
+        let routed = rules.route(&b);
+        (b, routed)
+    });
+    Computed { decoded, routed }
+}
+
 /// Decodes the router's current raw batch and routes it.
 pub fn process(router: &mut Router) -> Result<(), RouterError> {
     let started = std::time::Instant::now();
+    let Computed { decoded, routed } = compute(&mut router.decoder, &mut router.rules, &router.raw);
     let raw = &router.raw;
-    let decoded = router.decoder.decode(raw);
     metrics::counter!("sluice_router_consumed_total").increment(raw.len() as u64);
     Stats::add(&router.stats.routed, raw.len() as u64);
     if decoded.nulled > 0 {
         metrics::counter!("sluice_decode_type_mismatch_total").increment(decoded.nulled as u64);
+    }
+    if decoded.retired > 0 {
+        metrics::counter!("sluice_decode_fields_retired_total").increment(decoded.retired as u64);
+        tracing::info!(fields = decoded.retired, "payload fields unseen for router.decode.field_ttl_secs left the schema");
     }
     for r in &decoded.rejects {
         let source = (
@@ -41,10 +62,9 @@ pub fn process(router: &mut Router) -> Result<(), RouterError> {
             Some(raw.topic(r.index)),
         );
     }
-    let Some(batch) = decoded.batch else {
+    let Some((batch, routed)) = routed else {
         return Ok(());
     };
-    let routed = router.rules.route(&batch);
     deliver(router, &routed)?;
     dead_letter_rows(router, &batch, &routed.dead_letters);
     metrics::histogram!("sluice_batch_seconds").record(started.elapsed().as_secs_f64());

@@ -44,6 +44,8 @@ pub struct ReloadOutcome {
 pub struct RuleControl {
     pending: Mutex<Option<(RuleSet, Vec<RuleInfo>)>>,
     status: RwLock<RulesStatus>,
+    /// The configs of the latest set offered: what a restarted router compiles.
+    latest: Mutex<Option<Vec<RuleConfig>>>,
 }
 
 pub fn version_hex(v: u64) -> String {
@@ -105,6 +107,7 @@ impl RuleControl {
     pub fn offer(&self, set: RuleSet, configs: &[RuleConfig]) {
         let version = version_hex(set.version);
         *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some((set, rule_infos(configs)));
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(configs.to_vec());
         let mut s = self.status.write().unwrap_or_else(|e| e.into_inner());
         s.pending_version = Some(version.clone());
         s.last_reload = Some(ReloadOutcome {
@@ -148,6 +151,11 @@ impl RuleControl {
         self.set_active(&set, infos);
         tracing::info!(version = %version_hex(set.version), rules = set.rules().len(), "rule set activated");
         Some(set)
+    }
+
+    /// The rules of the latest reload, if any (else the config's rules are current).
+    pub fn latest_rules(&self) -> Option<Vec<RuleConfig>> {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn status(&self) -> RulesStatus {

@@ -5,6 +5,36 @@
 const METRICS: &[(&str, &str, &str)] = &[
     (
         "counter",
+        "sluice_stage_restarts_total",
+        "Times a failed stage (ingest, router) was restarted by its supervisor",
+    ),
+    (
+        "counter",
+        "sluice_poison_messages_total",
+        "Messages the router failed on repeatedly, isolated by bisecting their batch and dead-lettered",
+    ),
+    (
+        "counter",
+        "sluice_decode_fields_retired_total",
+        "Top-level payload fields dropped from the router's schema after router.decode.field_ttl_secs unseen",
+    ),
+    (
+        "counter",
+        "sluice_event_time_outside_window_total",
+        "Rows filed by receive time because their event time was outside the Parquet sink's window",
+    ),
+    (
+        "counter",
+        "sluice_parquet_files_evicted_total",
+        "Parquet files closed early to stay within max_open_files",
+    ),
+    (
+        "counter",
+        "sluice_ingest_kafka_rejected_total",
+        "Messages Kafka refused for good (too large, invalid): sent to the dead-letter topic and acknowledged",
+    ),
+    (
+        "counter",
         "sluice_ingest_messages_in_total",
         "MQTT messages received by ingest",
     ),

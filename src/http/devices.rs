@@ -20,7 +20,7 @@ pub fn routes() -> Router<AppState> {
 /// `POST /devices/{id}/retire`: the device leaves the compliance counts and its messages are
 /// dropped (and counted) from now on.
 async fn device_retire(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(boards) = s.health.boards.get().filter(|b| !b.compliance.is_empty()) else {
+    let Some(boards) = s.health.boards().filter(|b| !b.compliance.is_empty()) else {
         return not_here("track compliance");
     };
     for board in boards.compliance.values() {

@@ -35,7 +35,7 @@ async fn scaling(State(s): State<AppState>) -> Response {
 
 /// `GET /alerts`: every firing alert, with the sink that holds it.
 async fn alerts(State(s): State<AppState>) -> Response {
-    let Some(boards) = s.health.boards.get() else {
+    let Some(boards) = s.health.boards() else {
         return not_here("route");
     };
     let firing: Vec<serde_json::Value> = boards
@@ -60,7 +60,7 @@ struct AckRequest {
 
 /// `POST /alerts/ack` with `{"key": "<rule>/<device>"}`: marks a firing alert acknowledged.
 async fn alerts_ack(State(s): State<AppState>, Json(req): Json<AckRequest>) -> Response {
-    let Some(boards) = s.health.boards.get() else {
+    let Some(boards) = s.health.boards() else {
         return not_here("route");
     };
     if boards.alerts.values().any(|b| b.acknowledge(&req.key)) {
@@ -74,8 +74,7 @@ async fn alerts_ack(State(s): State<AppState>, Json(req): Json<AckRequest>) -> R
 fn board(s: &AppState, sink: Option<&str>) -> Result<Arc<ComplianceBoard>, Response> {
     let boards = s
         .health
-        .boards
-        .get()
+        .boards()
         .ok_or_else(|| not_here("track compliance"))?;
     let found = match sink {
         Some(name) => boards.compliance.get(name),

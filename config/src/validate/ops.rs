@@ -12,6 +12,7 @@ impl Config {
                     let at = |k: &str| format!("sinks.{name}.{k}");
                     r.check(p.max_rows > 0, at("max_rows"), "must be > 0");
                     r.check(p.max_bytes > 0, at("max_bytes"), "must be > 0");
+                    r.check(p.max_open_files > 0, at("max_open_files"), "must be > 0");
                 }
                 SinkConfig::Alert(a) => self.validate_alert(r, name, a),
                 SinkConfig::Compliance(c) => validate_compliance(r, name, c),

@@ -5,13 +5,14 @@
 //! So the fast path reads every `Int64` field as `Float64` ([`as_float_schema`]) and then
 //! narrows back ([`narrow`]) only when every value is integral and within ±2^53 (exact in a
 //! float); otherwise the batch takes the checked path, which widens the field to float (or
-//! keeps big integers exact through serde_json).
+//! keeps big integers exact through serde_json). A float that is not finite (arrow-json reads
+//! `1e999` as infinity, serde_json refuses it) also sends the batch to the checked path.
 
 use arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray};
 use arrow::datatypes::{DataType, Field, Fields, Float64Type, Schema, SchemaRef};
 use std::sync::Arc;
 
-const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+use super::schema::EXACT_IN_FLOAT as EXACT;
 
 /// `schema` with every `Int64` (at any depth) read as `Float64`.
 pub fn as_float_schema(schema: &Schema) -> SchemaRef {
@@ -25,7 +26,7 @@ fn float_fields(fields: &Fields) -> Vec<Field> {
         .collect()
 }
 
-fn as_float(dt: &DataType) -> DataType {
+pub(super) fn as_float(dt: &DataType) -> DataType {
     match dt {
         DataType::Int64 => DataType::Float64,
         DataType::Struct(children) => DataType::Struct(float_fields(children).into()),
@@ -51,6 +52,14 @@ pub fn narrow(array: &ArrayRef, target: &DataType) -> Option<ArrayRef> {
             exact
                 .then(|| arrow::compute::cast(array, &DataType::Int64).ok())
                 .flatten()
+        }
+        DataType::Float64 => {
+            let floats = array.as_primitive_opt::<Float64Type>()?;
+            floats
+                .iter()
+                .flatten()
+                .all(f64::is_finite)
+                .then(|| array.clone())
         }
         DataType::Struct(fields) => {
             let s = array.as_struct_opt()?;

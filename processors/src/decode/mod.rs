@@ -2,25 +2,42 @@
 //!
 //! The router appends records to a [`RawBatch`] (columnar buffers, no per-record allocation
 //! beyond the buffers' growth) and hands it to [`BatchDecoder::decode`] once it holds
-//! `max_rows` records or `max_wait_ms` passed. Decoding parses each payload once, checks it
-//! against the running schema ([`schema`]), and builds every column in one pass with
-//! arrow-json. Records that are not UTF-8, not JSON or not a JSON object come back as
-//! [`Reject`]s with a reason for the dead-letter topic; the rest of the batch goes on.
+//! `max_rows` records or `max_wait_ms` passed.
+//!
+//! Two paths give the same rows for the same message, whatever else is in the batch:
+//! - the **fast path** decodes the payload bytes straight into the running schema with
+//!   arrow-json's tape decoder, strictly; anything unusual (a new field, a value of another
+//!   type, a record that is not one JSON object) makes it give up on the whole batch;
+//! - the **checked path** ([`BatchDecoder::decode_checked`]) parses each payload, rejects what
+//!   is not a JSON object or passes a bound ([`limits`]), checks every value against the
+//!   running schema ([`schema`]: a conflicting value is NULL for its message and counted),
+//!   admits new fields ([`infer`], [`fields`]: a cap, no name collisions) and builds the batch.
+//!
+//! A property test (`tests.rs`) holds the two paths to the same output. Rejected records come
+//! back as [`Reject`]s with a reason for the dead-letter topic; the rest of the batch goes on.
 
 mod exact;
+pub mod fields;
 pub mod flatten;
+pub mod infer;
+pub mod limits;
+mod raw;
 pub mod schema;
 
-use crate::record::TelemetryRecord;
+pub use limits::DecodeLimits;
+pub use raw::RawBatch;
+
 use arrow::array::TimestampMillisecondArray;
 use arrow::array::{
-    ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringBuilder,
+    Array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
-use arrow_json::reader::{infer_json_schema_from_iterator, ReaderBuilder};
-use serde_json::Value;
+use arrow_json::reader::ReaderBuilder;
+use fields::{FieldIndex, LastSeen};
+use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Metadata column names, added after the payload fields.
 pub const DEVICE_ID: &str = "_device_id";
@@ -44,84 +61,6 @@ pub fn metadata_fields() -> Vec<Field> {
     ]
 }
 
-/// Records gathered for one batch, stored column by column.
-#[derive(Debug, Default, Clone)]
-pub struct RawBatch {
-    payloads: Vec<u8>,
-    payload_ends: Vec<usize>,
-    device_ids: Vec<u8>,
-    device_id_ends: Vec<usize>,
-    topics: Vec<u8>,
-    topic_ends: Vec<usize>,
-    received_ms: Vec<i64>,
-    partitions: Vec<i32>,
-    offsets: Vec<i64>,
-}
-
-fn slice<'a>(buf: &'a [u8], ends: &[usize], i: usize) -> &'a [u8] {
-    let start = if i == 0 { 0 } else { ends[i - 1] };
-    &buf[start..ends[i]]
-}
-
-fn as_str(bytes: &[u8]) -> &str {
-    // Device ids and topics are pushed as &str, so the bytes are UTF-8.
-    std::str::from_utf8(bytes).unwrap_or_default()
-}
-
-impl RawBatch {
-    pub fn push(&mut self, rec: &TelemetryRecord<'_>, partition: i32, offset: i64) {
-        self.payloads.extend_from_slice(rec.payload);
-        self.payload_ends.push(self.payloads.len());
-        self.device_ids.extend_from_slice(rec.device_id.as_bytes());
-        self.device_id_ends.push(self.device_ids.len());
-        self.topics.extend_from_slice(rec.mqtt_topic.as_bytes());
-        self.topic_ends.push(self.topics.len());
-        self.received_ms.push(rec.received_ms);
-        self.partitions.push(partition);
-        self.offsets.push(offset);
-    }
-
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
-
-    pub fn clear(&mut self) {
-        *self = RawBatch {
-            payloads: std::mem::take(&mut self.payloads),
-            ..Default::default()
-        };
-        self.payloads.clear();
-    }
-
-    pub fn payload(&self, i: usize) -> &[u8] {
-        slice(&self.payloads, &self.payload_ends, i)
-    }
-
-    pub fn device_id(&self, i: usize) -> &str {
-        as_str(slice(&self.device_ids, &self.device_id_ends, i))
-    }
-
-    pub fn topic(&self, i: usize) -> &str {
-        as_str(slice(&self.topics, &self.topic_ends, i))
-    }
-
-    pub fn received_ms(&self, i: usize) -> i64 {
-        self.received_ms[i]
-    }
-
-    pub fn partition(&self, i: usize) -> i32 {
-        self.partitions[i]
-    }
-
-    pub fn offset(&self, i: usize) -> i64 {
-        self.offsets[i]
-    }
-}
-
 /// A record that could not be decoded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
@@ -137,13 +76,25 @@ pub struct Decoded {
     pub rejects: Vec<Reject>,
     /// Values set to NULL because their type did not fit the schema.
     pub nulled: usize,
+    /// Top-level fields that left the schema, unseen for `router.decode.field_ttl_secs`.
+    pub retired: usize,
+}
+
+/// One payload on the checked path: its record index and its JSON object.
+struct Row {
+    index: usize,
+    map: Map<String, Value>,
 }
 
 /// Decodes batches against a running schema that grows as new fields appear.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct BatchDecoder {
     payload_schema: SchemaRef,
+    /// `payload_schema` with every integer read as a float (see [`exact`]).
+    fast_schema: SchemaRef,
     full_schema: SchemaRef,
+    limits: DecodeLimits,
+    last_seen: LastSeen,
 }
 
 impl Default for BatchDecoder {
@@ -154,44 +105,98 @@ impl Default for BatchDecoder {
 
 impl BatchDecoder {
     pub fn new() -> Self {
-        let payload_schema = Arc::new(Schema::empty());
-        let full_schema = with_metadata(&payload_schema);
-        Self {
-            payload_schema,
-            full_schema,
-        }
+        Self::with_limits(DecodeLimits::default())
     }
 
-    /// The schema of decoded batches; the same `Arc` until a new field appears.
+    pub fn with_limits(limits: DecodeLimits) -> Self {
+        let mut d = Self {
+            payload_schema: Arc::new(Schema::empty()),
+            fast_schema: Arc::new(Schema::empty()),
+            full_schema: Arc::new(Schema::empty()),
+            limits,
+            last_seen: LastSeen::default(),
+        };
+        d.set_payload_schema(Schema::empty());
+        d
+    }
+
+    /// The schema of decoded batches; the same `Arc` until the fields change.
     pub fn schema(&self) -> &SchemaRef {
         &self.full_schema
     }
 
+    fn set_payload_schema(&mut self, schema: Schema) {
+        self.fast_schema = exact::as_float_schema(&schema);
+        self.payload_schema = Arc::new(schema);
+        self.full_schema = with_metadata(&self.payload_schema);
+    }
+
     pub fn decode(&mut self, raw: &RawBatch) -> Decoded {
+        let now = Instant::now();
+        let retired = self.retire_stale(now);
         if let Some(batch) = self.decode_fast(raw) {
+            self.saw_columns(&batch, now);
             let all: Vec<usize> = (0..raw.len()).collect();
             if let Ok(batch) = self.attach_metadata(batch, raw, &all) {
                 return Decoded {
                     batch: Some(batch),
                     rejects: vec![],
                     nulled: 0,
+                    retired,
                 };
             }
         }
-        self.decode_checked(raw)
+        let mut decoded = self.decode_checked(raw, now);
+        decoded.retired = retired;
+        decoded
+    }
+
+    /// Drops top-level fields no message carried for the TTL; how many went.
+    fn retire_stale(&mut self, now: Instant) -> usize {
+        let Some(ttl) = self.limits.field_ttl else {
+            return 0;
+        };
+        let stale = self.last_seen.stale(&self.payload_schema, ttl, now);
+        if stale.is_empty() {
+            return 0;
+        }
+        let kept: Vec<Field> = self
+            .payload_schema
+            .fields()
+            .iter()
+            .filter(|f| !stale.contains(f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect();
+        self.set_payload_schema(Schema::new(kept));
+        stale.len()
+    }
+
+    fn saw_columns(&mut self, batch: &RecordBatch, now: Instant) {
+        for (field, column) in self.payload_schema.fields().iter().zip(batch.columns()) {
+            if column.null_count() < column.len() {
+                self.last_seen.saw(field.name(), now);
+            }
+        }
     }
 
     /// The steady-state path: arrow-json's tape decoder straight from the payload bytes,
     /// strict about the schema. It gives up (returns `None`) on anything unusual — a record
     /// that is not exactly one JSON object, a field the schema lacks, a value of another
-    /// type — and the checked path then handles that batch record by record.
-    fn decode_fast(&self, raw: &RawBatch) -> Option<RecordBatch> {
+    /// type, a number that is not finite — and the checked path then handles that batch.
+    pub fn decode_fast(&self, raw: &RawBatch) -> Option<RecordBatch> {
         if self.payload_schema.fields().is_empty() || raw.is_empty() {
             return None;
         }
-        let mut decoder = ReaderBuilder::new(exact::as_float_schema(&self.payload_schema))
+        // A message that matches the schema has at most the schema's fields: within the
+        // per-message bound unless the schema itself is larger.
+        if flatten::flat_fields(self.payload_schema.fields()).len()
+            > self.limits.max_fields_per_message
+        {
+            return None;
+        }
+        let mut decoder = ReaderBuilder::new(self.fast_schema.clone())
             .with_batch_size(raw.len())
-            .with_coerce_primitive(true)
+            .with_coerce_primitive(false)
             .with_strict_mode(true)
             .build_decoder()
             .ok()?;
@@ -219,24 +224,38 @@ impl BatchDecoder {
         RecordBatch::try_new(self.payload_schema.clone(), columns).ok()
     }
 
-    /// Parses every record, dead-letters what is not a JSON object, evolves the schema and
-    /// nulls values of the wrong type.
-    fn decode_checked(&mut self, raw: &RawBatch) -> Decoded {
-        let (mut values, good, mut rejects) = parse_payloads(raw);
-        let mut outcome = schema::conform_rows(&mut values, self.payload_schema.fields());
-        if outcome.needs_merge {
-            let nulled = outcome.nulled;
-            self.evolve(&values);
-            outcome = schema::conform_rows(&mut values, self.payload_schema.fields());
-            outcome.nulled += nulled;
+    /// Parses every record, dead-letters what is not a JSON object or passes a bound,
+    /// evolves the schema and nulls values of the wrong type.
+    pub fn decode_checked(&mut self, raw: &RawBatch, now: Instant) -> Decoded {
+        let (mut rows, mut rejects) = parse_payloads(raw, &self.limits);
+        let mut nulled = 0;
+        let needs_merge: Vec<bool> = rows
+            .iter_mut()
+            .map(|row| {
+                let mut out = schema::ConformOutcome::default();
+                schema::conform_object(&mut row.map, self.payload_schema.fields(), &mut out);
+                nulled += out.nulled;
+                out.needs_merge
+            })
+            .collect();
+        if needs_merge.contains(&true) {
+            self.evolve(&mut rows, &needs_merge, &mut rejects, now);
+            for row in &mut rows {
+                let mut out = schema::ConformOutcome::default();
+                schema::conform_object(&mut row.map, self.payload_schema.fields(), &mut out);
+                nulled += out.nulled;
+            }
         }
-        let payload = match self.decode_values(&values) {
-            Ok(batch) => Some(batch),
-            Err(_) => None,
-        };
-        let (payload, good) = match payload {
-            Some(p) => (p, good),
-            None => self.decode_row_by_row(&values, good, &mut rejects),
+        for row in &rows {
+            for key in row.map.keys() {
+                self.last_seen.saw(key, now);
+            }
+        }
+        let maps: Vec<&Map<String, Value>> = rows.iter().map(|r| &r.map).collect();
+        let good: Vec<usize> = rows.iter().map(|r| r.index).collect();
+        let (payload, good) = match self.decode_values(&maps) {
+            Ok(batch) => (batch, good),
+            Err(_) => self.decode_row_by_row(&maps, good, &mut rejects),
         };
         rejects.sort_by_key(|r| r.index);
         let batch = (!good.is_empty())
@@ -250,23 +269,54 @@ impl BatchDecoder {
         Decoded {
             batch,
             rejects,
-            nulled: outcome.nulled,
+            nulled,
+            retired: 0,
         }
     }
 
-    fn evolve(&mut self, values: &[Value]) {
-        let inferred = infer_json_schema_from_iterator(values.iter().map(Ok::<_, ArrowError>))
-            .or_else(|_| infer_each(values));
-        if let Ok(inferred) = inferred {
-            let merged = schema::merge_schema(&self.payload_schema, &inferred);
-            if merged != *self.payload_schema {
-                self.payload_schema = Arc::new(merged);
-                self.full_schema = with_metadata(&self.payload_schema);
+    /// Admits the new fields of the rows that carry some, one row at a time in batch order:
+    /// a row whose fields would collide with others' once flattened, or pass the schema cap,
+    /// is rejected; the others' fields join the schema with the batch's strongest type.
+    fn evolve(
+        &mut self,
+        rows: &mut Vec<Row>,
+        needs_merge: &[bool],
+        rejects: &mut Vec<Reject>,
+        now: Instant,
+    ) {
+        let mut index = FieldIndex::of(&self.payload_schema);
+        let mut batch_fields = Fields::empty();
+        let mut i = 0;
+        rows.retain(|row| {
+            let needs = needs_merge[i];
+            i += 1;
+            if !needs {
+                return true;
             }
+            match index.admit(&row.map, self.limits.max_schema_fields) {
+                Ok(()) => {
+                    batch_fields = infer::merge_fields(&batch_fields, &infer::infer_fields(&row.map));
+                    true
+                }
+                Err(reason) => {
+                    rejects.push(Reject {
+                        index: row.index,
+                        reason,
+                    });
+                    false
+                }
+            }
+        });
+        let merged = schema::merge_established(&self.payload_schema, &batch_fields);
+        if merged != *self.payload_schema {
+            for f in batch_fields.iter() {
+                self.last_seen.saw(f.name(), now);
+            }
+            self.set_payload_schema(merged);
         }
     }
 
-    fn decode_values(&self, values: &[Value]) -> Result<RecordBatch, ArrowError> {
+    fn decode_values(&self, values: &[&Map<String, Value>]) -> Result<RecordBatch, ArrowError> {
         if self.payload_schema.fields().is_empty() {
             let options = RecordBatchOptions::new().with_row_count(Some(values.len()));
             return RecordBatch::try_new_with_options(
@@ -277,7 +327,7 @@ impl BatchDecoder {
         }
         let mut decoder = ReaderBuilder::new(self.payload_schema.clone())
             .with_batch_size(values.len().max(1))
-            .with_coerce_primitive(true)
+            .with_coerce_primitive(false)
             .with_strict_mode(false)
             .build_decoder()?;
         decoder.serialize(values)?;
@@ -289,7 +339,7 @@ impl BatchDecoder {
     /// Slow path for a batch arrow-json refused as a whole: find the rows it refuses.
     fn decode_row_by_row(
         &self,
-        values: &[Value],
+        values: &[&Map<String, Value>],
         good: Vec<usize>,
         rejects: &mut Vec<Reject>,
     ) -> (RecordBatch, Vec<usize>) {
@@ -331,20 +381,9 @@ fn with_metadata(payload: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn infer_each(values: &[Value]) -> Result<Schema, ArrowError> {
-    let mut acc = Schema::empty();
-    for v in values {
-        if let Ok(s) = infer_json_schema_from_iterator(std::iter::once(Ok::<_, ArrowError>(v))) {
-            acc = schema::merge_schema(&acc, &s);
-        }
-    }
-    Ok(acc)
-}
-
-/// Parses every payload once; returns the objects, their record indices and the rejects.
-fn parse_payloads(raw: &RawBatch) -> (Vec<Value>, Vec<usize>, Vec<Reject>) {
-    let mut values = Vec::with_capacity(raw.len());
-    let mut good = Vec::with_capacity(raw.len());
+/// Parses every payload once; returns the objects within bounds and the rejects.
+fn parse_payloads(raw: &RawBatch, limits: &DecodeLimits) -> (Vec<Row>, Vec<Reject>) {
+    let mut rows = Vec::with_capacity(raw.len());
     let mut rejects = Vec::new();
     for index in 0..raw.len() {
         let bytes = raw.payload(index);
@@ -352,10 +391,13 @@ fn parse_payloads(raw: &RawBatch) -> (Vec<Value>, Vec<usize>, Vec<Reject>) {
             Some("payload is not UTF-8".to_string())
         } else {
             match serde_json::from_slice::<Value>(bytes) {
-                Ok(v @ Value::Object(_)) => {
-                    values.push(v);
-                    good.push(index);
-                    None
+                Ok(Value::Object(mut map)) => {
+                    schema::drop_reserved(&mut map);
+                    let reason = limits::check(&map, limits);
+                    if reason.is_none() {
+                        rows.push(Row { index, map });
+                    }
+                    reason
                 }
                 Ok(_) => Some("payload is not a JSON object".to_string()),
                 Err(e) => Some(format!("invalid JSON: {e}")),
@@ -365,7 +407,7 @@ fn parse_payloads(raw: &RawBatch) -> (Vec<Value>, Vec<usize>, Vec<Reject>) {
             rejects.push(Reject { index, reason });
         }
     }
-    (values, good, rejects)
+    (rows, rejects)
 }
 
 fn metadata_columns(raw: &RawBatch, good: &[usize]) -> Vec<ArrayRef> {

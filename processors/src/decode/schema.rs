@@ -1,15 +1,25 @@
-//! The running schema of telemetry payloads: how a new field joins it and how a value of the
-//! wrong type is handled.
+//! The running schema of telemetry payloads: how a value is checked against its field and how
+//! a batch's new fields join the schema.
 //!
-//! Policy (documented in the README): the first type seen for a field wins, except that an
-//! integer field widens to float when a fractional number arrives. A value whose type does not
-//! fit its field (a string where a number was established) becomes NULL for that row and is
-//! counted; it never fails the batch. A new field is added to the schema and the rules are
-//! re-planned once for the new schema (not per batch).
+//! The typing rule (README, "Rules"): a field has one type. It is set by the first batch that
+//! carries the field, where the strongest type wins (numbers over strings over booleans,
+//! [`super::infer`]), and afterwards it only widens from integer to float. A value checked
+//! against an established field:
+//! - a number in an integer field fits when it is an integer, or a float with no fraction
+//!   within ±2^53; any other number widens the field to float;
+//! - a string in a numeric field is read as the number it spells (`"21.5"`), with the same
+//!   parser the fast path uses; a string that spells no finite number is a conflict;
+//! - any other mismatch (a number in a string field, a string in a boolean field, a scalar
+//!   where an object was established …) is a conflict: the value becomes NULL for that message
+//!   only, and is counted. It never fails the batch and never changes another message's row.
 
-use arrow::datatypes::{DataType, Field, Fields, Schema};
-use serde_json::Value;
+use arrow::compute::kernels::cast_utils::Parser;
+use arrow::datatypes::{DataType, Field, Fields, Float64Type, Schema};
+use serde_json::{Number, Value};
 use std::sync::Arc;
+
+/// 2^53: integers up to this size are exact in a float.
+pub const EXACT_IN_FLOAT: f64 = 9_007_199_254_740_992.0;
 
 /// What checking one batch's values against the running schema found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -20,20 +30,13 @@ pub struct ConformOutcome {
     pub nulled: usize,
 }
 
-/// Checks each object's fields against `fields`, nulling values of the wrong type.
-/// Names starting with `_` are reserved for metadata columns and are removed.
-pub fn conform_rows(rows: &mut [Value], fields: &Fields) -> ConformOutcome {
-    let mut out = ConformOutcome::default();
-    for row in rows {
-        if let Value::Object(map) = row {
-            map.retain(|k, _| !k.starts_with('_'));
-            conform_object(map, fields, &mut out);
-        }
-    }
-    out
+/// Removes the names starting with `_` (reserved for metadata columns) from a payload.
+pub fn drop_reserved(map: &mut serde_json::Map<String, Value>) {
+    map.retain(|k, _| !k.starts_with('_'));
 }
 
-fn conform_object(
+/// Checks an object's fields against `fields`, nulling values of the wrong type.
+pub fn conform_object(
     map: &mut serde_json::Map<String, Value>,
     fields: &Fields,
     out: &mut ConformOutcome,
@@ -46,35 +49,49 @@ fn conform_object(
     }
 }
 
+/// The number a string spells, as the fast path's decoder reads it; `None` if not finite.
+fn spelled_number(s: &str) -> Option<Value> {
+    let v = Float64Type::parse(s)?;
+    Number::from_f64(v).map(Value::Number)
+}
+
 fn conform_value(value: &mut Value, dt: &DataType, out: &mut ConformOutcome) {
-    let fits = match (&*value, dt) {
+    if let (Value::String(s), DataType::Int64 | DataType::Float64) = (&*value, dt) {
+        match spelled_number(s) {
+            Some(n) => *value = n,
+            None => {
+                *value = Value::Null;
+                out.nulled += 1;
+                return;
+            }
+        }
+    }
+    let fits = match (&mut *value, dt) {
         (Value::Null, _) => true,
         (_, DataType::Null) => {
             out.needs_merge = true;
             true
         }
         (Value::Number(n), DataType::Int64) => {
-            if n.is_f64() {
+            let integral = n.is_i64()
+                || n
+                    .as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() <= EXACT_IN_FLOAT);
+            if !integral {
                 out.needs_merge = true; // widen to Float64
-                true
-            } else {
-                n.as_i64().is_some()
-            }
-        }
-        (Value::Number(_), DataType::Float64) => true,
-        (Value::Bool(_), DataType::Boolean) => true,
-        (Value::String(_) | Value::Number(_) | Value::Bool(_), DataType::Utf8) => true,
-        (Value::Object(_), DataType::Struct(children)) => {
-            if let Value::Object(m) = value {
-                conform_object(m, children, out);
             }
             true
         }
-        (Value::Array(_), DataType::List(item)) => {
-            if let Value::Array(items) = value {
-                for v in items {
-                    conform_value(v, item.data_type(), out);
-                }
+        (Value::Number(_), DataType::Float64) => true,
+        (Value::Bool(_), DataType::Boolean) => true,
+        (Value::String(_), DataType::Utf8) => true,
+        (Value::Object(m), DataType::Struct(children)) => {
+            conform_object(m, children, out);
+            true
+        }
+        (Value::Array(items), DataType::List(item)) => {
+            for v in items {
+                conform_value(v, item.data_type(), out);
             }
             true
         }
@@ -86,21 +103,19 @@ fn conform_value(value: &mut Value, dt: &DataType, out: &mut ConformOutcome) {
     }
 }
 
-/// Merges a batch's inferred schema into the running one (see the module policy).
-pub fn merge_schema(running: &Schema, inferred: &Schema) -> Schema {
-    let fields = merge_fields(running.fields(), inferred.fields());
-    Schema::new(fields)
+/// The running schema with a batch's fields added (see the module policy): established fields
+/// keep their type (NULL-typed ones take the new type; integers widen to float), new ones
+/// join with the type the batch gave them.
+pub fn merge_established(running: &Schema, batch: &Fields) -> Schema {
+    Schema::new(merge_fields(running.fields(), batch))
 }
 
-fn merge_fields(running: &Fields, inferred: &Fields) -> Vec<Field> {
+fn merge_fields(running: &Fields, batch: &Fields) -> Vec<Field> {
     let mut out: Vec<Field> = running.iter().map(|f| f.as_ref().clone()).collect();
-    for f in inferred {
-        if f.name().starts_with('_') {
-            continue;
-        }
+    for f in batch {
         match out.iter_mut().find(|o| o.name() == f.name()) {
             Some(existing) => {
-                let dt = merge_type(existing.data_type(), f.data_type());
+                let dt = settle(existing.data_type(), f.data_type());
                 *existing = Field::new(existing.name(), dt, true);
             }
             None => out.push(Field::new(f.name(), f.data_type().clone(), true)),
@@ -109,16 +124,15 @@ fn merge_fields(running: &Fields, inferred: &Fields) -> Vec<Field> {
     out
 }
 
-fn merge_type(running: &DataType, inferred: &DataType) -> DataType {
+fn settle(running: &DataType, batch: &DataType) -> DataType {
     use DataType::*;
-    match (running, inferred) {
+    match (running, batch) {
         (a, b) if a == b => a.clone(),
         (Null, b) => b.clone(),
-        (a, Null) => a.clone(),
-        (Int64, Float64) | (Float64, Int64) => Float64,
+        (Int64, Float64) => Float64,
         (Struct(a), Struct(b)) => Struct(merge_fields(a, b).into()),
         (List(a), List(b)) => {
-            let item = merge_type(a.data_type(), b.data_type());
+            let item = settle(a.data_type(), b.data_type());
             List(Arc::new(Field::new(a.name(), item, true)))
         }
         (a, _) => a.clone(),
@@ -130,61 +144,79 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn schema(fields: Vec<Field>) -> Schema {
-        Schema::new(fields)
+    fn conform(rows: &mut [Value], fields: &Fields) -> ConformOutcome {
+        let mut out = ConformOutcome::default();
+        for row in rows {
+            if let Value::Object(m) = row {
+                conform_object(m, fields, &mut out);
+            }
+        }
+        out
+    }
+
+    fn fields(list: Vec<Field>) -> Fields {
+        list.into()
     }
 
     #[test]
     fn wrong_type_becomes_null_and_is_counted() {
-        let s = schema(vec![Field::new("t", DataType::Float64, true)]);
+        let f = fields(vec![Field::new("t", DataType::Float64, true)]);
         let mut rows = vec![json!({"t": 1.5}), json!({"t": "hot"}), json!({"t": null})];
-        let out = conform_rows(&mut rows, s.fields());
-        assert_eq!(
-            out,
-            ConformOutcome {
-                needs_merge: false,
-                nulled: 1
-            }
-        );
+        let out = conform(&mut rows, &f);
+        assert_eq!(out, ConformOutcome { needs_merge: false, nulled: 1 });
         assert_eq!(rows[1], json!({"t": null}));
     }
 
     #[test]
-    fn new_field_and_fraction_ask_for_a_merge() {
-        let s = schema(vec![Field::new("n", DataType::Int64, true)]);
-        assert!(conform_rows(&mut [json!({"n": 1, "x": 2})], s.fields()).needs_merge);
-        assert!(conform_rows(&mut [json!({"n": 1.5})], s.fields()).needs_merge);
-        assert!(!conform_rows(&mut [json!({"n": 2})], s.fields()).needs_merge);
+    fn numeric_strings_read_as_numbers_and_numbers_in_string_fields_conflict() {
+        let f = fields(vec![
+            Field::new("t", DataType::Float64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]);
+        let mut rows = vec![json!({"t": "21.5", "s": 3}), json!({"t": "NaN"})];
+        let out = conform(&mut rows, &f);
+        assert_eq!(rows[0], json!({"t": 21.5, "s": null}));
+        assert_eq!(rows[1], json!({"t": null}));
+        assert_eq!(out.nulled, 2);
+    }
+
+    #[test]
+    fn new_field_and_fraction_ask_for_a_merge_but_whole_floats_fit_integers() {
+        let f = fields(vec![Field::new("n", DataType::Int64, true)]);
+        assert!(conform(&mut [json!({"n": 1, "x": 2})], &f).needs_merge);
+        assert!(conform(&mut [json!({"n": 1.5})], &f).needs_merge);
+        assert!(conform(&mut [json!({"n": 1e300})], &f).needs_merge);
+        assert!(!conform(&mut [json!({"n": 2})], &f).needs_merge);
+        assert!(!conform(&mut [json!({"n": 2.0})], &f).needs_merge);
     }
 
     #[test]
     fn reserved_names_are_dropped() {
-        let s = schema(vec![]);
-        let mut rows = [json!({"_topic": "spoof", "a": 1})];
-        conform_rows(&mut rows, s.fields());
-        assert_eq!(rows[0], json!({"a": 1}));
+        let mut row = json!({"_topic": "spoof", "a": 1});
+        if let Value::Object(m) = &mut row {
+            drop_reserved(m);
+        }
+        assert_eq!(row, json!({"a": 1}));
     }
 
     #[test]
-    fn merge_keeps_first_type_and_widens_ints() {
-        let running = schema(vec![
+    fn established_types_stay_and_ints_widen() {
+        let running = Schema::new(vec![
             Field::new("n", DataType::Int64, true),
             Field::new("s", DataType::Float64, true),
+            Field::new("z", DataType::Null, true),
         ]);
-        let inferred = schema(vec![
+        let batch = fields(vec![
             Field::new("n", DataType::Float64, true),
             Field::new("s", DataType::Utf8, true),
+            Field::new("z", DataType::Utf8, true),
             Field::new("new", DataType::Boolean, true),
         ]);
-        let merged = merge_schema(&running, &inferred);
-        let types: Vec<_> = merged
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let merged = merge_established(&running, &batch);
+        let types: Vec<_> = merged.fields().iter().map(|f| f.data_type().clone()).collect();
         assert_eq!(
             types,
-            [DataType::Float64, DataType::Float64, DataType::Boolean]
+            [DataType::Float64, DataType::Float64, DataType::Utf8, DataType::Boolean]
         );
     }
 }

@@ -172,3 +172,66 @@ fn a_rule_is_planned_once_per_schema_not_per_batch() {
         "the same schema keeps the same plan"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A field path as a rule author writes one: dotted names, array indices, odd names.
+    fn path() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("loc".to_string()),
+            Just("telemetry".to_string()),
+            Just("\"we.ird\"".to_string()),
+            Just("\"\"".to_string()),
+            "[a-c_]{1,3}",
+        ];
+        let step = prop_oneof![
+            name.clone().prop_map(|n| format!(".{n}")),
+            (-2i64..4).prop_map(|i| format!("[{i}]")),
+        ];
+        (name, prop::collection::vec(step, 0..4)).prop_map(|(n, s)| format!("{n}{}", s.concat()))
+    }
+
+    fn json() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("1".to_string()),
+            Just("2.5".to_string()),
+            Just("\"x\"".to_string()),
+            Just("null".to_string()),
+            Just("true".to_string()),
+        ];
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-c]", inner), 0..3).prop_map(|v| {
+                    let fields: Vec<String> = v.iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Path rewriting, planning and evaluation never panic: a rule compiles or reports an
+        /// error, and a compiled rule routes any batch (failing rows, not the process).
+        #[test]
+        fn rule_paths_compile_or_err_and_never_panic(select in path(), filter in path(), payloads in prop::collection::vec(json(), 1..6)) {
+            let sql = format!("SELECT {select} AS out FROM 'devices/+/telemetry' WHERE {filter} IS NOT NULL");
+            if let Ok(mut set) = RuleSet::compile(&[rule("r", &sql)]) {
+                let rows: Vec<(String, String)> = payloads
+                    .iter()
+                    .map(|p| ("devices/d/telemetry".to_string(), format!("{{\"a\":{p},\"loc\":{p}}}")))
+                    .collect();
+                let rows: Vec<(&str, &str)> = rows.iter().map(|(t, p)| (t.as_str(), p.as_str())).collect();
+                let b = batch(&rows);
+                let routed = set.route(&b);
+                prop_assert_eq!(routed.results.len(), 1);
+            }
+        }
+    }
+}

@@ -4,7 +4,12 @@
 //! <root>/rule=<name>/date=YYYY-MM-DD/hour=HH/part-p<partition>-o<first>-<last>.parquet
 //! ```
 //!
-//! One open file per (rule, date, hour, Kafka partition). A file is rolled when it reaches
+//! Rows are filed by event time (`event_time_field`) when it lies within
+//! `max_event_age_secs` before and `max_event_lead_secs` after the receive time, else by
+//! receive time (counted in `sluice_event_time_outside_window_total`).
+//!
+//! One open file per (rule, date, hour, Kafka partition), `max_open_files` at most: past it
+//! the least recently written file is closed. A file is rolled when it reaches
 //! `max_rows` or `max_bytes`, when the rule's output schema changes (a new field), and at
 //! every checkpoint, which closes all open files together. Closing writes the footer,
 //! fsyncs, renames `.<name>.tmp` to the final name and fsyncs the directory. Files are named
@@ -35,6 +40,9 @@ pub struct ParquetSink {
     root: PathBuf,
     config: ParquetSinkConfig,
     open: HashMap<PartitionKey, OpenFile>,
+    /// When each open file was last written (a counter), to close the least recent at the cap.
+    last_write: HashMap<PartitionKey, u64>,
+    writes: u64,
     stats: Arc<Stats>,
 }
 
@@ -61,6 +69,8 @@ impl ParquetSink {
             root,
             config,
             open: HashMap::new(),
+            last_write: HashMap::new(),
+            writes: 0,
             stats,
         })
     }
@@ -69,7 +79,34 @@ impl ParquetSink {
         &self.root
     }
 
+    /// (max age, max lead) of event times, in ms.
+    fn event_window(&self) -> (i64, i64) {
+        let ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        (
+            ms(self.config.max_event_age_secs),
+            ms(self.config.max_event_lead_secs),
+        )
+    }
+
+    /// Makes room for one more open file by closing the least recently written one.
+    fn make_room(&mut self) -> Result<(), SinkError> {
+        while self.open.len() >= self.config.max_open_files.max(1) {
+            let Some(oldest) = self
+                .last_write
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
+            else {
+                return Ok(());
+            };
+            metrics::counter!("sluice_parquet_files_evicted_total").increment(1);
+            self.close(&oldest)?;
+        }
+        Ok(())
+    }
+
     fn close(&mut self, key: &PartitionKey) -> Result<u64, SinkError> {
+        self.last_write.remove(key);
         let Some(file) = self.open.remove(key) else {
             return Ok(0);
         };
@@ -88,9 +125,18 @@ impl ParquetSink {
 
 impl Sink for ParquetSink {
     fn write(&mut self, rule: &str, output: &RuleOutput) -> Result<(), SinkError> {
-        let parts = split_by_partition(rule, output, &self.config.event_time_field)
-            .map_err(|e| SinkError::external(&self.name, e.to_string()))?;
-        for (key, batch, (first, last)) in parts {
+        let split = split_by_partition(
+            rule,
+            output,
+            &self.config.event_time_field,
+            self.event_window(),
+        )
+        .map_err(|e| SinkError::external(&self.name, e.to_string()))?;
+        if split.outside_window > 0 {
+            metrics::counter!("sluice_event_time_outside_window_total")
+                .increment(split.outside_window as u64);
+        }
+        for (key, batch, (first, last)) in split.parts {
             let schema_changed = self
                 .open
                 .get(&key)
@@ -99,6 +145,7 @@ impl Sink for ParquetSink {
                 self.close(&key)?;
             }
             if !self.open.contains_key(&key) {
+                self.make_room()?;
                 let dir = key.directory(&self.root);
                 let file =
                     OpenFile::create(&dir, &key, batch.schema(), first, self.config.compression)
@@ -111,8 +158,11 @@ impl Sink for ParquetSink {
                 .ok_or_else(|| SinkError::external(&self.name, "file vanished"))?;
             file.write(&batch, last)
                 .map_err(|e| SinkError::external(&self.name, e))?;
-            if file.rows() as usize >= self.config.max_rows || file.bytes() >= self.config.max_bytes
-            {
+            let full =
+                file.rows() as usize >= self.config.max_rows || file.bytes() >= self.config.max_bytes;
+            self.writes += 1;
+            self.last_write.insert(key.clone(), self.writes);
+            if full {
                 self.close(&key)?;
             }
         }

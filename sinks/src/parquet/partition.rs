@@ -1,6 +1,6 @@
 //! Which file a row belongs in: rule, event date and hour (UTC), Kafka partition.
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
 use arrow::error::ArrowError;
@@ -25,7 +25,7 @@ impl PartitionKey {
         let day = self.epoch_hour.div_euclid(24);
         let hour = self.epoch_hour.rem_euclid(24);
         let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|d| d.checked_add_signed(chrono::Duration::days(day)))
+            .and_then(|d| d.checked_add_signed(chrono::Duration::try_days(day)?))
             .map_or_else(
                 || "invalid".to_string(),
                 |d| d.format("%Y-%m-%d").to_string(),
@@ -36,48 +36,56 @@ impl PartitionKey {
     }
 }
 
-/// Event time in ms for each row: the payload's `event_field` when it holds a number or a
-/// timestamp, the receive time otherwise.
-fn event_ms(source: &RecordBatch, event_field: &str) -> Result<Vec<i64>, ArrowError> {
+/// Event time in ms for each row: the payload's event field when it holds a number within
+/// the window around the receive time, the receive time otherwise. Also returns how many
+/// rows had an event time outside the window (a broken clock, or `"ts": -1e19`).
+fn event_ms(
+    source: &RecordBatch,
+    field: &str,
+    window: (i64, i64),
+) -> Result<(Vec<i64>, usize), ArrowError> {
     let received = source
         .column_by_name(RECEIVED_AT)
         .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
         .ok_or_else(|| ArrowError::SchemaError(format!("missing {RECEIVED_AT}")))?;
     let mut out: Vec<i64> = received.values().to_vec();
-    if let Some(col) = source.column_by_name(event_field) {
-        override_with(&mut out, col);
+    let Some(col) = source.column_by_name(field) else {
+        return Ok((out, 0));
+    };
+    let event: Vec<Option<f64>> = match col.data_type() {
+        DataType::Int64 => col.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| v as f64)).collect(),
+        DataType::Float64 => col.as_primitive::<Float64Type>().iter().collect(),
+        _ => return Ok((out, 0)),
+    };
+    let (max_age, max_lead) = window;
+    let mut outside = 0;
+    for (o, v) in out.iter_mut().zip(event) {
+        let Some(v) = v else { continue };
+        // Compared as floats: an event time beyond i64 must not wrap around into the window.
+        let received = *o as f64;
+        if v.is_finite() && v >= received - max_age as f64 && v <= received + max_lead as f64 {
+            *o = v as i64;
+        } else {
+            outside += 1;
+        }
     }
-    Ok(out)
+    Ok((out, outside))
 }
 
-fn override_with(out: &mut [i64], col: &ArrayRef) {
-    match col.data_type() {
-        DataType::Int64 => {
-            let a = col.as_primitive::<Int64Type>();
-            for (o, v) in out.iter_mut().zip(a.iter()) {
-                if let Some(v) = v {
-                    *o = v;
-                }
-            }
-        }
-        DataType::Float64 => {
-            let a = col.as_primitive::<Float64Type>();
-            for (o, v) in out.iter_mut().zip(a.iter()) {
-                if let Some(v) = v.filter(|v| v.is_finite()) {
-                    *o = v as i64;
-                }
-            }
-        }
-        _ => {}
-    }
+/// A rule's output split by file: each part with its key and offset range, and how many rows
+/// were filed by receive time because their event time was outside the window.
+pub struct Split {
+    pub parts: Vec<(PartitionKey, RecordBatch, (i64, i64))>,
+    pub outside_window: usize,
 }
 
-/// Splits a rule's output by file: returns each part with its key and offset range.
+/// Splits a rule's output by file. `window` is (max age, max lead) in ms.
 pub fn split_by_partition(
     rule: &str,
     output: &RuleOutput,
     event_field: &str,
-) -> Result<Vec<(PartitionKey, RecordBatch, (i64, i64))>, ArrowError> {
+    window: (i64, i64),
+) -> Result<Split, ArrowError> {
     let src = &output.source;
     let partitions = src
         .column_by_name(PARTITION)
@@ -87,7 +95,7 @@ pub fn split_by_partition(
         .column_by_name(OFFSET)
         .and_then(|c| c.as_primitive_opt::<Int64Type>())
         .ok_or_else(|| ArrowError::SchemaError(format!("missing {OFFSET}")))?;
-    let times = event_ms(src, event_field)?;
+    let (times, outside_window) = event_ms(src, event_field, window)?;
     let mut groups: HashMap<(i64, i32), (Vec<u32>, i64, i64)> = HashMap::new();
     for (row, t) in times.iter().enumerate() {
         let (p, off) = (partitions.value(row), offsets.value(row));
@@ -113,5 +121,8 @@ pub fn split_by_partition(
         parts.push((key, batch, (first, last)));
     }
     parts.sort_by_key(|(k, _, _)| (k.epoch_hour, k.partition));
-    Ok(parts)
+    Ok(Split {
+        parts,
+        outside_window,
+    })
 }

@@ -146,3 +146,55 @@ fn leftover_temporary_files_are_removed_on_start() {
     assert_eq!(left.len(), 1);
     assert!(left[0].ends_with("part-p0-o0-0.parquet"));
 }
+
+#[test]
+fn event_times_outside_the_window_are_filed_by_receive_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sink(dir.path(), 1000);
+    // Far past, far future, beyond i64 and the panic of the field report (`"ts": -1e19`).
+    let out = output(&[
+        (0, 1, r#"{"seq": 1, "ts": -1e19}"#),
+        (0, 2, r#"{"seq": 2, "ts": 1e300}"#),
+        (0, 3, &format!(r#"{{"seq": 3, "ts": {}}}"#, T0 - 40 * 86_400_000)),
+        (0, 4, &format!(r#"{{"seq": 4, "ts": {}}}"#, T0 + 2 * 3_600_000)),
+        (0, 5, &format!(r#"{{"seq": 5, "ts": {}}}"#, T0 - 3_600_000)),
+    ]);
+    s.write("all", &out).unwrap();
+    s.checkpoint().unwrap();
+    let rel: Vec<String> = files(dir.path())
+        .iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        rel,
+        [
+            "rule=all/date=2024-03-05/hour=09/part-p0-o5-5.parquet",
+            "rule=all/date=2024-03-05/hour=10/part-p0-o1-4.parquet",
+        ]
+    );
+}
+
+#[test]
+fn open_files_are_capped_by_closing_the_least_recently_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ParquetSinkConfig {
+        max_open_files: 3,
+        max_event_age_secs: 10 * 365 * 86_400,
+        ..Default::default()
+    };
+    let mut s = ParquetSink::new("lake", dir.path().into(), config, Arc::new(Stats::default()))
+        .unwrap();
+    // Ten hours apart each: ten files, never more than three open at once.
+    for i in 0..10i64 {
+        let ts = T0 - i * 3_600_000;
+        s.write("all", &output(&[(0, i, &format!(r#"{{"seq": {i}, "ts": {ts}}}"#))]))
+            .unwrap();
+        assert!(s.open.len() <= 3);
+    }
+    s.checkpoint().unwrap();
+    let found = files(dir.path());
+    assert_eq!(found.len(), 10);
+    let mut seqs: Vec<i64> = found.iter().flat_map(|p| read_seqs(p)).collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+}

@@ -1,0 +1,160 @@
+//! Poison messages: a record that makes the router fail (a panic from a bug included) must not
+//! make it fail forever.
+//!
+//! The router notes the offsets of the batch it is processing in a [`PoisonWatch`] that
+//! outlives it (the supervisor hands the same watch to every restart). A router that starts
+//! and finds a batch still noted knows its predecessor died on it: those offsets become a
+//! suspect. Once a suspect has failed [`ISOLATE_AFTER`] times, the next batch that overlaps it
+//! is bisected: halves are decoded and routed without side effects, under `catch_unwind`,
+//! down to the single records that still fail; those go to the dead-letter topic with the
+//! reason and the rest of the batch is processed as usual.
+
+use sluice_processors::decode::RawBatch;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Failures on the same offsets before the router isolates the poison message.
+pub const ISOLATE_AFTER: u32 = 2;
+/// Suspects kept at most (the oldest go first).
+const MAX_SUSPECTS: usize = 16;
+
+/// Offsets per Kafka partition: (first, last), inclusive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Span(BTreeMap<i32, (i64, i64)>);
+
+impl Span {
+    pub fn of(raw: &RawBatch) -> Self {
+        let mut ranges = BTreeMap::new();
+        for i in 0..raw.len() {
+            let r = ranges
+                .entry(raw.partition(i))
+                .or_insert((raw.offset(i), raw.offset(i)));
+            r.0 = r.0.min(raw.offset(i));
+            r.1 = r.1.max(raw.offset(i));
+        }
+        Self(ranges)
+    }
+
+    fn overlaps(&self, other: &Span) -> bool {
+        self.0.iter().any(|(p, (a, b))| {
+            other
+                .0
+                .get(p)
+                .is_some_and(|(c, d)| a <= d && c <= b)
+        })
+    }
+
+    fn union(&mut self, other: &Span) {
+        for (p, (a, b)) in &other.0 {
+            let r = self.0.entry(*p).or_insert((*a, *b));
+            r.0 = r.0.min(*a);
+            r.1 = r.1.max(*b);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Suspect {
+    span: Span,
+    failures: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    in_flight: Option<Span>,
+    suspects: Vec<Suspect>,
+}
+
+/// What routers learn about failing offsets, kept across restarts.
+#[derive(Debug, Default)]
+pub struct PoisonWatch {
+    state: Mutex<State>,
+}
+
+impl PoisonWatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain data behind: still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called when a router starts: a batch still in flight killed the previous one.
+    /// Returns the failures now counted on those offsets.
+    pub fn recover(&self) -> Option<u32> {
+        let mut s = self.lock();
+        let span = s.in_flight.take()?;
+        let failures = match s.suspects.iter_mut().find(|x| x.span.overlaps(&span)) {
+            Some(x) => {
+                x.span.union(&span);
+                x.failures += 1;
+                x.failures
+            }
+            None => {
+                s.suspects.push(Suspect { span, failures: 1 });
+                if s.suspects.len() > MAX_SUSPECTS {
+                    s.suspects.remove(0);
+                }
+                1
+            }
+        };
+        Some(failures)
+    }
+
+    /// The router starts processing `raw`; true when it overlaps offsets that failed
+    /// [`ISOLATE_AFTER`] times (bisect it first).
+    pub fn begin(&self, raw: &RawBatch) -> bool {
+        let span = Span::of(raw);
+        let mut s = self.lock();
+        let isolate = s
+            .suspects
+            .iter()
+            .any(|x| x.failures >= ISOLATE_AFTER && x.span.overlaps(&span));
+        s.in_flight = Some(span);
+        isolate
+    }
+
+    /// The batch went through: its offsets are no longer in flight, nor suspect if isolated.
+    pub fn end(&self, isolated: bool) {
+        let mut s = self.lock();
+        if let Some(span) = s.in_flight.take() {
+            if isolated {
+                s.suspects.retain(|x| !x.span.overlaps(&span));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_processors::record::TelemetryRecord;
+
+    fn raw(partition: i32, offsets: std::ops::Range<i64>) -> RawBatch {
+        let mut raw = RawBatch::default();
+        for o in offsets {
+            let rec = TelemetryRecord {
+                device_id: "d",
+                mqtt_topic: "t/d",
+                received_ms: 0,
+                payload: b"{}",
+            };
+            raw.push(&rec, partition, o);
+        }
+        raw
+    }
+
+    #[test]
+    fn offsets_that_killed_the_router_twice_are_isolated_once() {
+        let watch = PoisonWatch::default();
+        assert_eq!(watch.recover(), None, "a first start finds nothing in flight");
+        assert!(!watch.begin(&raw(0, 10..20)));
+        // The router died on that batch; the next one starts with overlapping offsets.
+        assert_eq!(watch.recover(), Some(1));
+        assert!(!watch.begin(&raw(0, 15..30)));
+        assert_eq!(watch.recover(), Some(2));
+        assert!(!watch.begin(&raw(1, 15..30)), "another partition is not suspect");
+        watch.end(false);
+        assert!(watch.begin(&raw(0, 12..14)));
+        watch.end(true);
+        assert!(!watch.begin(&raw(0, 12..14)), "isolated: no longer suspect");
+    }
+}
