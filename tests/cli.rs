@@ -74,3 +74,30 @@ fn a_port_in_use_names_the_port_and_the_key() {
     );
     assert!(out.contains("embedded.mqtt_listen"), "{out}");
 }
+
+/// Closed by default: `sluice run` refuses to listen off loopback without authentication, and
+/// says which key to change and what to do instead.
+#[test]
+fn run_refuses_open_listeners_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[embedded]\nkafka_listen = \"0.0.0.0:0\"\n[http]\nlisten = \"\"\n",
+            "embedded.kafka_listen: the embedded Kafka-compatible broker has no authentication",
+            "set kafka.bootstrap",
+        ),
+        (
+            "[http]\nlisten = \"0.0.0.0:0\"\n",
+            "http.listen: a management API reachable from other hosts needs [[http.tokens]]",
+            "http.allow_unauthenticated = true",
+        ),
+    ];
+    for (i, (text, message, hint)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("open-{i}.toml"));
+        std::fs::write(&file, format!("data_dir = \"{}\"\n{text}", dir.path().display())).unwrap();
+        let (code, out) = sluice(&["run", "--config", file.to_str().unwrap()]);
+        assert_ne!(code, 0, "{out}");
+        assert!(out.contains(message), "missing '{message}' in:\n{out}");
+        assert!(out.contains(hint), "missing '{hint}' in:\n{out}");
+    }
+}

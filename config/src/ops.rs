@@ -10,9 +10,13 @@ pub struct HttpConfig {
     /// Listen address. Empty disables the server.
     #[serde(default = "default_http_listen")]
     pub listen: String,
-    /// Bearer tokens and their roles. None: every endpoint is open (keep `listen` on loopback).
+    /// Bearer tokens and their roles. None: every endpoint is open, which is refused off
+    /// loopback unless `allow_unauthenticated` says so.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Serve the API on a non-loopback `listen` without tokens, on purpose.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     /// Paths served without a token even when tokens are configured.
     #[serde(default = "default_open_paths")]
     pub open_paths: Vec<String>,
@@ -56,6 +60,7 @@ impl Default for HttpConfig {
         Self {
             listen: default_http_listen(),
             tokens: vec![],
+            allow_unauthenticated: false,
             open_paths: default_open_paths(),
         }
     }

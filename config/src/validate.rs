@@ -1,5 +1,6 @@
 //! Semantic checks of a parsed [`Config`]: every problem, with its key path, in one report.
 
+mod exposure;
 mod ops;
 
 use crate::Config;
@@ -82,6 +83,7 @@ impl Config {
         self.validate_pipeline(&mut r);
         self.validate_rules(&mut r, true);
         self.validate_operations(&mut r);
+        self.validate_exposure(&mut r);
         if r.0.is_empty() {
             Ok(())
         } else {
