@@ -1,6 +1,7 @@
 //! `sluice run`: start the roles asked for, run until told to stop, stop in order.
 
 use crate::reload::Reloader;
+use crate::supervise::{supervise, StageHealth};
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -14,7 +15,6 @@ use sluice_router::reload::RuleControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::supervise::{supervise, StageHealth};
 use tokio_util::sync::CancellationToken;
 
 /// Which parts of the pipeline this process runs (`--only`).
@@ -68,7 +68,10 @@ pub struct Health {
 impl Health {
     /// The alert and compliance boards of the running router.
     pub fn boards(&self) -> Option<sluice_sinks::Boards> {
-        self.boards.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.boards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn set_boards(&self, boards: sluice_sinks::Boards) {

@@ -149,7 +149,9 @@ mod tests {
             assert!(Instant::now() < deadline, "the failure was never shown");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(health.problems()[0].starts_with("router: restarting after: panicked: bug number 1"));
+        assert!(
+            health.problems()[0].starts_with("router: restarting after: panicked: bug number 1")
+        );
         let deadline = Instant::now() + Duration::from_secs(120);
         while runs.load(Ordering::SeqCst) < 3 || !health.problems().is_empty() {
             assert!(Instant::now() < deadline, "the third run never started");

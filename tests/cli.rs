@@ -94,7 +94,11 @@ fn run_refuses_open_listeners_off_loopback() {
     ];
     for (i, (text, message, hint)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("open-{i}.toml"));
-        std::fs::write(&file, format!("data_dir = \"{}\"\n{text}", dir.path().display())).unwrap();
+        std::fs::write(
+            &file,
+            format!("data_dir = \"{}\"\n{text}", dir.path().display()),
+        )
+        .unwrap();
         let (code, out) = sluice(&["run", "--config", file.to_str().unwrap()]);
         assert_ne!(code, 0, "{out}");
         assert!(out.contains(message), "missing '{message}' in:\n{out}");

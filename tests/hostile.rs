@@ -91,15 +91,35 @@ fn hostile_messages() -> Vec<Hostile> {
         evil("ts-far-past", 1, json!({"ts": -1e19}), Routed),
         evil("ts-far-future", 2, json!({"ts": 1e300}), Routed),
         evil("ts-not-a-time", 3, json!({"ts": "yesterday"}), Routed),
-        evil("temp-numeric-string", 4, json!({"temperature": "21.5"}), Routed),
+        evil(
+            "temp-numeric-string",
+            4,
+            json!({"temperature": "21.5"}),
+            Routed,
+        ),
         evil("temp-word", 5, json!({"temperature": "hot"}), Routed),
         evil("struct-as-scalar", 6, json!({"battery": 5}), Routed),
-        evil("reserved-spoof", 7, json!({"_device_id": "dev-00000", "_offset": 1}), Routed),
+        evil(
+            "reserved-spoof",
+            7,
+            json!({"_device_id": "dev-00000", "_offset": 1}),
+            Routed,
+        ),
         evil("big-integer", 8, json!({"odometer": u64::MAX}), Routed),
         evil("divide-by-zero", 9, json!({"humidity": 0}), Routed),
-        evil("collide-across", 10, json!({"battery.level": 5}), Dead("field name collision")),
+        evil(
+            "collide-across",
+            10,
+            json!({"battery.level": 5}),
+            Dead("field name collision"),
+        ),
         evil("empty-key", 11, json!({"": 1}), Dead("empty field name")),
-        evil("too-many-fields", 12, json!({"wide": many}), Dead("too many fields")),
+        evil(
+            "too-many-fields",
+            12,
+            json!({"wide": many}),
+            Dead("too many fields"),
+        ),
         raw_msg(
             "collide-within",
             "devices/evil-cw/telemetry",
@@ -124,7 +144,12 @@ fn hostile_messages() -> Vec<Hostile> {
             br#"{"device":"evil-f64","seq":1,"x":1e400}"#.to_vec(),
             Dead("invalid JSON"),
         ),
-        raw_msg("empty-payload", "devices/evil-empty/telemetry", vec![], Dead("invalid JSON")),
+        raw_msg(
+            "empty-payload",
+            "devices/evil-empty/telemetry",
+            vec![],
+            Dead("invalid JSON"),
+        ),
         raw_msg(
             "trailing-garbage",
             "devices/evil-trail/telemetry",
@@ -137,17 +162,42 @@ fn hostile_messages() -> Vec<Hostile> {
             vec![b'{', 0xff, 0xfe, b'}'],
             Dead("payload is not UTF-8"),
         ),
-        raw_msg("array", "devices/evil-array/telemetry", b"[1,2]".to_vec(), Dead("payload is not a JSON object")),
-        raw_msg("string", "devices/evil-string/telemetry", b"\"hi\"".to_vec(), Dead("payload is not a JSON object")),
-        raw_msg("null", "devices/evil-null/telemetry", b"null".to_vec(), Dead("payload is not a JSON object")),
+        raw_msg(
+            "array",
+            "devices/evil-array/telemetry",
+            b"[1,2]".to_vec(),
+            Dead("payload is not a JSON object"),
+        ),
+        raw_msg(
+            "string",
+            "devices/evil-string/telemetry",
+            b"\"hi\"".to_vec(),
+            Dead("payload is not a JSON object"),
+        ),
+        raw_msg(
+            "null",
+            "devices/evil-null/telemetry",
+            b"null".to_vec(),
+            Dead("payload is not a JSON object"),
+        ),
         raw_msg(
             "oversize",
             "devices/evil-big/telemetry",
             format!(r#"{{"pad":"{}"}}"#, "x".repeat(20_000)).into_bytes(),
             Dead("oversize"),
         ),
-        raw_msg("empty-device-level", "devices//telemetry", br#"{"seq":1}"#.to_vec(), Dead("no device id")),
-        raw_msg("short-topic", "devices", br#"{"seq":1}"#.to_vec(), Dead("no device id")),
+        raw_msg(
+            "empty-device-level",
+            "devices//telemetry",
+            br#"{"seq":1}"#.to_vec(),
+            Dead("no device id"),
+        ),
+        raw_msg(
+            "short-topic",
+            "devices",
+            br#"{"seq":1}"#.to_vec(),
+            Dead("no device id"),
+        ),
     ];
     // A unicode device id and a long one are routed like any other.
     let long = "d".repeat(2000);
@@ -174,7 +224,10 @@ fn schema_flood() -> Vec<(String, Vec<u8>)> {
             for f in 0..30 {
                 body[format!("junk_{m}_{f}")] = json!(f);
             }
-            ("devices/evil-flood/telemetry".to_string(), body.to_string().into_bytes())
+            (
+                "devices/evil-flood/telemetry".to_string(),
+                body.to_string().into_bytes(),
+            )
         })
         .collect()
 }
@@ -216,14 +269,22 @@ fn hostile_input_stops_nothing_and_costs_no_other_device_anything() {
     // A publish over the broker's packet limit is refused by the broker (the publisher's
     // connection closes), never a reconnect loop in ingest.
     assert!(
-        publish_is_refused(&setup.mqtt, "devices/evil-huge/telemetry", vec![b'x'; 200_000]),
+        publish_is_refused(
+            &setup.mqtt,
+            "devices/evil-huge/telemetry",
+            vec![b'x'; 200_000]
+        ),
         "the embedded broker refuses a packet over its limit"
     );
 
     // A topic that is not UTF-8 (MQTT forbids it; rumqttc cannot even send one): the broker
     // refuses it on the raw connection.
     assert!(
-        raw_publish_is_refused(&setup.mqtt, &[b'd', b'/', 0xff, 0xfe, b'/', b't'], b"{\"seq\":1}"),
+        raw_publish_is_refused(
+            &setup.mqtt,
+            &[b'd', b'/', 0xff, 0xfe, b'/', b't'],
+            b"{\"seq\":1}"
+        ),
         "the embedded broker refuses a non-UTF-8 topic"
     );
 
@@ -232,28 +293,47 @@ fn hostile_input_stops_nothing_and_costs_no_other_device_anything() {
     for h in &hostile {
         if let Fate::Routed = h.fate {
             let body: serde_json::Value = serde_json::from_slice(&h.payload).unwrap();
-            want.push((body["device"].as_str().unwrap().to_string(), body["seq"].as_i64().unwrap()));
+            want.push((
+                body["device"].as_str().unwrap().to_string(),
+                body["seq"].as_i64().unwrap(),
+            ));
         }
     }
-    wait_until("every good and harmless reading in parquet", Duration::from_secs(120), || {
-        compare(&device_seqs(&root, "all"), &want).0.is_empty()
-    });
+    wait_until(
+        "every good and harmless reading in parquet",
+        Duration::from_secs(120),
+        || compare(&device_seqs(&root, "all"), &want).0.is_empty(),
+    );
     // Still alive and ready after all of it.
     assert_eq!(http_get(&http, "/readyz").map(|(c, _)| c), Some(200));
 
     let all = device_seqs(&root, "all");
     let flood_routed = all.keys().filter(|(d, _)| d == "evil-flood").count();
-    assert!(flood_routed >= 1 && flood_routed < 10, "the schema cap took some of the flood: {flood_routed}");
+    assert!(
+        flood_routed >= 1 && flood_routed < 10,
+        "the schema cap took some of the flood: {flood_routed}"
+    );
     let good_keys = expected(DEVICES, PER_DEVICE, |_| true);
     for rule in ["all", "warm", "checked"] {
         let found = device_seqs(&root, rule);
         let (missing, duplicates) = compare(&found, &good_keys);
-        assert!(missing.is_empty(), "rule {rule}: {} good readings missing, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+        assert!(
+            missing.is_empty(),
+            "rule {rule}: {} good readings missing, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
         assert_eq!(duplicates, 0, "rule {rule}");
     }
     let warm = device_seqs(&root, "warm");
-    assert!(warm.contains_key(&("evil-temp-numeric-string".into(), 4)), "\"21.5\" reads as 21.5");
-    assert!(!warm.contains_key(&("evil-temp-word".into(), 5)), "\"hot\" is NULL, not > 0");
+    assert!(
+        warm.contains_key(&("evil-temp-numeric-string".into(), 4)),
+        "\"21.5\" reads as 21.5"
+    );
+    assert!(
+        !warm.contains_key(&("evil-temp-word".into(), 5)),
+        "\"hot\" is NULL, not > 0"
+    );
     assert!(!device_seqs(&root, "checked").contains_key(&("evil-divide-by-zero".into(), 9)));
     // Good readings are exactly as sent.
     assert_temperatures_as_sent(&root);
@@ -272,10 +352,15 @@ fn hostile_input_stops_nothing_and_costs_no_other_device_anything() {
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for (_, _, headers) in &records {
         let reason = headers.get("sluice.dlq.reason").expect("a reason");
-        let prefix = dead.keys().find(|p| reason.starts_with(**p)).copied().unwrap_or(reason);
+        let prefix = dead
+            .keys()
+            .find(|p| reason.starts_with(**p))
+            .copied()
+            .unwrap_or(reason);
         *reasons.entry(prefix.to_string()).or_default() += 1;
     }
-    let want_reasons: BTreeMap<String, usize> = dead.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let want_reasons: BTreeMap<String, usize> =
+        dead.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     assert_eq!(reasons, want_reasons);
 
     let metrics = http_get(&http, "/metrics").unwrap().1;
@@ -283,11 +368,20 @@ fn hostile_input_stops_nothing_and_costs_no_other_device_anything() {
         ("sluice_decode_type_mismatch_total", &[][..]),
         ("sluice_event_time_outside_window_total", &[]),
         ("sluice_rule_failures_total", &["rule=\"checked\""]),
-        ("sluice_dlq_total", &["reason=\"field name collision\"", "stage=\"router\""]),
-        ("sluice_dlq_total", &["reason=\"oversize\"", "stage=\"ingest\""]),
+        (
+            "sluice_dlq_total",
+            &["reason=\"field name collision\"", "stage=\"router\""],
+        ),
+        (
+            "sluice_dlq_total",
+            &["reason=\"oversize\"", "stage=\"ingest\""],
+        ),
     ] {
         let value = metric_value(&metrics, counter, labels);
-        assert!(value.is_some_and(|v| v >= 1.0), "{counter}{labels:?} moved: {value:?}");
+        assert!(
+            value.is_some_and(|v| v >= 1.0),
+            "{counter}{labels:?} moved: {value:?}"
+        );
     }
     for h in &hostile {
         eprintln!("hostile class covered: {}", h.class);
@@ -302,10 +396,14 @@ fn publish_is_refused(broker: &str, topic: &str, payload: Vec<u8>) -> bool {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (host, port) = broker.rsplit_once(':').unwrap();
-        let mut opts = MqttOptions::new(format!("huge-{}", free_port()), host, port.parse().unwrap());
+        let mut opts =
+            MqttOptions::new(format!("huge-{}", free_port()), host, port.parse().unwrap());
         opts.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 10);
-        client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {
@@ -364,18 +462,36 @@ fn assert_temperatures_as_sent(root: &std::path::Path) {
             .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
-            let device = batch.column_by_name("device").unwrap().as_string::<i32>().clone();
-            let seq = batch.column_by_name("seq").unwrap().as_primitive::<Int64Type>().clone();
-            let t = batch.column_by_name("temperature").unwrap().as_primitive::<Float64Type>().clone();
+            let device = batch
+                .column_by_name("device")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let seq = batch
+                .column_by_name("seq")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone();
+            let t = batch
+                .column_by_name("temperature")
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .clone();
             for i in 0..batch.num_rows() {
                 let name = device.value(i);
                 if !name.starts_with("dev-") {
                     continue;
                 }
                 let sent: serde_json::Value =
-                    serde_json::from_str(&sluice::fleet::payload(name, seq.value(i) as u64, 0)).unwrap();
+                    serde_json::from_str(&sluice::fleet::payload(name, seq.value(i) as u64, 0))
+                        .unwrap();
                 assert!(t.is_valid(i));
-                assert_eq!(t.value(i), sent["temperature"].as_f64().unwrap(), "{name}/{}", seq.value(i));
+                assert_eq!(
+                    t.value(i),
+                    sent["temperature"].as_f64().unwrap(),
+                    "{name}/{}",
+                    seq.value(i)
+                );
                 checked += 1;
             }
         }
@@ -388,7 +504,9 @@ fn assert_temperatures_as_sent(root: &std::path::Path) {
 fn metric_value(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
+        })
         .find(|l| labels.iter().all(|label| l.contains(label)))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())

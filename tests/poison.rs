@@ -41,9 +41,11 @@ fn a_poison_message_is_isolated_and_everything_else_arrives() {
 
     let root = setup.parquet_root();
     let want = expected(devices, per_device, |_| true);
-    wait_until("every good reading in parquet", Duration::from_secs(180), || {
-        compare(&device_seqs(&root, "all"), &want).0.is_empty()
-    });
+    wait_until(
+        "every good reading in parquet",
+        Duration::from_secs(180),
+        || compare(&device_seqs(&root, "all"), &want).0.is_empty(),
+    );
     let found = device_seqs(&root, "all");
     assert!(!found.contains_key(&("poison".to_string(), 1)));
 
@@ -51,20 +53,32 @@ fn a_poison_message_is_isolated_and_everything_else_arrives() {
     assert_eq!(dlq.len(), 1);
     let (key, value, headers) = &dlq[0];
     assert_eq!(key, b"poison");
-    assert!(String::from_utf8_lossy(value).contains(MARKER), "the original payload is kept");
+    assert!(
+        String::from_utf8_lossy(value).contains(MARKER),
+        "the original payload is kept"
+    );
     let reason = &headers["sluice.dlq.reason"];
-    assert!(reason.starts_with("poison: the router failed 2 times"), "{reason}");
+    assert!(
+        reason.starts_with("poison: the router failed 2 times"),
+        "{reason}"
+    );
     assert!(reason.contains("fault injection"), "{reason}");
 
-    wait_until("ready again after the restarts", Duration::from_secs(60), || {
-        http_get(&http, "/readyz").is_some_and(|(code, _)| code == 200)
-    });
+    wait_until(
+        "ready again after the restarts",
+        Duration::from_secs(60),
+        || http_get(&http, "/readyz").is_some_and(|(code, _)| code == 200),
+    );
     let metrics = http_get(&http, "/metrics").unwrap().1;
     let restarts = metrics
         .lines()
         .find(|l| l.starts_with("sluice_stage_restarts_total{stage=\"router\"}"))
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
-    assert_eq!(restarts, Some(2.0), "two failures on the same offsets, then isolation");
+    assert_eq!(
+        restarts,
+        Some(2.0),
+        "two failures on the same offsets, then isolation"
+    );
     assert!(metrics.contains("sluice_poison_messages_total 1"));
     sluice.stop();
 }

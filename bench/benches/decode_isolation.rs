@@ -71,9 +71,11 @@ fn isolation(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("sluice_clean", ROWS), &raw, |b, raw| {
         b.iter(|| decoder.decode(raw).batch.map(|b| b.num_rows()))
     });
-    group.bench_with_input(BenchmarkId::new("sluice_1pct_conflicts", ROWS), &mixed, |b, raw| {
-        b.iter(|| decoder.decode(raw).batch.map(|b| b.num_rows()))
-    });
+    group.bench_with_input(
+        BenchmarkId::new("sluice_1pct_conflicts", ROWS),
+        &mixed,
+        |b, raw| b.iter(|| decoder.decode(raw).batch.map(|b| b.num_rows())),
+    );
     group.finish();
 }
 

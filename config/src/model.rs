@@ -242,7 +242,9 @@ impl IngestConfig {
     /// the broker, which closes that publisher's connection. Never a packet that the broker
     /// accepts and ingest cannot read (that would be a reconnect loop: the broker redelivers).
     pub fn mqtt_max_packet_bytes(&self) -> usize {
-        self.max_payload_bytes.saturating_mul(2).saturating_add(65_540)
+        self.max_payload_bytes
+            .saturating_mul(2)
+            .saturating_add(65_540)
     }
 }
 

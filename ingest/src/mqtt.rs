@@ -1,10 +1,10 @@
 //! The MQTT side of ingest: subscribe, hand each publish to Kafka, PUBACK after Kafka acked.
 
 use crate::forward::{is_permanent, Forwarder, Outcome};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::DeliveryFuture;
 use crate::IngestError;
 use futures::stream::{FuturesOrdered, StreamExt};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::DeliveryFuture;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use sluice_config::{IngestConfig, MqttConfig};
 use sluice_processors::stats::Stats;

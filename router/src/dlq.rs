@@ -7,15 +7,15 @@
 //! other refusal fails the checkpoint, so the offsets stay uncommitted and the batch replays.
 
 use crate::RouterError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use std::collections::VecDeque;
-use std::time::Duration;
 use sluice_config::Config;
 use sluice_processors::record::dlq_headers;
 use sluice_processors::stats::Stats;
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A dead-letter record kept by the router until Kafka confirmed it.
 struct Letter {

@@ -304,12 +304,19 @@ impl Router {
                 poison::ISOLATE_AFTER
             );
             let source = (self.raw_topic.as_str(), raw.partition(*i), raw.offset(*i));
-            self.dead_letters
-                .send(raw.device_id(*i), raw.payload(*i), &reason, source, Some(raw.topic(*i)));
+            self.dead_letters.send(
+                raw.device_id(*i),
+                raw.payload(*i),
+                &reason,
+                source,
+                Some(raw.topic(*i)),
+            );
         }
         if !found.is_empty() {
             let bad: std::collections::HashSet<usize> = found.iter().map(|(i, _)| *i).collect();
-            self.raw = self.raw.subset((0..self.raw.len()).filter(|i| !bad.contains(i)));
+            self.raw = self
+                .raw
+                .subset((0..self.raw.len()).filter(|i| !bad.contains(i)));
         }
     }
 

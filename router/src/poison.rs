@@ -36,12 +36,9 @@ impl Span {
     }
 
     fn overlaps(&self, other: &Span) -> bool {
-        self.0.iter().any(|(p, (a, b))| {
-            other
-                .0
-                .get(p)
-                .is_some_and(|(c, d)| a <= d && c <= b)
-        })
+        self.0
+            .iter()
+            .any(|(p, (a, b))| other.0.get(p).is_some_and(|(c, d)| a <= d && c <= b))
     }
 
     fn union(&mut self, other: &Span) {
@@ -145,13 +142,20 @@ mod tests {
     #[test]
     fn offsets_that_killed_the_router_twice_are_isolated_once() {
         let watch = PoisonWatch::default();
-        assert_eq!(watch.recover(), None, "a first start finds nothing in flight");
+        assert_eq!(
+            watch.recover(),
+            None,
+            "a first start finds nothing in flight"
+        );
         assert!(!watch.begin(&raw(0, 10..20)));
         // The router died on that batch; the next one starts with overlapping offsets.
         assert_eq!(watch.recover(), Some(1));
         assert!(!watch.begin(&raw(0, 15..30)));
         assert_eq!(watch.recover(), Some(2));
-        assert!(!watch.begin(&raw(1, 15..30)), "another partition is not suspect");
+        assert!(
+            !watch.begin(&raw(1, 15..30)),
+            "another partition is not suspect"
+        );
         watch.end(false);
         assert!(watch.begin(&raw(0, 12..14)));
         watch.end(true);

@@ -46,7 +46,10 @@ pub fn process(router: &mut Router) -> Result<(), RouterError> {
     }
     if decoded.retired > 0 {
         metrics::counter!("sluice_decode_fields_retired_total").increment(decoded.retired as u64);
-        tracing::info!(fields = decoded.retired, "payload fields unseen for router.decode.field_ttl_secs left the schema");
+        tracing::info!(
+            fields = decoded.retired,
+            "payload fields unseen for router.decode.field_ttl_secs left the schema"
+        );
     }
     for r in &decoded.rejects {
         let source = (

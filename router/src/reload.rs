@@ -155,7 +155,10 @@ impl RuleControl {
 
     /// The rules of the latest reload, if any (else the config's rules are current).
     pub fn latest_rules(&self) -> Option<Vec<RuleConfig>> {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn status(&self) -> RulesStatus {

@@ -57,10 +57,20 @@ mod tests {
 
     #[test]
     fn loopback_addresses_are_told_apart() {
-        for a in ["127.0.0.1:1883", "127.9.9.9:1", "localhost:80", "[::1]:9092"] {
+        for a in [
+            "127.0.0.1:1883",
+            "127.9.9.9:1",
+            "localhost:80",
+            "[::1]:9092",
+        ] {
             assert!(is_loopback(a), "{a}");
         }
-        for a in ["0.0.0.0:1883", "[::]:1", "10.0.0.5:9092", "broker.example:1883"] {
+        for a in [
+            "0.0.0.0:1883",
+            "[::]:1",
+            "10.0.0.5:9092",
+            "broker.example:1883",
+        ] {
             assert!(!is_loopback(a), "{a}");
         }
     }
@@ -77,7 +87,11 @@ listen = "0.0.0.0:9464"
         let config = Config::from_toml_str(text).unwrap();
         let errors = config.validate().unwrap_err().0;
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-        for key in ["embedded.kafka_listen", "embedded.mqtt_listen", "http.listen"] {
+        for key in [
+            "embedded.kafka_listen",
+            "embedded.mqtt_listen",
+            "http.listen",
+        ] {
             assert!(paths.contains(&key), "{key} in {paths:?}");
         }
         let open = Config::from_toml_str(

@@ -133,7 +133,9 @@ mod tests {
         let loc = DataType::Struct(vec![Field::new("b", DataType::Int64, true)].into());
         let schema = Schema::new(vec![Field::new("a", loc, true)]);
         let mut index = FieldIndex::of(&schema);
-        assert!(index.admit(&obj(json!({"a": {"b": 1}, "c": 2})), 10).is_ok());
+        assert!(index
+            .admit(&obj(json!({"a": {"b": 1}, "c": 2})), 10)
+            .is_ok());
         let err = index.admit(&obj(json!({"a.b": 3})), 10).unwrap_err();
         assert!(err.starts_with("field name collision: 'a.b'"), "{err}");
         assert_eq!(index.len(), 2);

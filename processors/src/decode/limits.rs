@@ -154,7 +154,9 @@ mod tests {
         assert!(reason(json!({"a": 1, "b": 2, "c": 3}), &l)
             .unwrap()
             .starts_with("too many fields: 3"));
-        assert!(reason(json!({"": 1}), &l).unwrap().starts_with("empty field name"));
+        assert!(reason(json!({"": 1}), &l)
+            .unwrap()
+            .starts_with("empty field name"));
         assert!(reason(json!({"a.b": 1, "a": {"b": 2}}), &l)
             .unwrap()
             .starts_with("field name collision: 'a.b'"));

@@ -93,6 +93,8 @@ pub struct BatchDecoder {
     /// `payload_schema` with every integer read as a float (see [`exact`]).
     fast_schema: SchemaRef,
     full_schema: SchemaRef,
+    /// Leaf fields of `payload_schema` (the most one message that fits it can carry).
+    leaves: usize,
     limits: DecodeLimits,
     last_seen: LastSeen,
 }
@@ -113,6 +115,7 @@ impl BatchDecoder {
             payload_schema: Arc::new(Schema::empty()),
             fast_schema: Arc::new(Schema::empty()),
             full_schema: Arc::new(Schema::empty()),
+            leaves: 0,
             limits,
             last_seen: LastSeen::default(),
         };
@@ -127,6 +130,7 @@ impl BatchDecoder {
 
     fn set_payload_schema(&mut self, schema: Schema) {
         self.fast_schema = exact::as_float_schema(&schema);
+        self.leaves = flatten::flat_fields(schema.fields()).len();
         self.payload_schema = Arc::new(schema);
         self.full_schema = with_metadata(&self.payload_schema);
     }
@@ -189,9 +193,7 @@ impl BatchDecoder {
         }
         // A message that matches the schema has at most the schema's fields: within the
         // per-message bound unless the schema itself is larger.
-        if flatten::flat_fields(self.payload_schema.fields()).len()
-            > self.limits.max_fields_per_message
-        {
+        if self.leaves > self.limits.max_fields_per_message {
             return None;
         }
         let mut decoder = ReaderBuilder::new(self.fast_schema.clone())
@@ -295,7 +297,8 @@ impl BatchDecoder {
             }
             match index.admit(&row.map, self.limits.max_schema_fields) {
                 Ok(()) => {
-                    batch_fields = infer::merge_fields(&batch_fields, &infer::infer_fields(&row.map));
+                    batch_fields =
+                        infer::merge_fields(&batch_fields, &infer::infer_fields(&row.map));
                     true
                 }
                 Err(reason) => {

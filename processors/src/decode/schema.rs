@@ -74,8 +74,7 @@ fn conform_value(value: &mut Value, dt: &DataType, out: &mut ConformOutcome) {
         }
         (Value::Number(n), DataType::Int64) => {
             let integral = n.is_i64()
-                || n
-                    .as_f64()
+                || n.as_f64()
                     .is_some_and(|f| f.fract() == 0.0 && f.abs() <= EXACT_IN_FLOAT);
             if !integral {
                 out.needs_merge = true; // widen to Float64
@@ -163,7 +162,13 @@ mod tests {
         let f = fields(vec![Field::new("t", DataType::Float64, true)]);
         let mut rows = vec![json!({"t": 1.5}), json!({"t": "hot"}), json!({"t": null})];
         let out = conform(&mut rows, &f);
-        assert_eq!(out, ConformOutcome { needs_merge: false, nulled: 1 });
+        assert_eq!(
+            out,
+            ConformOutcome {
+                needs_merge: false,
+                nulled: 1
+            }
+        );
         assert_eq!(rows[1], json!({"t": null}));
     }
 
@@ -213,10 +218,19 @@ mod tests {
             Field::new("new", DataType::Boolean, true),
         ]);
         let merged = merge_established(&running, &batch);
-        let types: Vec<_> = merged.fields().iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<_> = merged
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         assert_eq!(
             types,
-            [DataType::Float64, DataType::Float64, DataType::Utf8, DataType::Boolean]
+            [
+                DataType::Float64,
+                DataType::Float64,
+                DataType::Utf8,
+                DataType::Boolean
+            ]
         );
     }
 }

@@ -71,7 +71,8 @@ fn malformed_records_are_rejected_with_reasons_and_the_rest_goes_on() {
 fn a_string_among_numbers_is_read_or_nulled_and_never_types_the_column() {
     // The issue's batch: numeric readings with one device sending strings, in either order.
     for order in [0, 1] {
-        let mut payloads: Vec<&[u8]> = vec![br#"{"temperature": 22.76}"#, br#"{"temperature": 81}"#];
+        let mut payloads: Vec<&[u8]> =
+            vec![br#"{"temperature": 22.76}"#, br#"{"temperature": 81}"#];
         let odd: [&[u8]; 2] = [br#"{"temperature": "21.5"}"#, br#"{"temperature": "hot"}"#];
         if order == 0 {
             payloads.splice(0..0, odd);
@@ -101,7 +102,11 @@ fn keys_that_collide_once_flattened_reject_only_that_message() {
         br#"{"t": 2, "a": {"b": 3}}"#,
         br#"{"a.b": 4}"#,
     ]));
-    let reasons: Vec<_> = out.rejects.iter().map(|r| (r.index, r.reason.clone())).collect();
+    let reasons: Vec<_> = out
+        .rejects
+        .iter()
+        .map(|r| (r.index, r.reason.clone()))
+        .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert_eq!(reasons[0].0, 1);
     assert!(reasons[0].1.starts_with("field name collision"));
@@ -123,13 +128,39 @@ fn bounds_reject_the_message_and_keep_the_batch() {
     let mut d = BatchDecoder::with_limits(limits);
     let deep = br#"{"a": {"b": {"c": {"d": 1}}}}"#;
     let wide = br#"{"a1": 1, "a2": 2, "a3": 3, "a4": 4, "a5": 5}"#;
-    let out = d.decode(&raw(&[br#"{"t": 1}"#, deep, wide, br#"{"": 1}"#, br#"1e999"#]));
-    let reasons: Vec<_> = out.rejects.iter().map(|r| r.reason.split(':').next().unwrap().to_string()).collect();
-    assert_eq!(reasons, ["too deep", "too many fields", "empty field name", "invalid JSON"]);
+    let out = d.decode(&raw(&[
+        br#"{"t": 1}"#,
+        deep,
+        wide,
+        br#"{"": 1}"#,
+        br#"1e999"#,
+    ]));
+    let reasons: Vec<_> = out
+        .rejects
+        .iter()
+        .map(|r| r.reason.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "too deep",
+            "too many fields",
+            "empty field name",
+            "invalid JSON"
+        ]
+    );
     assert_eq!(out.batch.unwrap().num_rows(), 1);
     // The schema holds 6 fields at most; the message that would pass it goes alone.
-    let out = d.decode(&raw(&[br#"{"b1": 1, "b2": 2, "b3": 3}"#, br#"{"b1": 1, "b4": 4, "b5": 5, "b6": 6}"#, br#"{"t": 5}"#]));
-    let reasons: Vec<_> = out.rejects.iter().map(|r| (r.index, r.reason.split(':').next().unwrap().to_string())).collect();
+    let out = d.decode(&raw(&[
+        br#"{"b1": 1, "b2": 2, "b3": 3}"#,
+        br#"{"b1": 1, "b4": 4, "b5": 5, "b6": 6}"#,
+        br#"{"t": 5}"#,
+    ]));
+    let reasons: Vec<_> = out
+        .rejects
+        .iter()
+        .map(|r| (r.index, r.reason.split(':').next().unwrap().to_string()))
+        .collect();
     assert_eq!(reasons, [(1, "schema full".to_string())]);
     assert_eq!(out.batch.unwrap().num_rows(), 2);
 }
@@ -144,7 +175,10 @@ fn fields_unseen_for_the_ttl_leave_the_schema() {
     let t0 = Instant::now();
     d.decode_checked(&raw(&[br#"{"old": 1, "t": 1}"#]), t0);
     assert_eq!(d.retire_stale(t0 + std::time::Duration::from_secs(10)), 0);
-    d.decode_checked(&raw(&[br#"{"t": 2}"#]), t0 + std::time::Duration::from_secs(1800));
+    d.decode_checked(
+        &raw(&[br#"{"t": 2}"#]),
+        t0 + std::time::Duration::from_secs(1800),
+    );
     assert_eq!(d.retire_stale(t0 + std::time::Duration::from_secs(3700)), 1);
     assert!(d.schema().column_with_name("old").is_none());
     assert!(d.schema().column_with_name("t").is_some());

@@ -205,9 +205,11 @@ mod properties {
         ];
         leaf.prop_recursive(3, 12, 3, |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..3).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
                 prop::collection::vec(("[a-c]", inner), 0..3).prop_map(|v| {
-                    let fields: Vec<String> = v.iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
+                    let fields: Vec<String> =
+                        v.iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
                     format!("{{{}}}", fields.join(","))
                 }),
             ]

@@ -158,8 +158,8 @@ impl Sink for ParquetSink {
                 .ok_or_else(|| SinkError::external(&self.name, "file vanished"))?;
             file.write(&batch, last)
                 .map_err(|e| SinkError::external(&self.name, e))?;
-            let full =
-                file.rows() as usize >= self.config.max_rows || file.bytes() >= self.config.max_bytes;
+            let full = file.rows() as usize >= self.config.max_rows
+                || file.bytes() >= self.config.max_bytes;
             self.writes += 1;
             self.last_write.insert(key.clone(), self.writes);
             if full {

@@ -53,7 +53,11 @@ fn event_ms(
         return Ok((out, 0));
     };
     let event: Vec<Option<f64>> = match col.data_type() {
-        DataType::Int64 => col.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| v as f64)).collect(),
+        DataType::Int64 => col
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| v.map(|v| v as f64))
+            .collect(),
         DataType::Float64 => col.as_primitive::<Float64Type>().iter().collect(),
         _ => return Ok((out, 0)),
     };

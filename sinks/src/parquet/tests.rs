@@ -155,8 +155,16 @@ fn event_times_outside_the_window_are_filed_by_receive_time() {
     let out = output(&[
         (0, 1, r#"{"seq": 1, "ts": -1e19}"#),
         (0, 2, r#"{"seq": 2, "ts": 1e300}"#),
-        (0, 3, &format!(r#"{{"seq": 3, "ts": {}}}"#, T0 - 40 * 86_400_000)),
-        (0, 4, &format!(r#"{{"seq": 4, "ts": {}}}"#, T0 + 2 * 3_600_000)),
+        (
+            0,
+            3,
+            &format!(r#"{{"seq": 3, "ts": {}}}"#, T0 - 40 * 86_400_000),
+        ),
+        (
+            0,
+            4,
+            &format!(r#"{{"seq": 4, "ts": {}}}"#, T0 + 2 * 3_600_000),
+        ),
         (0, 5, &format!(r#"{{"seq": 5, "ts": {}}}"#, T0 - 3_600_000)),
     ]);
     s.write("all", &out).unwrap();
@@ -182,13 +190,21 @@ fn open_files_are_capped_by_closing_the_least_recently_written() {
         max_event_age_secs: 10 * 365 * 86_400,
         ..Default::default()
     };
-    let mut s = ParquetSink::new("lake", dir.path().into(), config, Arc::new(Stats::default()))
-        .unwrap();
+    let mut s = ParquetSink::new(
+        "lake",
+        dir.path().into(),
+        config,
+        Arc::new(Stats::default()),
+    )
+    .unwrap();
     // Ten hours apart each: ten files, never more than three open at once.
     for i in 0..10i64 {
         let ts = T0 - i * 3_600_000;
-        s.write("all", &output(&[(0, i, &format!(r#"{{"seq": {i}, "ts": {ts}}}"#))]))
-            .unwrap();
+        s.write(
+            "all",
+            &output(&[(0, i, &format!(r#"{{"seq": {i}, "ts": {ts}}}"#))]),
+        )
+        .unwrap();
         assert!(s.open.len() <= 3);
     }
     s.checkpoint().unwrap();
