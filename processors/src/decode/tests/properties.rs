@@ -3,7 +3,6 @@
 //! of its batch.
 
 use super::*;
-use arrow::util::display::array_value_to_string;
 use proptest::prelude::*;
 use serde_json::{json, Number};
 
@@ -84,16 +83,28 @@ fn accounted(raw: &RawBatch, out: &Decoded) -> bool {
     rows + out.rejects.len() == raw.len()
 }
 
-/// The value of column `name` at `row`, as text; integers read as floats so that a column
-/// widened by another message compares equal.
+/// The value of column `name` at `row` as JSON, NULLs left out; integers read as floats so
+/// that a column widened by another message compares equal. NULL and a missing column are
+/// both `None`, and a struct field another message added reads as absent: a rule reads all of
+/// these as NULL.
 fn cell(batch: &RecordBatch, name: &str, row: usize) -> Option<String> {
     let column = batch.column_by_name(name)?;
+    if column.logical_nulls().is_some_and(|n| n.is_null(row)) {
+        return None;
+    }
     let column = arrow::compute::cast(column, &exact::as_float(column.data_type())).ok()?;
-    array_value_to_string(&column, row).ok()
+    let one = RecordBatch::try_from_iter([("x", column.slice(row, 1))]).ok()?;
+    let mut buf = Vec::new();
+    let mut writer = arrow_json::LineDelimitedWriter::new(&mut buf);
+    writer.write(&one).ok()?;
+    writer.finish().ok()?;
+    let text = String::from_utf8(buf).ok()?;
+    (text.trim() != "{}").then_some(text)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // The isolation property skips messages that do not fit the schema alone (about half).
+    #![proptest_config(ProptestConfig { max_global_rejects: 1_000_000, ..ProptestConfig::with_cases(256) })]
 
     #[test]
     fn arbitrary_bytes_never_panic(payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..8)) {
