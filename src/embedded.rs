@@ -16,12 +16,7 @@ use url::Url;
 /// Starts the embedded brokers the config needs (those it names no external address for).
 pub async fn start(config: &Config) -> anyhow::Result<()> {
     if config.mqtt.broker.is_none() {
-        start_mqtt(
-            &config.embedded.mqtt_listen,
-            config.embedded.mqtt_max_inflight,
-            config.ingest.mqtt_max_packet_bytes(),
-        )
-        .await?;
+        start_mqtt(&config.embedded, config.ingest.mqtt_max_packet_bytes()).await?;
         tracing::warn!(
             "the embedded MQTT broker keeps messages in memory: if this process crashes, messages \
              it acknowledged to devices that ingest had not yet written to Kafka are lost. Where \
@@ -30,31 +25,53 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
         );
     }
     if config.kafka.bootstrap.is_none() {
-        start_kafka(&config.embedded.kafka_listen, &config.data_dir).await?;
+        let e = &config.embedded;
+        start_kafka(
+            &e.kafka_listen,
+            e.kafka_advertised.as_deref(),
+            &config.data_dir,
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// rumqttd on `listen`, in its own threads (its `start` blocks). It refuses packets larger
-/// than `max_packet_bytes` (ingest reads up to the same size).
+/// rumqttd on `embedded.mqtt_listen`, in its own threads (its `start` blocks). It refuses
+/// packets larger than `max_packet_bytes` (ingest reads up to the same size), and with
+/// `mqtt_users` a connection without one of their user names and passwords.
 pub async fn start_mqtt(
-    listen: &str,
-    max_inflight: usize,
+    embedded: &sluice_config::EmbeddedConfig,
     max_packet_bytes: usize,
 ) -> anyhow::Result<()> {
-    let addr = check_free(listen, "embedded.mqtt_listen")?;
+    let addr = check_free(&embedded.mqtt_listen, "embedded.mqtt_listen")?;
+    let users: HashMap<String, String> = embedded
+        .mqtt_users
+        .iter()
+        .map(|u| (u.username.clone(), u.password.clone().unwrap_or_default()))
+        .collect();
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: max_packet_bytes,
-        max_inflight_count: max_inflight,
-        auth: None,
+        max_inflight_count: embedded.mqtt_max_inflight,
+        auth: (!users.is_empty()).then_some(users),
         external_auth: None,
         dynamic_filters: true,
     };
+    let tls = embedded
+        .mqtt_tls
+        .as_ref()
+        .map(|t| rumqttd::TlsConfig::Rustls {
+            capath: None,
+            certpath: t.cert_file.display().to_string(),
+            keypath: t.key_file.display().to_string(),
+        });
+    if embedded.mqtt_tls.is_none() && !embedded.mqtt_users.is_empty() {
+        tracing::warn!("the embedded MQTT broker checks passwords but serves plain TCP: they cross the network readable; add [embedded.mqtt_tls]");
+    }
     let server = rumqttd::ServerSettings {
         name: "v4".into(),
         listen: addr,
-        tls: None,
+        tls,
         next_connection_delay_ms: 1,
         connections,
     };
@@ -79,12 +96,18 @@ pub async fn start_mqtt(
             }
         })?;
     wait_listening(addr, Duration::from_secs(10)).await?;
-    tracing::info!(%addr, "embedded MQTT broker (rumqttd) listening");
+    tracing::info!(%addr, tls = embedded.mqtt_tls.is_some(), users = embedded.mqtt_users.len(),
+        "embedded MQTT broker (rumqttd) listening");
     Ok(())
 }
 
-/// tansu with sqlite storage at `<data_dir>/tansu.db`, on `listen`.
-pub async fn start_kafka(listen: &str, data_dir: &Path) -> anyhow::Result<()> {
+/// tansu with sqlite storage at `<data_dir>/tansu.db`, on `listen`, telling clients to
+/// connect to `advertised` (a TLS terminator in front of it) when given.
+pub async fn start_kafka(
+    listen: &str,
+    advertised: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     let addr = check_free(listen, "embedded.kafka_listen")?;
     std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
     let db = std::path::absolute(data_dir.join("tansu.db"))?;
@@ -92,11 +115,15 @@ pub async fn start_kafka(listen: &str, data_dir: &Path) -> anyhow::Result<()> {
     // '/' after the first one is stripped replaces it, which gives us an absolute file.
     let storage = Url::parse(&format!("sqlite:///{}", db.display()))?;
     let url = Url::parse(&format!("tcp://{addr}"))?;
+    let advertised = match advertised {
+        Some(a) => Url::parse(&format!("tcp://{a}"))?,
+        None => url.clone(),
+    };
     let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
         .node_id(1)
         .cluster_id("sluice")
         .incarnation_id(uuid::Uuid::new_v4())
-        .advertised_listener(url.clone())
+        .advertised_listener(advertised)
         .storage(storage)
         .listener(url)
         .silent(true)

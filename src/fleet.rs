@@ -24,6 +24,8 @@ pub struct FleetConfig {
     pub malformed: u64,
     /// Client id prefix (must differ between fleets running at once).
     pub client_prefix: String,
+    /// User name and password, for a broker that asks for them.
+    pub credentials: Option<(String, String)>,
 }
 
 impl Default for FleetConfig {
@@ -36,6 +38,7 @@ impl Default for FleetConfig {
             connections: 4,
             malformed: 0,
             client_prefix: "sluice-fleet".into(),
+            credentials: None,
         }
     }
 }
@@ -77,8 +80,7 @@ pub async fn run(cfg: FleetConfig, within: Duration) -> anyhow::Result<FleetRepo
         let malformed = if c == 0 { cfg.malformed } else { 0 };
         let client_id = format!("{}-{c}", cfg.client_prefix);
         tasks.push(tokio::spawn(publish_connection(
-            cfg.broker.clone(),
-            client_id,
+            mqtt_options(&cfg, client_id)?,
             devices,
             cfg.messages_per_device,
             per_conn_rate,
@@ -97,17 +99,8 @@ pub async fn run(cfg: FleetConfig, within: Duration) -> anyhow::Result<FleetRepo
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn publish_connection(
-    broker: String,
-    client_id: String,
-    devices: Vec<String>,
-    per_device: u64,
-    rate: u64,
-    malformed: u64,
-    acked: Arc<AtomicU64>,
-    within: Duration,
-) -> anyhow::Result<(u64, u64)> {
+fn mqtt_options(cfg: &FleetConfig, client_id: String) -> anyhow::Result<MqttOptions> {
+    let broker = &cfg.broker;
     let (host, port) = broker
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
@@ -116,6 +109,21 @@ async fn publish_connection(
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_inflight(200);
+    if let Some((user, password)) = &cfg.credentials {
+        options.set_credentials(user, password);
+    }
+    Ok(options)
+}
+
+async fn publish_connection(
+    options: MqttOptions,
+    devices: Vec<String>,
+    per_device: u64,
+    rate: u64,
+    malformed: u64,
+    acked: Arc<AtomicU64>,
+    within: Duration,
+) -> anyhow::Result<(u64, u64)> {
     let (client, mut eventloop) = AsyncClient::new(options, 1000);
     let total = per_device * devices.len() as u64 + malformed;
     let acked_here = Arc::new(AtomicU64::new(0));

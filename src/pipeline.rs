@@ -106,6 +106,14 @@ pub async fn run(
         start_brokers(&config).await?;
     }
     let bootstrap = kafka_bootstrap(&config);
+    if roles.ingest || roles.router {
+        let (c, b) = (config.clone(), bootstrap.clone());
+        tokio::task::spawn_blocking(move || {
+            sluice_router::kafka::preflight(&c, &b, Duration::from_secs(20))
+        })
+        .await?
+        .map_err(|why| anyhow::anyhow!("kafka at {bootstrap}: {why}"))?;
+    }
     if config.kafka.create_topics && (roles.ingest || roles.router || roles.brokers) {
         ensure_topics(&config, &bootstrap).await?;
     }

@@ -16,6 +16,11 @@ pub fn config_problems(file: &Path) -> Vec<String> {
         problems.extend(errs.0.iter().map(ToString::to_string));
     }
     problems.extend(sql_problems(&config.rules));
+    if let Err(e) = sluice_router::kafka::check_client_config(&config) {
+        problems.push(format!(
+            "kafka: the Kafka client cannot use these settings: {e}"
+        ));
+    }
     problems
 }
 

@@ -13,6 +13,7 @@
 mod model;
 mod ops;
 pub mod rule_files;
+pub mod security;
 mod sinks;
 mod validate;
 
@@ -62,10 +63,15 @@ impl Config {
             self.kafka.bootstrap = Some(v);
         }
         if let Some(v) = env("SLUICE_KAFKA_SASL_USERNAME") {
-            self.kafka.properties.insert("sasl.username".into(), v);
+            self.kafka.security.sasl_username = Some(v);
         }
         if let Some(v) = env("SLUICE_KAFKA_SASL_PASSWORD") {
-            self.kafka.properties.insert("sasl.password".into(), v);
+            self.kafka.security.sasl_password = Some(v);
+        }
+        for user in &mut self.embedded.mqtt_users {
+            if let Some(var) = &user.password_env {
+                user.password = env(var).or(user.password.take());
+            }
         }
         if let Some(v) = env("SLUICE_DATA_DIR") {
             self.data_dir = v.into();
@@ -111,8 +117,72 @@ pub fn load_unvalidated(path: &Path) -> Result<(Config, Vec<ConfigError>), Confi
     if let Some(file) = &config.devices.file {
         config.devices.file = Some(base.join(file));
     }
+    let mut errors = errors;
+    errors.extend(config.read_secret_files(base));
     config.source = Some(path.to_path_buf());
     Ok((config, errors))
+}
+
+impl Config {
+    /// Resolves TLS and secret file paths against the config file's folder (`base`) and reads
+    /// the `*_file` secrets the environment did not already give. Returns what could not be read.
+    pub fn read_secret_files(&mut self, base: &Path) -> Vec<ConfigError> {
+        use security::{read_secret_file, rebase};
+        let mut errors = vec![];
+        let mut read =
+            |key: String, file: &mut Option<std::path::PathBuf>, into: &mut Option<String>| {
+                rebase(base, file);
+                if let (Some(path), None) = (file.as_ref(), into.as_ref()) {
+                    match read_secret_file(path) {
+                        Ok(secret) => *into = Some(secret),
+                        Err(message) => errors.push(ConfigError { path: key, message }),
+                    }
+                }
+            };
+        read(
+            "mqtt.password_file".into(),
+            &mut self.mqtt.password_file,
+            &mut self.mqtt.password,
+        );
+        let sec = &mut self.kafka.security;
+        read(
+            "kafka.security.sasl_password_file".into(),
+            &mut sec.sasl_password_file,
+            &mut sec.sasl_password,
+        );
+        for (i, user) in self.embedded.mqtt_users.iter_mut().enumerate() {
+            let key = format!("embedded.mqtt_users[{i}].password_file");
+            read(key, &mut user.password_file, &mut user.password);
+        }
+        if let Some(tls) = &mut self.mqtt.tls {
+            for f in [&mut tls.ca_file, &mut tls.cert_file, &mut tls.key_file] {
+                rebase(base, f);
+            }
+        }
+        for f in [&mut sec.ca_file, &mut sec.cert_file, &mut sec.key_file] {
+            rebase(base, f);
+        }
+        let servers = [self.embedded.mqtt_tls.as_mut(), self.http.tls.as_mut()];
+        for tls in servers.into_iter().flatten() {
+            for f in [&mut tls.cert_file, &mut tls.key_file] {
+                if f.is_relative() {
+                    *f = base.join(&*f);
+                }
+            }
+        }
+        // Ingest logging in to the embedded broker as one of its users needs no second copy
+        // of that user's password.
+        if self.mqtt.broker.is_none() && self.mqtt.password.is_none() {
+            let user = self.mqtt.username.as_ref();
+            let known = self
+                .embedded
+                .mqtt_users
+                .iter()
+                .find(|u| Some(&u.username) == user);
+            self.mqtt.password = known.and_then(|u| u.password.clone());
+        }
+        errors
+    }
 }
 
 /// 1-based line and column of a byte offset, for error messages.

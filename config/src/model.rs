@@ -1,6 +1,8 @@
 //! The config file's shape. Every field's doc comment is its reference entry.
 
+use crate::security::{KafkaSecurityConfig, MqttTlsConfig, MqttUserConfig, ServerTlsConfig};
 use crate::{HttpConfig, MetricsConfig, ScalingConfig, SinkConfig};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -95,9 +97,18 @@ pub struct MqttConfig {
     /// Username; prefer `SLUICE_MQTT_USERNAME`.
     #[serde(default)]
     pub username: Option<String>,
-    /// Password; set it with `SLUICE_MQTT_PASSWORD`, never in the file.
-    #[serde(default, skip_serializing)]
+    /// File that holds the password; or `SLUICE_MQTT_PASSWORD`. Never the password itself.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Refused: a password in the config file (kept only to say so).
+    #[serde(default, rename = "password", skip_serializing)]
+    pub password_in_file: Option<IgnoredAny>,
+    /// The password, from `SLUICE_MQTT_PASSWORD` or `password_file`.
+    #[serde(skip)]
     pub password: Option<String>,
+    /// `[mqtt.tls]`: connect over TLS. None: plain TCP.
+    #[serde(default)]
+    pub tls: Option<MqttTlsConfig>,
 }
 
 fn default_client_id() -> String {
@@ -119,7 +130,10 @@ impl Default for MqttConfig {
             shared_group: None,
             keep_alive_secs: default_keep_alive(),
             username: None,
+            password_file: None,
+            password_in_file: None,
             password: None,
+            tls: None,
         }
     }
 }
@@ -143,7 +157,10 @@ pub struct KafkaConfig {
     /// Create missing topics at start (needs admin rights on external clusters).
     #[serde(default = "default_true")]
     pub create_topics: bool,
-    /// Extra librdkafka properties for every client (e.g. `security.protocol`).
+    /// `[kafka.security]`: TLS and SASL of every Kafka client.
+    #[serde(default)]
+    pub security: KafkaSecurityConfig,
+    /// Extra librdkafka properties for every client (tuning; no secrets: those are refused).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
@@ -169,6 +186,7 @@ impl Default for KafkaConfig {
             dlq_topic: default_dlq_topic(),
             partitions: default_partitions(),
             create_topics: true,
+            security: KafkaSecurityConfig::default(),
             properties: BTreeMap::new(),
         }
     }
@@ -187,6 +205,17 @@ pub struct EmbeddedConfig {
     /// Max unacknowledged QoS1 messages the embedded MQTT broker sends one client.
     #[serde(default = "default_broker_inflight")]
     pub mqtt_max_inflight: usize,
+    /// Who may connect to the embedded MQTT broker. None: anyone who reaches it, which is
+    /// why it then listens on loopback only.
+    #[serde(default)]
+    pub mqtt_users: Vec<MqttUserConfig>,
+    /// `[embedded.mqtt_tls]`: serve MQTT over TLS.
+    #[serde(default)]
+    pub mqtt_tls: Option<ServerTlsConfig>,
+    /// Address the embedded Kafka broker tells clients to connect to, when a TLS terminator
+    /// (stunnel) fronts it. None: `kafka_listen`.
+    #[serde(default)]
+    pub kafka_advertised: Option<String>,
 }
 
 fn default_mqtt_listen() -> String {
@@ -205,6 +234,9 @@ impl Default for EmbeddedConfig {
             mqtt_listen: default_mqtt_listen(),
             kafka_listen: default_kafka_listen(),
             mqtt_max_inflight: default_broker_inflight(),
+            mqtt_users: vec![],
+            mqtt_tls: None,
+            kafka_advertised: None,
         }
     }
 }
@@ -460,5 +492,45 @@ impl Config {
         } else {
             self.data_dir.join(p)
         }
+    }
+}
+
+impl KafkaConfig {
+    /// The librdkafka properties of every Sluice client: security first, then the user's
+    /// `[kafka.properties]` (which validation keeps free of secrets and of security keys).
+    pub fn client_properties(&self) -> Vec<(String, String)> {
+        let s = &self.security;
+        let mut p: Vec<(String, String)> = vec![(
+            "security.protocol".into(),
+            s.protocol.librdkafka_name().into(),
+        )];
+        let mut file = |key: &str, path: &Option<PathBuf>| {
+            if let Some(path) = path {
+                p.push((key.into(), path.display().to_string()));
+            }
+        };
+        if s.protocol.uses_tls() {
+            file("ssl.ca.location", &s.ca_file);
+            file("ssl.certificate.location", &s.cert_file);
+            file("ssl.key.location", &s.key_file);
+            if s.ca_file.is_none() {
+                // librdkafka's vendored OpenSSL knows no system CA folder: find it at run time.
+                p.push(("ssl.ca.location".into(), "probe".into()));
+            }
+        }
+        if s.protocol.uses_sasl() {
+            p.push((
+                "sasl.mechanism".into(),
+                s.sasl_mechanism.librdkafka_name().into(),
+            ));
+            if let Some(user) = &s.sasl_username {
+                p.push(("sasl.username".into(), user.clone()));
+            }
+            if let Some(password) = &s.sasl_password {
+                p.push(("sasl.password".into(), password.clone()));
+            }
+        }
+        p.extend(self.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+        p
     }
 }

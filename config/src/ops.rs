@@ -20,6 +20,9 @@ pub struct HttpConfig {
     /// Paths served without a token even when tokens are configured.
     #[serde(default = "default_open_paths")]
     pub open_paths: Vec<String>,
+    /// `[http.tls]`: serve the API over HTTPS.
+    #[serde(default)]
+    pub tls: Option<crate::security::ServerTlsConfig>,
 }
 
 /// One bearer token: its role, and where its secret is read from (never the config file).
@@ -62,6 +65,7 @@ impl Default for HttpConfig {
             tokens: vec![],
             allow_unauthenticated: false,
             open_paths: default_open_paths(),
+            tls: None,
         }
     }
 }

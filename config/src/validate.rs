@@ -2,6 +2,7 @@
 
 mod exposure;
 mod ops;
+mod security;
 
 use crate::Config;
 use std::collections::HashSet;
@@ -68,7 +69,7 @@ pub fn check_topic_filter(filter: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn is_host_port(s: &str) -> bool {
+pub(crate) fn is_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
         None => false,
@@ -83,6 +84,7 @@ impl Config {
         self.validate_pipeline(&mut r);
         self.validate_rules(&mut r, true);
         self.validate_operations(&mut r);
+        self.validate_security(&mut r);
         self.validate_exposure(&mut r);
         if r.0.is_empty() {
             Ok(())
@@ -134,6 +136,13 @@ impl Config {
             ("embedded.kafka_listen", &self.embedded.kafka_listen),
         ] {
             r.check(value.parse::<SocketAddr>().is_ok(), key, "must be ip:port");
+        }
+        if let Some(a) = &self.embedded.kafka_advertised {
+            r.check(
+                is_host_port(a),
+                "embedded.kafka_advertised",
+                "must be host:port",
+            );
         }
         if !self.http.listen.is_empty() {
             let ok = self.http.listen.parse::<SocketAddr>().is_ok();

@@ -6,6 +6,8 @@
 //! - [`forward`]: turns each MQTT publish into one Kafka record (the contract in
 //!   `sluice_processors::record`), or a dead-letter record with a reason (oversize, no device
 //!   id in the topic), and sends it with an idempotent, `acks=all` producer.
+//! - [`tls`]: `[mqtt.tls]` as a rustls client (CA file or system roots, client certificate,
+//!   server name).
 //!
 //! The MQTT PUBACK for a message is sent only after Kafka confirmed its record, in the order
 //! the messages arrived. At most `ingest.max_inflight` messages wait for Kafka; beyond that
@@ -15,6 +17,7 @@
 
 mod forward;
 mod mqtt;
+pub mod tls;
 
 pub use forward::{is_permanent, Forwarder, Outcome};
 pub use mqtt::Ingest;

@@ -5,7 +5,10 @@ use crate::IngestError;
 use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::DeliveryFuture;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet,
+    Publish, QoS, SubscribeReasonCode,
+};
 use sluice_config::{IngestConfig, MqttConfig};
 use sluice_processors::stats::Stats;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +52,12 @@ impl Ingest {
             .set_max_packet_size(ingest.mqtt_max_packet_bytes(), 1 << 20);
         if let Some(user) = &mqtt.username {
             options.set_credentials(user, mqtt.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = &mqtt.tls {
+            let config = crate::tls::client_config(tls).map_err(IngestError::Mqtt)?;
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(Arc::new(config)),
+            ));
         }
         let filters = mqtt
             .topics
@@ -109,8 +118,16 @@ impl Ingest {
                             .map_err(|e| IngestError::Mqtt(e.to_string()))?;
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    self.subscribed.store(true, Ordering::Relaxed)
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+                        // Retrying cannot help: the broker's ACL decides. Stay unready and say so.
+                        metrics::counter!("sluice_ingest_mqtt_errors_total").increment(1);
+                        tracing::error!(filters = ?self.filters, codes = ?ack.return_codes,
+                            "the MQTT broker refused a subscription (its ACL does not allow this \
+                             user to read these topics); ingest is not ready");
+                    } else {
+                        self.subscribed.store(true, Ordering::Relaxed)
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     Stats::add(&self.stats.mqtt_received, 1);
@@ -123,7 +140,7 @@ impl Ingest {
                 Ok(_) => {}
                 Err(e) => {
                     metrics::counter!("sluice_ingest_mqtt_errors_total").increment(1);
-                    tracing::warn!(error = %e, retry_in = ?backoff, "mqtt connection failed");
+                    tracing::warn!(error = %describe(&e), retry_in = ?backoff, "mqtt connection failed");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
@@ -136,6 +153,31 @@ impl Ingest {
         finish(client, eventloop, acker).await;
         Ok(())
     }
+}
+
+/// A connection failure in words an operator can act on: what failed, and what to check.
+fn describe(e: &ConnectionError) -> String {
+    let hint = match e {
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => {
+            "the broker refused the login: check the user name and password (mqtt.username, \
+             SLUICE_MQTT_PASSWORD or mqtt.password_file), the client certificate and the client id"
+        }
+        _ => {
+            let text = e.to_string();
+            if text.contains("certificate") || text.contains("UnknownIssuer") {
+                "TLS: the broker's certificate was not accepted: is mqtt.tls.ca_file the CA that \
+                 signed it, and does it name the host (or mqtt.tls.server_name)?"
+            } else if text.contains("tls") || text.contains("TLS") || text.contains("handshake") {
+                "TLS handshake failed: does the broker speak TLS on this port, and does it want a \
+                 client certificate (mqtt.tls.cert_file, key_file)?"
+            } else {
+                return text;
+            }
+        }
+    };
+    format!("{e}: {hint}")
 }
 
 /// Keeps the MQTT connection polled (so queued PUBACKs go out) until the acker is done,

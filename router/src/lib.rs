@@ -5,6 +5,7 @@
 //!   [`RawBatch`] until `router.batch.max_rows` or `max_wait_ms`, then processed as one batch.
 //! - [`process`]: one batch: decode (JSON → Arrow), dead-letter the rejects, evaluate every
 //!   rule, hand each rule's rows to its actions (sinks).
+//! - [`kafka`]: the librdkafka settings every Sluice client shares (security included).
 //! - [`offsets`]: which offsets are safe to commit.
 //! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
 //! - [`reload`]: where a reloaded rule set waits for the next batch boundary.
@@ -19,6 +20,8 @@
 
 mod dlq;
 pub mod isolate;
+pub mod kafka;
+pub use kafka::{kafka_client_config, FETCH_WAIT_MS};
 mod offsets;
 pub mod poison;
 mod process;
@@ -29,7 +32,6 @@ use dlq::DeadLetters;
 use offsets::Offsets;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
 use sluice_config::Config;
 use sluice_processors::decode::{BatchDecoder, RawBatch};
 use sluice_processors::record::TelemetryRecord;
@@ -53,23 +55,6 @@ pub enum RouterError {
     DeadLetter(String),
     #[error("rule '{rule}' names unknown action '{action}'")]
     UnknownAction { rule: String, action: String },
-}
-
-/// The router consumer's `fetch.wait.max.ms`. Kafka answers a fetch as soon as data is there,
-/// so under load this wait costs nothing; the embedded tansu broker always waits it out, and
-/// fewer, larger fetches leave its single storage task to the producers (5 000 msg/s: p50
-/// publish→Kafka 0.17 s at 500 ms against 3 s at 50 ms, bench/README.md). Public so the
-/// load test's bare-consumer baseline fetches the same way.
-pub const FETCH_WAIT_MS: &str = "500";
-
-/// librdkafka settings shared by every Sluice client, plus the user's `[kafka.properties]`.
-pub fn kafka_client_config(config: &Config, bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
-    for (k, v) in &config.kafka.properties {
-        c.set(k, v);
-    }
-    c
 }
 
 pub struct Router {

@@ -5,13 +5,15 @@
 //! - [`auth`]: bearer tokens → roles (viewer, operator, admin), checked before every route;
 //! - [`devices`]: device metadata (`/devices/{id}`) and retirement;
 //! - [`ops`]: `/alerts`, `/compliance`, `/scaling`;
-//! - [`metrics_filter`]: the `[metrics]` allow/block lists.
+//! - [`metrics_filter`]: the `[metrics]` allow/block lists;
+//! - [`tls`]: HTTPS when `[http.tls]` is set.
 
 pub mod auth;
 mod catalog;
 mod devices;
 pub mod metrics_filter;
 mod ops;
+mod tls;
 
 use crate::pipeline::Health;
 use crate::reload::Reloaded;
@@ -54,7 +56,7 @@ pub async fn serve(
 ) -> anyhow::Result<std::net::SocketAddr> {
     let tokens = Arc::new(auth::Tokens::load(config)?);
     let addr = crate::ports::check_free(&config.http.listen, "http.listen")?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = std::net::TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
     prometheus();
     let state = AppState {
@@ -71,13 +73,22 @@ pub async fn serve(
         .merge(ops::routes())
         .layer(axum::middleware::from_fn_with_state(tokens, auth::check))
         .with_state(state);
-    tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "http server stopped");
+    let https = config.http.tls.is_some();
+    match &config.http.tls {
+        Some(t) => tls::spawn(listener, t, app, shutdown)?,
+        None => {
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::spawn(async move {
+                let server =
+                    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "http server stopped");
+                }
+            });
         }
-    });
-    tracing::info!(%bound, auth = !config.http.tokens.is_empty(), "http API listening");
+    }
+    tracing::info!(%bound, https, auth = !config.http.tokens.is_empty(), "http API listening");
     Ok(bound)
 }
 

@@ -2,7 +2,9 @@
 //!
 //! - The embedded Kafka-compatible broker has no authentication: it listens on loopback only;
 //!   serving other hosts is what an external Kafka is for.
-//! - The embedded MQTT broker has no authentication configured by Sluice yet: loopback only.
+//! - The embedded MQTT broker listens off loopback only with `[[embedded.mqtt_users]]`
+//!   (username and password; add `[embedded.mqtt_tls]` so they do not cross the network in
+//!   clear text).
 //! - The management API off loopback needs bearer tokens, unless the config says the API is
 //!   meant to be open (`http.allow_unauthenticated = true`).
 
@@ -31,11 +33,12 @@ impl Config {
         }
         if self.mqtt.broker.is_none() {
             r.check(
-                is_loopback(&self.embedded.mqtt_listen),
+                is_loopback(&self.embedded.mqtt_listen) || !self.embedded.mqtt_users.is_empty(),
                 "embedded.mqtt_listen",
-                "the embedded MQTT broker has no authentication, so it listens on loopback only \
-                 (127.0.0.1); for devices on other hosts, run an MQTT broker with TLS and \
-                 authentication (Mosquitto, EMQX) and set mqtt.broker",
+                "the embedded MQTT broker has no users configured, so it would accept anyone: \
+                 it listens on loopback only (127.0.0.1) unless [[embedded.mqtt_users]] (and \
+                 [embedded.mqtt_tls]) are set; or run an MQTT broker with TLS and authentication \
+                 (Mosquitto, EMQX) and set mqtt.broker",
             );
         }
         let http = &self.http;

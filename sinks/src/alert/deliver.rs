@@ -19,6 +19,8 @@ pub enum Destination {
     Webhook {
         client: reqwest::blocking::Client,
         url: String,
+        /// `url` as it may be shown: secrets (user info, query, token-like path) blanked.
+        shown: String,
         retries: u32,
         backoff: Duration,
     },
@@ -47,6 +49,7 @@ impl Destination {
                     .build()
                     .map_err(|e| format!("webhook client: {e}"))?,
                 url: url.clone(),
+                shown: sluice_config::security::redact_url(url),
                 retries: *retries,
                 backoff: Duration::from_millis(*backoff_ms),
             },
@@ -67,9 +70,10 @@ impl Destination {
             Destination::Webhook {
                 client,
                 url,
+                shown,
                 retries,
                 backoff,
-            } => post_with_retries(client, url, body, *retries, *backoff),
+            } => post_with_retries(client, (url, shown), body, *retries, *backoff),
             Destination::Kafka { producer, topic } => {
                 let record = FutureRecord::to(topic).key(&n.alert.key).payload(body);
                 futures::executor::block_on(producer.send(record, Duration::from_secs(10)))
@@ -86,11 +90,12 @@ impl Destination {
     }
 }
 
-/// POSTs `body`; a 2xx answer is delivery. Other answers and transport errors are retried
-/// `retries` times, waiting `backoff`, then twice that, and so on.
+/// POSTs `body` to `url`; a 2xx answer is delivery. Other answers and transport errors are
+/// retried `retries` times, waiting `backoff`, then twice that, and so on. Messages name the
+/// webhook by `shown` only: the real URL often carries a secret.
 fn post_with_retries(
     client: &reqwest::blocking::Client,
-    url: &str,
+    (url, shown): (&str, &str),
     body: &[u8],
     retries: u32,
     backoff: Duration,
@@ -106,20 +111,32 @@ fn post_with_retries(
         let problem = match outcome {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => format!("HTTP {}", r.status().as_u16()),
-            Err(e) => e.to_string(),
+            Err(e) => error_chain(&e.without_url()),
         };
         metrics::counter!("sluice_alert_webhook_attempts_failed_total").increment(1);
         if attempt >= retries {
             return Err(format!(
-                "webhook {url}: {problem} after {} attempts",
+                "webhook {shown}: {problem} after {} attempts",
                 attempt + 1
             ));
         }
         attempt += 1;
-        tracing::debug!(%url, %problem, attempt, "webhook failed; retrying");
+        tracing::debug!(webhook = %shown, %problem, attempt, "webhook failed; retrying");
         std::thread::sleep(wait);
         wait = wait.saturating_mul(2);
     }
+}
+
+/// An error and its causes on one line ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Sends every notification from `queue` to every destination until the queue closes.
