@@ -47,7 +47,10 @@ pub async fn start_mqtt(
     let users: HashMap<String, String> = embedded
         .mqtt_users
         .iter()
-        .map(|u| (u.username.clone(), u.password.clone().unwrap_or_default()))
+        .map(|u| {
+            let password = u.password.as_ref().map(|p| p.expose().to_string());
+            (u.username.clone(), password.unwrap_or_default())
+        })
         .collect();
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 60_000,

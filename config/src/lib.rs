@@ -57,7 +57,7 @@ impl Config {
             self.mqtt.username = Some(v);
         }
         if let Some(v) = env("SLUICE_MQTT_PASSWORD") {
-            self.mqtt.password = Some(v);
+            self.mqtt.password = Some(security::Secret::new(v));
         }
         if let Some(v) = env("SLUICE_KAFKA_BOOTSTRAP") {
             self.kafka.bootstrap = Some(v);
@@ -66,11 +66,11 @@ impl Config {
             self.kafka.security.sasl_username = Some(v);
         }
         if let Some(v) = env("SLUICE_KAFKA_SASL_PASSWORD") {
-            self.kafka.security.sasl_password = Some(v);
+            self.kafka.security.sasl_password = Some(security::Secret::new(v));
         }
         for user in &mut self.embedded.mqtt_users {
             if let Some(var) = &user.password_env {
-                user.password = env(var).or(user.password.take());
+                user.password = env(var).map(security::Secret::new).or(user.password.take());
             }
         }
         if let Some(v) = env("SLUICE_DATA_DIR") {
@@ -129,16 +129,17 @@ impl Config {
     pub fn read_secret_files(&mut self, base: &Path) -> Vec<ConfigError> {
         use security::{read_secret_file, rebase};
         let mut errors = vec![];
-        let mut read =
-            |key: String, file: &mut Option<std::path::PathBuf>, into: &mut Option<String>| {
-                rebase(base, file);
-                if let (Some(path), None) = (file.as_ref(), into.as_ref()) {
-                    match read_secret_file(path) {
-                        Ok(secret) => *into = Some(secret),
-                        Err(message) => errors.push(ConfigError { path: key, message }),
-                    }
+        let mut read = |key: String,
+                        file: &mut Option<std::path::PathBuf>,
+                        into: &mut Option<security::Secret>| {
+            rebase(base, file);
+            if let (Some(path), None) = (file.as_ref(), into.as_ref()) {
+                match read_secret_file(path) {
+                    Ok(secret) => *into = Some(secret),
+                    Err(message) => errors.push(ConfigError { path: key, message }),
                 }
-            };
+            }
+        };
         read(
             "mqtt.password_file".into(),
             &mut self.mqtt.password_file,

@@ -105,7 +105,7 @@ pub struct MqttConfig {
     pub password_in_file: Option<IgnoredAny>,
     /// The password, from `SLUICE_MQTT_PASSWORD` or `password_file`.
     #[serde(skip)]
-    pub password: Option<String>,
+    pub password: Option<crate::security::Secret>,
     /// `[mqtt.tls]`: connect over TLS. None: plain TCP.
     #[serde(default)]
     pub tls: Option<MqttTlsConfig>,
@@ -527,7 +527,7 @@ impl KafkaConfig {
                 p.push(("sasl.username".into(), user.clone()));
             }
             if let Some(password) = &s.sasl_password {
-                p.push(("sasl.password".into(), password.clone()));
+                p.push(("sasl.password".into(), password.expose().to_string()));
             }
         }
         p.extend(self.properties.iter().map(|(k, v)| (k.clone(), v.clone())));

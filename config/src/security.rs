@@ -107,7 +107,7 @@ pub struct KafkaSecurityConfig {
     pub sasl_password_in_file: Option<IgnoredAny>,
     /// The SASL password, from the environment or `sasl_password_file`.
     #[serde(skip)]
-    pub sasl_password: Option<String>,
+    pub sasl_password: Option<Secret>,
 }
 
 /// `[embedded.mqtt_tls]`: serve the embedded MQTT broker over TLS.
@@ -136,7 +136,34 @@ pub struct MqttUserConfig {
     pub password_in_file: Option<IgnoredAny>,
     /// The password, read at load from `password_env` or `password_file`.
     #[serde(skip)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// A password or key read from the environment or a file. Its `Debug` and `Display` show
+/// `***`, so a config printed for debugging never carries it; `expose` hands it to the client
+/// that needs it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// librdkafka properties that hold secrets: never in `[kafka.properties]` of the file.
@@ -150,9 +177,9 @@ pub const SECRET_KAFKA_PROPERTIES: &[&str] = &[
 ];
 
 /// Reads a secret file: the whole file, without a trailing newline.
-pub fn read_secret_file(path: &Path) -> Result<String, String> {
+pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
     std::fs::read_to_string(path)
-        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 

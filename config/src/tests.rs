@@ -50,7 +50,8 @@ fn env_overrides_secrets() {
         "SLUICE_KAFKA_BOOTSTRAP" => Some("k:9092".into()),
         _ => None,
     });
-    assert_eq!(c.mqtt.password.as_deref(), Some("s3cret"));
+    assert_eq!(c.mqtt.password.as_ref().map(|p| p.expose()), Some("s3cret"));
+    assert!(!format!("{c:?}").contains("s3cret"), "Debug hides secrets");
     assert_eq!(c.kafka.bootstrap.as_deref(), Some("k:9092"));
 }
 
@@ -60,4 +61,58 @@ fn topic_filters_are_checked() {
     assert!(validate::check_topic_filter("a/#/b").is_err());
     assert!(validate::check_topic_filter("a/b+").is_err());
     assert!(validate::check_topic_filter("").is_err());
+}
+
+#[test]
+fn kafka_security_becomes_librdkafka_properties() {
+    let mut c = Config::from_toml_str(
+        "[kafka]\nbootstrap = \"k:9093\"\n[kafka.security]\nprotocol = \"sasl_ssl\"\n\
+         sasl_mechanism = \"SCRAM-SHA-256\"\n",
+    )
+    .unwrap();
+    c.apply_env(|k| match k {
+        "SLUICE_KAFKA_SASL_USERNAME" => Some("fleet".into()),
+        "SLUICE_KAFKA_SASL_PASSWORD" => Some("pw".into()),
+        _ => None,
+    });
+    c.validate().expect("valid");
+    let props: std::collections::BTreeMap<_, _> = c.kafka.client_properties().into_iter().collect();
+    for (k, v) in [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "SCRAM-SHA-256"),
+        ("sasl.username", "fleet"),
+        ("sasl.password", "pw"),
+        ("ssl.ca.location", "probe"),
+    ] {
+        assert_eq!(props.get(k).map(String::as_str), Some(v), "{k}");
+    }
+}
+
+#[test]
+fn passwords_in_the_file_are_refused_without_echoing_them() {
+    let text = "[mqtt]\npassword = \"hunter2\"\n[kafka.security]\nsasl_password = \"hunter2\"\n\
+                [kafka.properties]\n\"ssl.key.password\" = \"hunter2\"\n\"security.protocol\" = \"SSL\"\n";
+    let errs = Config::from_toml_str(text).unwrap().validate().unwrap_err();
+    let paths: Vec<_> = errs.0.iter().map(|e| e.path.as_str()).collect();
+    for key in [
+        "mqtt.password",
+        "kafka.security.sasl_password",
+        "kafka.properties.\"ssl.key.password\"",
+        "kafka.properties.\"security.protocol\"",
+    ] {
+        assert!(paths.contains(&key), "{key} in {paths:?}");
+    }
+    let shown = errs.to_string();
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn sasl_without_credentials_names_where_they_come_from() {
+    let c = Config::from_toml_str(
+        "[kafka]\nbootstrap = \"k:9093\"\n[kafka.security]\nprotocol = \"sasl_plaintext\"\n",
+    )
+    .unwrap();
+    let msg = c.validate().unwrap_err().to_string();
+    assert!(msg.contains("SLUICE_KAFKA_SASL_USERNAME"), "{msg}");
+    assert!(msg.contains("SLUICE_KAFKA_SASL_PASSWORD"), "{msg}");
 }

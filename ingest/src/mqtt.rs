@@ -51,7 +51,8 @@ impl Ingest {
             .set_request_channel_capacity(ingest.max_inflight * 2 + 64)
             .set_max_packet_size(ingest.mqtt_max_packet_bytes(), 1 << 20);
         if let Some(user) = &mqtt.username {
-            options.set_credentials(user, mqtt.password.clone().unwrap_or_default());
+            let password = mqtt.password.as_ref().map(|p| p.expose().to_string());
+            options.set_credentials(user, password.unwrap_or_default());
         }
         if let Some(tls) = &mqtt.tls {
             let config = crate::tls::client_config(tls).map_err(IngestError::Mqtt)?;

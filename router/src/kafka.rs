@@ -41,7 +41,7 @@ pub fn check_client_config(config: &Config) -> Result<(), String> {
 /// An error message with the SASL password, if it somehow appears, blanked out.
 fn redact_secret(message: &str, config: &Config) -> String {
     match &config.kafka.security.sasl_password {
-        Some(p) if !p.is_empty() => message.replace(p.as_str(), "***"),
+        Some(p) if !p.expose().is_empty() => message.replace(p.expose(), "***"),
         _ => message.to_string(),
     }
 }

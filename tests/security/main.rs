@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod common;
 
+mod api_tls;
 mod certs;
 mod embedded_auth;
 mod kafka_tls;
@@ -146,6 +147,14 @@ pub fn wait_port(what: &str, port: u16) {
     wait_until(what, Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
+}
+
+/// Debian's Mosquitto binary (in /usr/sbin, which a non-root PATH may lack).
+pub fn mosquitto_bin() -> &'static str {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mosquitto is installed (apt-get install -y mosquitto; .ci/run does this)")
 }
 
 /// A TOML string literal of a path.

@@ -58,7 +58,7 @@ fn start_mosquitto(dir: &Path, certs: &Certs) -> Broker {
         ),
     )
     .unwrap();
-    let child = Command::new("mosquitto")
+    let child = Command::new(mosquitto_bin())
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
@@ -237,7 +237,7 @@ fn start_mosquitto_dynsec(dir: &Path, certs: &Certs) -> (Daemon, String) {
         ),
     )
     .unwrap();
-    let child = Command::new("mosquitto")
+    let child = Command::new(mosquitto_bin())
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())

@@ -153,7 +153,9 @@ impl Config {
                 (None, None) => "name password_env or password_file".into(),
             };
             r.check(
-                user.password.as_deref().is_some_and(|p| !p.is_empty()),
+                user.password
+                    .as_ref()
+                    .is_some_and(|p| !p.expose().is_empty()),
                 at("password_env"),
                 &format!("no password: {source}"),
             );
