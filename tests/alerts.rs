@@ -151,20 +151,5 @@ fn alerts_fire_once_resolve_and_failed_deliveries_reach_the_error_action() {
 
 /// The `_error` column of every row under `root`.
 fn read_errors(root: &std::path::Path) -> Vec<String> {
-    use arrow::array::AsArray;
-    let mut out = Vec::new();
-    for path in sluice::summary::parquet_files(root) {
-        let file = std::fs::File::open(path).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let col = batch.column_by_name("_error").expect("_error column");
-            let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
-            out.extend(col.as_string::<i32>().iter().flatten().map(String::from));
-        }
-    }
-    out
+    parquet_strings(root, Some("_error"))
 }

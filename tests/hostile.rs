@@ -454,46 +454,38 @@ fn assert_temperatures_as_sent(root: &std::path::Path) {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Float64Type, Int64Type};
     let mut checked = 0;
-    for path in sluice::summary::parquet_files(&root.join("rule=warm")) {
-        let file = std::fs::File::open(&path).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+    for batch in parquet_batches(&root.join("rule=warm")) {
+        let device = batch
+            .column_by_name("device")
             .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let device = batch
-                .column_by_name("device")
-                .unwrap()
-                .as_string::<i32>()
-                .clone();
-            let seq = batch
-                .column_by_name("seq")
-                .unwrap()
-                .as_primitive::<Int64Type>()
-                .clone();
-            let t = batch
-                .column_by_name("temperature")
-                .unwrap()
-                .as_primitive::<Float64Type>()
-                .clone();
-            for i in 0..batch.num_rows() {
-                let name = device.value(i);
-                if !name.starts_with("dev-") {
-                    continue;
-                }
-                let sent: serde_json::Value =
-                    serde_json::from_str(&sluice::fleet::payload(name, seq.value(i) as u64, 0))
-                        .unwrap();
-                assert!(t.is_valid(i));
-                assert_eq!(
-                    t.value(i),
-                    sent["temperature"].as_f64().unwrap(),
-                    "{name}/{}",
-                    seq.value(i)
-                );
-                checked += 1;
+            .as_string::<i32>()
+            .clone();
+        let seq = batch
+            .column_by_name("seq")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        let t = batch
+            .column_by_name("temperature")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
+        for i in 0..batch.num_rows() {
+            let name = device.value(i);
+            if !name.starts_with("dev-") {
+                continue;
             }
+            let sent: serde_json::Value =
+                serde_json::from_str(&sluice::fleet::payload(name, seq.value(i) as u64, 0))
+                    .unwrap();
+            assert!(t.is_valid(i));
+            assert_eq!(
+                t.value(i),
+                sent["temperature"].as_f64().unwrap(),
+                "{name}/{}",
+                seq.value(i)
+            );
+            checked += 1;
         }
     }
     assert_eq!(checked, DEVICES * PER_DEVICE as usize);

@@ -55,14 +55,7 @@ fn messages_through_mosquitto_land_in_parquet() {
 broker = "{broker}"
 client_id = "sluice-mosquitto-test"
 
-[[rules]]
-name = "all"
-sql = "SELECT device, seq FROM 'devices/#'"
-actions = ["lake"]
-
-[sinks.lake]
-type = "parquet"
-"#
+{ALL_TO_LAKE}"#
     );
     let http = format!("127.0.0.1:{}", free_port());
     let config = setup.write_config("sluice.toml", &http, &extra);

@@ -44,10 +44,12 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `SLUICE_*` environment overrides. Secrets should come from here, not the file.
+    /// Applies `SLUICE_*` environment overrides, and reads the embedded MQTT users' passwords
+    /// from their `password_env`. Secrets come from here or `*_file` keys, never the file.
     ///
     /// - `SLUICE_MQTT_BROKER`, `SLUICE_MQTT_USERNAME`, `SLUICE_MQTT_PASSWORD`
     /// - `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_KAFKA_SASL_USERNAME`, `SLUICE_KAFKA_SASL_PASSWORD`
+    ///   (into `[kafka.security]`)
     /// - `SLUICE_DATA_DIR`, `SLUICE_HTTP_LISTEN`
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
         if let Some(v) = env("SLUICE_MQTT_BROKER") {

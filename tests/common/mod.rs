@@ -208,34 +208,67 @@ pub fn http_call(
     Some((code, body))
 }
 
-/// (device, seq) → how many times it appears, for every file of `rule` under `root`.
-pub fn device_seqs(root: &Path, rule: &str) -> BTreeMap<(String, i64), u32> {
-    let mut out = BTreeMap::new();
-    for path in sluice::summary::parquet_files(&root.join(format!("rule={rule}"))) {
+/// Rule `all` (device and seq of every message) into the Parquet sink `lake`.
+pub const ALL_TO_LAKE: &str = r#"
+[[rules]]
+name = "all"
+sql = "SELECT device, seq FROM 'devices/#'"
+actions = ["lake"]
+
+[sinks.lake]
+type = "parquet"
+"#;
+
+/// Every record batch of every Parquet file under `root`, read back as an analyst would.
+pub fn parquet_batches(root: &Path) -> Vec<arrow::record_batch::RecordBatch> {
+    let mut out = Vec::new();
+    for path in sluice::summary::parquet_files(root) {
         let file = std::fs::File::open(&path).unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap()
             .build()
             .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let devices = batch
-                .column_by_name("device")
-                .expect("device column")
-                .as_string::<i32>()
-                .clone();
-            let seqs = batch
-                .column_by_name("seq")
-                .expect("seq column")
-                .as_primitive::<Int64Type>()
-                .clone();
-            for i in 0..batch.num_rows() {
-                if devices.is_null(i) || seqs.is_null(i) {
-                    continue;
-                }
-                *out.entry((devices.value(i).to_string(), seqs.value(i)))
-                    .or_insert(0) += 1;
+        out.extend(reader.map(|b| b.unwrap()));
+    }
+    out
+}
+
+/// Every value of string-castable column `column` (all columns: None) under `root`.
+pub fn parquet_strings(root: &Path, column: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in parquet_batches(root) {
+        let schema = batch.schema();
+        for (field, col) in schema.fields().iter().zip(batch.columns()) {
+            if column.is_some_and(|c| c != field.name()) {
+                continue;
             }
+            let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+            out.extend(col.as_string::<i32>().iter().flatten().map(String::from));
+        }
+    }
+    out
+}
+
+/// (device, seq) → how many times it appears, for every file of `rule` under `root`.
+pub fn device_seqs(root: &Path, rule: &str) -> BTreeMap<(String, i64), u32> {
+    let mut out = BTreeMap::new();
+    for batch in parquet_batches(&root.join(format!("rule={rule}"))) {
+        let devices = batch
+            .column_by_name("device")
+            .expect("device column")
+            .as_string::<i32>()
+            .clone();
+        let seqs = batch
+            .column_by_name("seq")
+            .expect("seq column")
+            .as_primitive::<Int64Type>()
+            .clone();
+        for i in 0..batch.num_rows() {
+            if devices.is_null(i) || seqs.is_null(i) {
+                continue;
+            }
+            *out.entry((devices.value(i).to_string(), seqs.value(i)))
+                .or_insert(0) += 1;
         }
     }
     out

@@ -87,14 +87,7 @@ username = "ingest"
 ca_file = {ca}
 server_name = "localhost"
 
-[[rules]]
-name = "all"
-sql = "SELECT device, seq FROM 'devices/#'"
-actions = ["lake"]
-
-[sinks.lake]
-type = "parquet"
-"#,
+{ALL_TO_LAKE}"#,
         cert = toml_path(&certs.server_cert),
         key = toml_path(&certs.server_key),
         ca = toml_path(&certs.ca),

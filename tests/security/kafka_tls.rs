@@ -71,14 +71,7 @@ ca_file = {ca}
 cert_file = {cert}
 key_file = {key}
 
-[[rules]]
-name = "all"
-sql = "SELECT device, seq FROM 'devices/#'"
-actions = ["lake"]
-
-[sinks.lake]
-type = "parquet"
-"#,
+{ALL_TO_LAKE}"#,
                 mqtt = setup.mqtt,
                 ca = toml_path(ca),
                 cert = toml_path(&certs.client_cert),

@@ -102,14 +102,7 @@ broker = "{broker}"
 client_id = "sluice-tls-test"
 {mqtt}
 
-[[rules]]
-name = "all"
-sql = "SELECT device, seq FROM 'devices/#'"
-actions = ["lake"]
-
-[sinks.lake]
-type = "parquet"
-"#
+{ALL_TO_LAKE}"#
     );
     setup.write_config(name, http, &extra)
 }

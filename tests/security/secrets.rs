@@ -76,7 +76,7 @@ path = "failed"
     let rules = http_get(&http, "/rules").unwrap().1;
     let log = sluice.stop();
 
-    let errors = parquet_text(&failed_root);
+    let errors = parquet_strings(&failed_root, None).join("\n");
     let dlq: String = dead
         .iter()
         .map(|(k, v, h)| {
@@ -106,28 +106,4 @@ path = "failed"
             );
         }
     }
-}
-
-/// Every string cell of every Parquet file under `root`, one line each.
-fn parquet_text(root: &Path) -> String {
-    use arrow::array::AsArray;
-    let mut out = String::new();
-    for path in sluice::summary::parquet_files(root) {
-        let file = std::fs::File::open(path).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            for col in batch.columns() {
-                let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
-                for v in col.as_string::<i32>().iter().flatten() {
-                    out.push_str(v);
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
 }
