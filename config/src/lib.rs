@@ -49,7 +49,7 @@ impl Config {
     ///
     /// - `SLUICE_MQTT_BROKER`, `SLUICE_MQTT_USERNAME`, `SLUICE_MQTT_PASSWORD`
     /// - `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_KAFKA_SASL_USERNAME`, `SLUICE_KAFKA_SASL_PASSWORD`
-    ///   (into `[kafka.security]`)
+    ///   and `SLUICE_KAFKA_SSL_KEY_PASSWORD` (into `[kafka.security]`)
     /// - `SLUICE_DATA_DIR`, `SLUICE_HTTP_LISTEN`
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
         if let Some(v) = env("SLUICE_MQTT_BROKER") {
@@ -66,6 +66,9 @@ impl Config {
         }
         if let Some(v) = env("SLUICE_KAFKA_SASL_USERNAME") {
             self.kafka.security.sasl_username = Some(v);
+        }
+        if let Some(v) = env("SLUICE_KAFKA_SSL_KEY_PASSWORD") {
+            self.kafka.security.key_password = Some(security::Secret::new(v));
         }
         if let Some(v) = env("SLUICE_KAFKA_SASL_PASSWORD") {
             self.kafka.security.sasl_password = Some(security::Secret::new(v));

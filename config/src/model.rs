@@ -513,6 +513,9 @@ impl KafkaConfig {
             file("ssl.ca.location", &s.ca_file);
             file("ssl.certificate.location", &s.cert_file);
             file("ssl.key.location", &s.key_file);
+            if let Some(password) = &s.key_password {
+                p.push(("ssl.key.password".into(), password.expose().to_string()));
+            }
             if s.ca_file.is_none() {
                 // librdkafka's vendored OpenSSL knows no system CA folder: find it at run time.
                 p.push(("ssl.ca.location".into(), "probe".into()));

@@ -90,9 +90,13 @@ pub struct KafkaSecurityConfig {
     /// PEM client certificate for mutual TLS (Amazon MSK, Aiven…); with `key_file`.
     #[serde(default)]
     pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file` (unencrypted).
+    /// PEM private key of `cert_file`; if it is encrypted, its passphrase comes from
+    /// `SLUICE_KAFKA_SSL_KEY_PASSWORD`.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// The passphrase of an encrypted `key_file`, from the environment.
+    #[serde(skip)]
+    pub key_password: Option<Secret>,
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
     #[serde(default)]
     pub sasl_mechanism: SaslMechanism,

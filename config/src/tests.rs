@@ -73,6 +73,7 @@ fn kafka_security_becomes_librdkafka_properties() {
     c.apply_env(|k| match k {
         "SLUICE_KAFKA_SASL_USERNAME" => Some("fleet".into()),
         "SLUICE_KAFKA_SASL_PASSWORD" => Some("pw".into()),
+        "SLUICE_KAFKA_SSL_KEY_PASSWORD" => Some("key-pw".into()),
         _ => None,
     });
     c.validate().expect("valid");
@@ -82,6 +83,7 @@ fn kafka_security_becomes_librdkafka_properties() {
         ("sasl.mechanism", "SCRAM-SHA-256"),
         ("sasl.username", "fleet"),
         ("sasl.password", "pw"),
+        ("ssl.key.password", "key-pw"),
         ("ssl.ca.location", "probe"),
     ] {
         assert_eq!(props.get(k).map(String::as_str), Some(v), "{k}");

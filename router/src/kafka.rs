@@ -38,12 +38,15 @@ pub fn check_client_config(config: &Config) -> Result<(), String> {
         .map_err(|e| redact_secret(&e.to_string(), config))
 }
 
-/// An error message with the SASL password, if it somehow appears, blanked out.
+/// An error message with the configured passwords, if one somehow appears, blanked out.
 fn redact_secret(message: &str, config: &Config) -> String {
-    match &config.kafka.security.sasl_password {
-        Some(p) if !p.expose().is_empty() => message.replace(p.expose(), "***"),
-        _ => message.to_string(),
-    }
+    let s = &config.kafka.security;
+    let secrets = [&s.sasl_password, &s.key_password];
+    secrets
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.expose().is_empty())
+        .fold(message.to_string(), |m, p| m.replace(p.expose(), "***"))
 }
 
 /// Remembers the last error librdkafka reported (TLS handshake, SASL, resolution…).

@@ -91,7 +91,7 @@ impl Config {
         for key in self.kafka.properties.keys() {
             let at = format!("kafka.properties.\"{key}\"");
             if SECRET_KAFKA_PROPERTIES.contains(&key.as_str()) {
-                r.check(false, at, "holds a secret, which the config file may not; use [kafka.security] with SLUICE_KAFKA_SASL_PASSWORD or kafka.security.sasl_password_file");
+                r.check(false, at, "holds a secret, which the config file may not; use [kafka.security] with SLUICE_KAFKA_SASL_PASSWORD or kafka.security.sasl_password_file (SLUICE_KAFKA_SSL_KEY_PASSWORD for an encrypted key)");
             } else if SECURITY_KAFKA_PROPERTIES.contains(&key.as_str()) {
                 r.check(false, at, "is set by [kafka.security] (protocol, ca_file, cert_file, key_file, sasl_mechanism, sasl_username); set it there");
             }
