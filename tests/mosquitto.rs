@@ -4,19 +4,9 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Mosquitto(std::process::Child);
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mosquitto(dir: &std::path::Path, port: u16) -> Mosquitto {
+fn start_mosquitto(dir: &std::path::Path, port: u16) -> mosquitto::Mosquitto {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
@@ -26,21 +16,7 @@ fn start_mosquitto(dir: &std::path::Path, port: u16) -> Mosquitto {
         ),
     )
     .unwrap();
-    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("mosquitto is installed (apt-get install -y mosquitto; .ci/run does this)");
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mosquitto");
-    wait_until("mosquitto listening", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    Mosquitto(child)
+    mosquitto::spawn(&conf, &[port])
 }
 
 #[test]
@@ -55,7 +31,7 @@ fn messages_through_mosquitto_land_in_parquet() {
 broker = "{broker}"
 client_id = "sluice-mosquitto-test"
 
-{ALL_TO_LAKE}"#
+{ALL_TO_PARQUET}"#
     );
     let http = format!("127.0.0.1:{}", free_port());
     let config = setup.write_config("sluice.toml", &http, &extra);

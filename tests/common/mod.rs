@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod mosquitto;
 pub mod webhook;
 
 use arrow::array::{Array, AsArray};
@@ -207,17 +208,6 @@ pub fn http_call(
         .unwrap_or_default();
     Some((code, body))
 }
-
-/// Rule `all` (device and seq of every message) into the Parquet sink `lake`.
-pub const ALL_TO_LAKE: &str = r#"
-[[rules]]
-name = "all"
-sql = "SELECT device, seq FROM 'devices/#'"
-actions = ["lake"]
-
-[sinks.lake]
-type = "parquet"
-"#;
 
 /// Every record batch of every Parquet file under `root`, read back as an analyst would.
 pub fn parquet_batches(root: &Path) -> Vec<arrow::record_batch::RecordBatch> {

@@ -87,7 +87,7 @@ username = "ingest"
 ca_file = {ca}
 server_name = "localhost"
 
-{ALL_TO_LAKE}"#,
+{ALL_TO_PARQUET}"#,
         cert = toml_path(&certs.server_cert),
         key = toml_path(&certs.server_key),
         ca = toml_path(&certs.ca),

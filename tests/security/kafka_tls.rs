@@ -71,7 +71,7 @@ ca_file = {ca}
 cert_file = {cert}
 key_file = {key}
 
-{ALL_TO_LAKE}"#,
+{ALL_TO_PARQUET}"#,
                 mqtt = setup.mqtt,
                 ca = toml_path(ca),
                 cert = toml_path(&certs.client_cert),

@@ -149,14 +149,6 @@ pub fn wait_port(what: &str, port: u16) {
     });
 }
 
-/// Debian's Mosquitto binary (in /usr/sbin, which a non-root PATH may lack).
-pub fn mosquitto_bin() -> &'static str {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("mosquitto is installed (apt-get install -y mosquitto; .ci/run does this)")
-}
-
 /// A TOML string literal of a path.
 pub fn toml_path(p: &Path) -> String {
     format!("{:?}", p.display().to_string())

@@ -6,7 +6,7 @@ use super::certs::Certs;
 use super::*;
 
 struct Broker {
-    _daemon: Daemon,
+    _daemon: mosquitto::Mosquitto,
     /// Plain listener the test fleet publishes on (user `fleet`).
     plain: String,
     /// TLS listener, user name and password.
@@ -58,19 +58,10 @@ fn start_mosquitto(dir: &Path, certs: &Certs) -> Broker {
         ),
     )
     .unwrap();
-    let child = Command::new(mosquitto_bin())
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mosquitto");
-    for port in [plain, tls, mtls] {
-        wait_port("mosquitto listening", port);
-    }
+    let daemon = mosquitto::spawn(&conf, &[plain, tls, mtls]);
     let at = |p: u16| format!("127.0.0.1:{p}");
     Broker {
-        _daemon: Daemon(child),
+        _daemon: daemon,
         plain: at(plain),
         tls: at(tls),
         mtls: at(mtls),
@@ -102,7 +93,7 @@ broker = "{broker}"
 client_id = "sluice-tls-test"
 {mqtt}
 
-{ALL_TO_LAKE}"#
+{ALL_TO_PARQUET}"#
     );
     setup.write_config(name, http, &extra)
 }
@@ -190,7 +181,7 @@ fn ingest_over_tls_with_a_client_certificate() {
 /// Mosquitto with its dynamic-security plugin, whose ACLs refuse a subscription outright
 /// (its `acl_file` grants every subscription and filters at delivery, so a client cannot
 /// tell). `outsider` may subscribe to `other/#` only. Returns the TLS listener's address.
-fn start_mosquitto_dynsec(dir: &Path, certs: &Certs) -> (Daemon, String) {
+fn start_mosquitto_dynsec(dir: &Path, certs: &Certs) -> (mosquitto::Mosquitto, String) {
     let port = free_port();
     let salt = b"sluice-salt!";
     let hash = pbkdf2_sha512(b"outsider-pw", salt, 101);
@@ -230,15 +221,10 @@ fn start_mosquitto_dynsec(dir: &Path, certs: &Certs) -> (Daemon, String) {
         ),
     )
     .unwrap();
-    let child = Command::new(mosquitto_bin())
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("dynsec.log")).unwrap())
-        .spawn()
-        .expect("start mosquitto");
-    wait_port("mosquitto (dynamic security) listening", port);
-    (Daemon(child), format!("127.0.0.1:{port}"))
+    (
+        mosquitto::spawn(&conf, &[port]),
+        format!("127.0.0.1:{port}"),
+    )
 }
 
 /// PBKDF2-HMAC-SHA512 with a 64-byte output, as the dynamic-security plugin stores passwords.
