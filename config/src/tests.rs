@@ -118,3 +118,29 @@ fn sasl_without_credentials_names_where_they_come_from() {
     assert!(msg.contains("SLUICE_KAFKA_SASL_USERNAME"), "{msg}");
     assert!(msg.contains("SLUICE_KAFKA_SASL_PASSWORD"), "{msg}");
 }
+
+/// README's config snippets are read by the same parser as a config file (unknown keys are
+/// errors), and those that define rules and sinks name only sinks they define: the docs cannot
+/// drift from the config they describe. Rule test cases (`[[messages]]`) are not configs.
+#[test]
+fn readme_config_snippets_parse_and_their_rules_name_defined_sinks() {
+    let readme = include_str!("../../README.md");
+    let snippets: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter(|s| !s.contains("[[messages]]"))
+        .collect();
+    assert!(snippets.len() >= 5, "README has its config examples");
+    for snippet in snippets {
+        let config = Config::from_toml_str(snippet)
+            .unwrap_or_else(|e| panic!("README snippet does not parse: {e}\n{snippet}"));
+        if !config.rules.is_empty() && !config.sinks.is_empty() {
+            let problems = config.rule_problems(true);
+            assert!(
+                problems.is_empty(),
+                "README snippet: {problems:?}\n{snippet}"
+            );
+        }
+    }
+}
