@@ -47,13 +47,17 @@ impl Config {
     /// Applies `SLUICE_*` environment overrides, and reads the embedded MQTT users' passwords
     /// from their `password_env`. Secrets come from here or `*_file` keys, never the file.
     ///
-    /// - `SLUICE_MQTT_BROKER`, `SLUICE_MQTT_USERNAME`, `SLUICE_MQTT_PASSWORD`
+    /// - `SLUICE_MQTT_BROKER`, `SLUICE_MQTT_CLIENT_ID` (one per ingest replica),
+    ///   `SLUICE_MQTT_USERNAME`, `SLUICE_MQTT_PASSWORD`
     /// - `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_KAFKA_SASL_USERNAME`, `SLUICE_KAFKA_SASL_PASSWORD`
     ///   and `SLUICE_KAFKA_SSL_KEY_PASSWORD` (into `[kafka.security]`)
     /// - `SLUICE_DATA_DIR`, `SLUICE_HTTP_LISTEN`
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
         if let Some(v) = env("SLUICE_MQTT_BROKER") {
             self.mqtt.broker = Some(v);
+        }
+        if let Some(v) = env("SLUICE_MQTT_CLIENT_ID") {
+            self.mqtt.client_id = v;
         }
         if let Some(v) = env("SLUICE_MQTT_USERNAME") {
             self.mqtt.username = Some(v);

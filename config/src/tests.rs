@@ -48,8 +48,10 @@ fn env_overrides_secrets() {
     c.apply_env(|k| match k {
         "SLUICE_MQTT_PASSWORD" => Some("s3cret".into()),
         "SLUICE_KAFKA_BOOTSTRAP" => Some("k:9092".into()),
+        "SLUICE_MQTT_CLIENT_ID" => Some("sluice-ingest-2".into()),
         _ => None,
     });
+    assert_eq!(c.mqtt.client_id, "sluice-ingest-2");
     assert_eq!(c.mqtt.password.as_ref().map(|p| p.expose()), Some("s3cret"));
     assert!(!format!("{c:?}").contains("s3cret"), "Debug hides secrets");
     assert_eq!(c.kafka.bootstrap.as_deref(), Some("k:9092"));
