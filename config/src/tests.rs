@@ -146,3 +146,27 @@ fn readme_config_snippets_parse_and_their_rules_name_defined_sinks() {
         }
     }
 }
+
+/// README's rule-file examples (SQL blocks with a `-- name:` header) have valid headers.
+#[test]
+fn readme_rule_file_headers_are_valid() {
+    let readme = include_str!("../../README.md");
+    let files: Vec<&str> = readme
+        .split("```sql\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter(|s| s.starts_with("-- name:"))
+        .collect();
+    assert!(!files.is_empty(), "README shows a rule file");
+    for text in files {
+        let config = Config {
+            rules: rule_files::parse_rule_file(std::path::Path::new("README.sql"), text),
+            ..Config::default()
+        };
+        let problems = config.rule_problems(false);
+        assert!(
+            problems.is_empty(),
+            "README rule file: {problems:?}\n{text}"
+        );
+    }
+}
