@@ -16,8 +16,14 @@ pub const FETCH_WAIT_MS: &str = "500";
 
 /// librdkafka settings shared by every Sluice client.
 pub fn kafka_client_config(config: &Config, bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
+    let mut c = security_settings(config);
     c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+/// `[kafka.security]` and `[kafka.properties]`, without a bootstrap address.
+fn security_settings(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
     for (k, v) in config.kafka.client_properties() {
         c.set(k, v);
     }
@@ -28,10 +34,7 @@ pub fn kafka_client_config(config: &Config, bootstrap: &str) -> ClientConfig {
 /// known and supported (TLS and SASL need OpenSSL), and the CA, certificate and key files
 /// loadable. Connects to nothing (the client it builds has no bootstrap servers).
 pub fn check_client_config(config: &Config) -> Result<(), String> {
-    let mut c = ClientConfig::new();
-    for (k, v) in config.kafka.client_properties() {
-        c.set(k, v);
-    }
+    let mut c = security_settings(config);
     c.set_log_level(rdkafka::config::RDKafkaLogLevel::Emerg);
     c.create::<BaseProducer>()
         .map(drop)
