@@ -1,16 +1,13 @@
 //! `sluice run`: start the roles asked for, run until told to stop, stop in order.
 
-use crate::reload::Reloader;
 use crate::supervise::{supervise, StageHealth};
 use anyhow::Context;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureProducer;
-use rdkafka::types::RDKafkaErrorCode;
+use sluice_common::Stats;
 use sluice_config::Config;
 use sluice_processors::rule::devices::DeviceTags;
 use sluice_processors::rule::RuleSet;
-use sluice_processors::stats::Stats;
+use sluice_router::reload::Reloader;
 use sluice_router::reload::RuleControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -57,12 +54,12 @@ pub struct Health {
     /// Stages being restarted after a failure (`/readyz` is 503 meanwhile).
     pub stages: StageHealth,
     /// Set when this process routes: the rule status and the reloader.
-    pub rules: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
+    pub rules: std::sync::OnceLock<Arc<sluice_router::reload::Reloader>>,
     /// Set when this process routes: alert and compliance state (replaced when the router
     /// restarts with new sinks).
     boards: std::sync::RwLock<Option<sluice_sinks::Boards>>,
     /// Set when this process watches lag and rates (`/scaling`).
-    pub scaling: std::sync::OnceLock<Arc<crate::scaling::ScalingMonitor>>,
+    pub scaling: std::sync::OnceLock<Arc<sluice_router::scaling::ScalingMonitor>>,
 }
 
 impl Health {
@@ -79,15 +76,25 @@ impl Health {
     }
 
     /// Ready: every stage asked for came up once, and none is being restarted.
-    pub fn readiness(&self) -> Result<(), String> {
+    pub fn readiness(&self) -> Result<(), NotReady> {
         if !self.ready.load(Ordering::Relaxed) {
-            return Err("starting".into());
+            return Err(NotReady::Starting);
         }
         match self.stages.problems() {
             p if p.is_empty() => Ok(()),
-            p => Err(p.join("; ")),
+            p => Err(NotReady::Restarting(p)),
         }
     }
+}
+
+/// Why `/readyz` answers 503.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("starting")]
+    Starting,
+    /// `stage: reason` of every stage being restarted.
+    #[error("{}", .0.join("; "))]
+    Restarting(Vec<String>),
 }
 
 /// Runs until `shutdown` is cancelled; a failing stage is restarted (see [`crate::supervise`]).
@@ -109,16 +116,16 @@ pub async fn run(
     if roles.ingest || roles.router {
         let (c, b) = (config.clone(), bootstrap.clone());
         tokio::task::spawn_blocking(move || {
-            sluice_router::kafka::preflight(&c, &b, Duration::from_secs(20))
+            sluice_kafka::preflight(&c, &b, Duration::from_secs(20))
         })
         .await?
         .map_err(|why| anyhow::anyhow!("kafka at {bootstrap}: {why}"))?;
     }
     if config.kafka.create_topics && (roles.ingest || roles.router || roles.brokers) {
-        ensure_topics(&config, &bootstrap).await?;
+        sluice_kafka::ensure_topics(&config, &bootstrap).await?;
     }
     if roles.ingest || roles.router {
-        let monitor = Arc::new(crate::scaling::ScalingMonitor::new(
+        let monitor = Arc::new(sluice_router::scaling::ScalingMonitor::new(
             &config,
             &bootstrap,
             stats.clone(),
@@ -204,11 +211,7 @@ fn ingest_starter(
     let (config, bootstrap) = (config.clone(), bootstrap.to_string());
     let (stats, subscribed, stop) = (stats.clone(), subscribed.clone(), stop.clone());
     move || {
-        let producer: FutureProducer = sluice_router::kafka_client_config(&config, &bootstrap)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
+        let producer: FutureProducer = sluice_kafka::idempotent_producer(&config, &bootstrap)
             .create()
             .context("kafka producer")?;
         let forwarder = sluice_ingest::Forwarder::new(producer, &config.kafka, &config.ingest);
@@ -235,12 +238,12 @@ fn router_starter(
     stop: &CancellationToken,
 ) -> anyhow::Result<impl FnMut() -> anyhow::Result<StageRun>> {
     let devices = DeviceTags::default();
-    crate::reload::load_devices(config, &devices);
+    sluice_router::reload::load_devices(config, &devices);
     let rules = compile_rules(config, &config.rules, &devices)?;
     let control = Arc::new(RuleControl::new(&rules, &config.rules));
     let ctx = sluice_sinks::SinkContext {
         stats: stats.clone(),
-        kafka: sluice_router::kafka_client_config(config, bootstrap),
+        kafka: sluice_kafka::kafka_client_config(config, bootstrap),
     };
     let sink_names = config.sinks.keys().cloned().collect();
     if let Some(reloader) = Reloader::new(config, sink_names, devices.clone(), control.clone()) {
@@ -285,46 +288,4 @@ fn compile_rules(
             anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
         })?
         .with_fallback(config.router.fallback_action.clone()))
-}
-/// Creates the raw and dead-letter topics if missing, retrying until the broker answers.
-pub async fn ensure_topics(config: &Config, bootstrap: &str) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        sluice_router::kafka_client_config(config, bootstrap)
-            .create()
-            .context("kafka admin client")?;
-    let mut topics = vec![
-        NewTopic::new(
-            &config.kafka.raw_topic,
-            config.kafka.partitions,
-            TopicReplication::Fixed(1),
-        ),
-        NewTopic::new(&config.kafka.dlq_topic, 1, TopicReplication::Fixed(1)),
-    ];
-    let alert_topics = config.alert_topics();
-    for topic in &alert_topics {
-        topics.push(NewTopic::new(topic, 1, TopicReplication::Fixed(1)));
-    }
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let outcome = admin.create_topics(&topics, &options).await;
-        let problem = match outcome {
-            Ok(results) => results
-                .into_iter()
-                .filter_map(|r| r.err())
-                .find(|(_, code)| *code != RDKafkaErrorCode::TopicAlreadyExists)
-                .map(|(t, code)| format!("{t}: {code}")),
-            Err(e) => Some(e.to_string()),
-        };
-        match problem {
-            None => return Ok(()),
-            Some(p) if tokio::time::Instant::now() >= deadline => {
-                anyhow::bail!("creating topics: {p}")
-            }
-            Some(p) => {
-                tracing::debug!(problem = %p, "kafka not ready for topic creation yet");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
 }

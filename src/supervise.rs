@@ -5,7 +5,9 @@
 //! marked down in [`StageHealth`] until it runs again, so `/readyz` answers 503 with the reason
 //! meanwhile. A stage that ran for a while before failing starts again from the shortest delay.
 
+use crate::events::StageRestarting;
 use backon::{BackoffBuilder, ExponentialBuilder};
+use sluice_common::Event;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
@@ -91,8 +93,12 @@ pub async fn supervise<F, Fut>(
             delays = backoff();
         }
         let delay = delays.next().unwrap_or(Duration::from_secs(30));
-        metrics::counter!("sluice_stage_restarts_total", "stage" => stage).increment(1);
-        tracing::error!(stage, error = %reason, restart_in = ?delay, "stage failed; restarting it");
+        StageRestarting {
+            stage,
+            reason: &reason,
+            delay,
+        }
+        .emit();
         health.set(stage, Some(format!("restarting after: {reason}")));
         tokio::select! {
             _ = stop.cancelled() => return,

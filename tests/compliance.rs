@@ -154,7 +154,7 @@ fn compliance_follows_the_device_update_definitions() {
 
     let snapshots = setup.dir.path().join("data/compliance/snapshots");
     wait_until("a Parquet snapshot", Duration::from_secs(30), || {
-        !sluice::summary::parquet_files(&snapshots).is_empty()
+        !sluice::cli::summary::parquet_files(&snapshots).is_empty()
     });
     let (code, out) = sluice_cli(
         &["compliance", "report", "--url", &format!("http://{http}")],
@@ -179,7 +179,7 @@ fn compliance_follows_the_device_update_definitions() {
 
 /// Rows of the newest snapshot file.
 fn snapshot_rows(root: &std::path::Path) -> usize {
-    let mut files = sluice::summary::parquet_files(root);
+    let mut files = sluice::cli::summary::parquet_files(root);
     files.sort();
     let file = std::fs::File::open(files.last().unwrap()).unwrap();
     parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)

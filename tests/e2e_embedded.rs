@@ -30,7 +30,7 @@ fn ten_thousand_messages_land_in_the_right_rule_files() {
     let sluice = Sluice::start(&config, &[], Some(http.clone()));
 
     let (devices, per_device) = (100, 100);
-    publish_fleet(sluice::fleet::FleetConfig {
+    publish_fleet(sluice_loadtest::fleet::FleetConfig {
         broker: setup.mqtt.clone(),
         devices,
         messages_per_device: per_device,

@@ -233,8 +233,8 @@ fn schema_flood() -> Vec<(String, Vec<u8>)> {
 }
 
 fn good(device: usize, seq: u64) -> (String, Vec<u8>) {
-    let name = sluice::fleet::device_name(device);
-    let body = sluice::fleet::payload(&name, seq, sluice::now_ms());
+    let name = sluice_loadtest::fleet::device_name(device);
+    let body = sluice_loadtest::fleet::payload(&name, seq, sluice_common::now_ms());
     (format!("devices/{name}/telemetry"), body.into_bytes())
 }
 
@@ -475,9 +475,12 @@ fn assert_temperatures_as_sent(root: &std::path::Path) {
             if !name.starts_with("dev-") {
                 continue;
             }
-            let sent: serde_json::Value =
-                serde_json::from_str(&sluice::fleet::payload(name, seq.value(i) as u64, 0))
-                    .unwrap();
+            let sent: serde_json::Value = serde_json::from_str(&sluice_loadtest::fleet::payload(
+                name,
+                seq.value(i) as u64,
+                0,
+            ))
+            .unwrap();
             assert!(t.is_valid(i));
             assert_eq!(
                 t.value(i),

@@ -18,8 +18,8 @@ fn malformed_payloads_go_to_the_dead_letter_topic_with_reasons() {
     let mut messages = Vec::new();
     let valid = 200u64;
     for seq in 0..valid {
-        let device = sluice::fleet::device_name((seq % 10) as usize);
-        let body = sluice::fleet::payload(&device, seq, 1_700_000_000_000);
+        let device = sluice_loadtest::fleet::device_name((seq % 10) as usize);
+        let body = sluice_loadtest::fleet::payload(&device, seq, 1_700_000_000_000);
         messages.push((format!("devices/{device}/telemetry"), body.into_bytes()));
         if seq % 40 == 0 {
             messages.push(("devices/bad/telemetry".into(), b"{\"seq\": ".to_vec()));

@@ -38,7 +38,7 @@ client_id = "sluice-mosquitto-test"
     let sluice = Sluice::start(&config, &[], Some(http));
 
     let (devices, per_device) = (20, 50);
-    publish_fleet(sluice::fleet::FleetConfig {
+    publish_fleet(sluice_loadtest::fleet::FleetConfig {
         broker,
         devices,
         messages_per_device: per_device,

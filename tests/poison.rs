@@ -28,8 +28,8 @@ fn a_poison_message_is_isolated_and_everything_else_arrives() {
     let mut messages = Vec::new();
     for seq in 0..per_device {
         for d in 0..devices {
-            let name = sluice::fleet::device_name(d);
-            let body = sluice::fleet::payload(&name, seq, sluice::now_ms());
+            let name = sluice_loadtest::fleet::device_name(d);
+            let body = sluice_loadtest::fleet::payload(&name, seq, sluice_common::now_ms());
             messages.push((format!("devices/{name}/telemetry"), body.into_bytes()));
         }
         if seq == per_device / 2 {

@@ -11,11 +11,11 @@ const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rules/cases");
 
 #[test]
 fn every_rule_case_passes() {
-    let files = sluice::rule_test::case::case_files(Path::new(CASES)).unwrap();
+    let files = sluice_processors::rule_test::case::case_files(Path::new(CASES)).unwrap();
     assert!(files.len() >= 30, "only {} cases", files.len());
     let mut failures = Vec::new();
     for file in &files {
-        let report = sluice::rule_test::run_case_file(file, &[]);
+        let report = sluice_processors::rule_test::run_case_file(file, &[]);
         assert!(report.checks > 0, "{} checks nothing", file.display());
         for f in report.failures {
             failures.push(format!("{}: {f}", file.display()));

@@ -12,19 +12,10 @@ const ROWS: usize = 4096;
 
 /// Bytes of every file under `root`.
 fn dir_bytes(root: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                total += entry.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
-    total
+    sluice_common::fs::files_under(root)
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
 }
 
 fn write(c: &mut Criterion) {

@@ -1,30 +1,21 @@
-//! Sluice's capacity tools: shared data generators for the criterion benchmarks (one concern
-//! per file in `benches/`), and [`loadtest`], the load generator behind `sluice loadtest`. Telemetry looks like a real fleet's: thousands of devices, ms timestamps,
-//! drifting readings, a status string and a nested object, ~200 bytes of JSON each.
+//! Shared data generators for the criterion benchmarks (one concern per file in `benches/`).
+//! Telemetry is the demo fleet's reading (`sluice_loadtest::payload::reading`): thousands of
+//! devices, ms timestamps, drifting readings, a status string and a nested object, ~200 bytes
+//! of JSON each. The load generator is the `sluice-loadtest` crate.
 
-pub mod loadtest;
-
+use sluice_common::Stats;
 use sluice_processors::decode::RawBatch;
 use sluice_processors::record::TelemetryRecord;
-use sluice_processors::stats::Stats;
 use sluice_sinks::parquet::ParquetSink;
 use std::sync::Arc;
 
 /// Base event time: 2026-01-01T00:00:00Z.
 pub const T0: i64 = 1_767_225_600_000;
 
-/// One reading of `device` as JSON.
+/// One reading of device number `device` as JSON, one second after its previous one.
 pub fn reading(device: u32, seq: u64) -> String {
-    let drift = ((seq * 31 + u64::from(device) * 17) % 1000) as f64 / 10.0;
-    format!(
-        r#"{{"device":"dev-{device:05}","seq":{seq},"ts":{ts},"temperature":{t:.2},"humidity":{h},"status":"{s}","battery":{{"level":{b},"charging":{c}}}}}"#,
-        ts = T0 + seq as i64 * 1000,
-        t = 15.0 + drift,
-        h = 30 + seq % 50,
-        s = if seq % 97 == 0 { "warn" } else { "ok" },
-        b = 100 - seq % 100,
-        c = seq % 7 == 0,
-    )
+    let name = sluice_loadtest::fleet::device_name(device as usize);
+    sluice_loadtest::payload::reading(&name, seq, T0 + seq as i64 * 1000)
 }
 
 /// `rows` readings spread over `devices` devices, as the router gathers them from Kafka.

@@ -145,7 +145,10 @@ impl Config {
             if let (Some(path), None) = (file.as_ref(), into.as_ref()) {
                 match read_secret_file(path) {
                     Ok(secret) => *into = Some(secret),
-                    Err(message) => errors.push(ConfigError { path: key, message }),
+                    Err(e) => errors.push(ConfigError {
+                        path: key,
+                        message: e.to_string(),
+                    }),
                 }
             }
         };

@@ -181,10 +181,21 @@ pub const SECRET_KAFKA_PROPERTIES: &[&str] = &[
 ];
 
 /// Reads a secret file: the whole file, without a trailing newline.
-pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
+pub fn read_secret_file(path: &Path) -> Result<Secret, SecretFileError> {
     std::fs::read_to_string(path)
         .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .map_err(|source| SecretFileError {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// A `*_file` secret that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct SecretFileError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
 }
 
 /// `p` resolved against the config file's folder.

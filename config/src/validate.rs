@@ -70,10 +70,7 @@ pub fn check_topic_filter(filter: &str) -> Result<(), &'static str> {
 }
 
 pub(crate) fn is_host_port(s: &str) -> bool {
-    match s.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
-        None => false,
-    }
+    sluice_common::addr::host_port(s).is_ok()
 }
 
 impl Config {

@@ -15,6 +15,7 @@
 //! Either side failing is retried with backoff; an unacknowledged message is redelivered by
 //! the broker after a reconnect, so nothing acknowledged is lost.
 
+pub mod events;
 mod forward;
 mod mqtt;
 pub mod tls;
@@ -29,11 +30,8 @@ pub enum IngestError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("mqtt: {0}")]
     Mqtt(String),
+    #[error("mqtt.tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use sluice_common::now_ms;

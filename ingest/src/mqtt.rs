@@ -1,5 +1,9 @@
 //! The MQTT side of ingest: subscribe, hand each publish to Kafka, PUBACK after Kafka acked.
 
+use crate::events::{
+    KafkaRefused, KafkaSendFailed, MessageReceived, MqttConnectionFailed, RecordProduced,
+    SubscriptionRefused,
+};
 use crate::forward::{is_permanent, Forwarder, Outcome};
 use crate::IngestError;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -9,15 +13,23 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet,
     Publish, QoS, SubscribeReasonCode,
 };
+use sluice_common::retry::{Backoff, Policy};
+use sluice_common::Event as _;
+use sluice_common::Stats;
 use sluice_config::{IngestConfig, MqttConfig};
-use sluice_processors::stats::Stats;
+use sluice_processors::events::DeadLettered;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Reconnecting to the MQTT broker.
+const RECONNECT: Policy = Policy::doubling(Duration::from_millis(100), Duration::from_secs(5));
+/// Re-sending a record Kafka did not confirm.
+const RESEND: Policy = Policy::doubling(Duration::from_millis(100), Duration::from_secs(5));
+/// Waiting for room in librdkafka's queue (at shutdown: until the wait reaches its cap).
+const QUEUE_FULL: Policy = Policy::doubling(Duration::from_millis(5), Duration::from_secs(5));
 
 /// The ingest stage, ready to run.
 pub struct Ingest {
@@ -38,10 +50,8 @@ impl Ingest {
         forwarder: Forwarder,
         stats: Arc<Stats>,
     ) -> Result<Self, IngestError> {
-        let (host, port) = broker
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-            .ok_or_else(|| IngestError::Mqtt(format!("mqtt.broker '{broker}' is not host:port")))?;
+        let (host, port) = sluice_common::addr::host_port(broker)
+            .map_err(|e| IngestError::Mqtt(format!("mqtt.broker {e}")))?;
         let mut options = MqttOptions::new(&mqtt.client_id, host, port);
         options
             .set_clean_session(false)
@@ -55,7 +65,7 @@ impl Ingest {
             options.set_credentials(user, password.unwrap_or_default());
         }
         if let Some(tls) = &mqtt.tls {
-            let config = crate::tls::client_config(tls).map_err(IngestError::Mqtt)?;
+            let config = crate::tls::client_config(tls)?;
             options.set_transport(rumqttc::Transport::tls_with_config(
                 rumqttc::TlsConfiguration::Rustls(Arc::new(config)),
             ));
@@ -102,7 +112,7 @@ impl Ingest {
             self.max_inflight,
             shutdown.clone(),
         ));
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(RECONNECT);
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -110,7 +120,7 @@ impl Ingest {
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     tracing::info!(filters = ?self.filters, "mqtt connected, subscribing");
                     for f in &self.filters {
                         client
@@ -122,17 +132,18 @@ impl Ingest {
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
                     if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
                         // Retrying cannot help: the broker's ACL decides. Stay unready and say so.
-                        metrics::counter!("sluice_ingest_mqtt_errors_total").increment(1);
-                        tracing::error!(filters = ?self.filters, codes = ?ack.return_codes,
-                            "the MQTT broker refused a subscription (its ACL does not allow this \
-                             user to read these topics); ingest is not ready");
+                        let codes = format!("{:?}", ack.return_codes);
+                        SubscriptionRefused {
+                            filters: &self.filters,
+                            codes,
+                        }
+                        .emit();
                     } else {
                         self.subscribed.store(true, Ordering::Relaxed)
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    Stats::add(&self.stats.mqtt_received, 1);
-                    metrics::counter!("sluice_ingest_messages_in_total").increment(1);
+                    MessageReceived { stats: &self.stats }.emit();
                     // Waits when max_inflight messages await Kafka: backpressure to the broker.
                     if tx.send(p).await.is_err() {
                         break;
@@ -140,13 +151,16 @@ impl Ingest {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    metrics::counter!("sluice_ingest_mqtt_errors_total").increment(1);
-                    tracing::warn!(error = %describe(&e), retry_in = ?backoff, "mqtt connection failed");
+                    let retry_in = backoff.next_delay();
+                    MqttConnectionFailed {
+                        hint: &describe(&e),
+                        retry_in,
+                    }
+                    .emit();
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(retry_in) => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -253,15 +267,14 @@ async fn send(
     p: Publish,
     shutdown: &CancellationToken,
 ) -> impl std::future::Future<Output = Delivered> {
-    let received = crate::now_ms();
-    let mut wait = Duration::from_millis(5);
+    let received = sluice_common::now_ms();
+    let mut wait = Backoff::new(QUEUE_FULL);
     let queued = loop {
         match forwarder.send(&p.topic, &p.payload, received) {
             Ok(q) => break Ok(q),
-            Err(e) if queue_full(&e) && !(shutdown.is_cancelled() && wait >= MAX_BACKOFF) => {
+            Err(e) if queue_full(&e) && !(shutdown.is_cancelled() && wait.at_max()) => {
                 tracing::debug!(error = %e, "kafka producer busy, retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MAX_BACKOFF);
+                tokio::time::sleep(wait.next_delay()).await;
             }
             Err(e) => break Err(e),
         }
@@ -284,33 +297,41 @@ async fn acknowledge(
     stats: &Stats,
     shutdown: &CancellationToken,
 ) {
-    let mut wait = Duration::from_millis(100);
+    let mut wait = Backoff::new(RESEND);
     let mut refused: Option<String> = None;
     while let Err(e) = &result {
-        metrics::counter!("sluice_ingest_kafka_errors_total").increment(1);
+        let topic = &publish.topic;
         if is_permanent(e) {
-            if refused.is_some() {
-                // Even the payload-less dead-letter record was refused: nothing more to try.
-                tracing::error!(topic = %publish.topic, error = %e, "kafka refused the dead-letter record too; acknowledging the message");
-                break;
-            }
-            metrics::counter!("sluice_ingest_kafka_rejected_total").increment(1);
             let reason = format!("kafka refused: {e}");
-            tracing::warn!(topic = %publish.topic, %reason, "sending the message to the dead-letter topic");
+            let dead_letter_too = refused.is_some();
+            KafkaRefused {
+                topic,
+                reason: &reason,
+                dead_letter_too,
+            }
+            .emit();
+            if dead_letter_too {
+                break; // Even the payload-less dead-letter record was refused.
+            }
             outcome = Outcome::DeadLetter(reason.clone());
             refused = Some(reason);
         } else {
             if shutdown.is_cancelled() {
                 return; // Not acked: the broker redelivers it to the next session.
             }
-            tracing::warn!(topic = %publish.topic, error = %e, retry_in = ?wait, "kafka did not confirm a record, re-sending");
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(MAX_BACKOFF);
+            let retry_in = wait.next_delay();
+            KafkaSendFailed {
+                topic,
+                error: e,
+                retry_in,
+            }
+            .emit();
+            tokio::time::sleep(retry_in).await;
         }
         let queued = match &refused {
             Some(reason) => forwarder.dead_letter(&publish.topic, reason),
             None => forwarder
-                .send(&publish.topic, &publish.payload, crate::now_ms())
+                .send(&publish.topic, &publish.payload, sluice_common::now_ms())
                 .map(|(f, _)| f),
         };
         result = match queued {
@@ -319,16 +340,13 @@ async fn acknowledge(
         };
     }
     match &outcome {
-        Outcome::Telemetry => {
-            Stats::add(&stats.produced, 1);
-            metrics::counter!("sluice_ingest_produced_total").increment(1);
+        Outcome::Telemetry => RecordProduced { stats }.emit(),
+        Outcome::DeadLetter(reason) => DeadLettered {
+            stage: "ingest",
+            reason,
+            stats,
         }
-        Outcome::DeadLetter(reason) => {
-            Stats::add(&stats.dead_lettered, 1);
-            let reason = reason.split(':').next().unwrap_or("other").to_string();
-            metrics::counter!("sluice_dlq_total", "stage" => "ingest", "reason" => reason)
-                .increment(1);
-        }
+        .emit(),
     }
     if let Err(e) = client.ack(&publish).await {
         tracing::warn!(error = %e, "could not queue MQTT ack; the broker will redeliver");

@@ -12,23 +12,62 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sluice_config::security::MqttTlsConfig;
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Builds the TLS client of `[mqtt.tls]`; the error names the file or setting at fault.
-pub fn client_config(tls: &MqttTlsConfig) -> Result<ClientConfig, String> {
+/// A `[mqtt.tls]` that cannot be used; each names the file or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not PEM certificates: {source}", path.display())]
+    NotPem {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: no PEM {what} in it", path.display())]
+    Missing { path: PathBuf, what: &'static str },
+    #[error("mqtt.tls.ca_file: no CA certificate found in {0}")]
+    NoRoots(String),
+    #[error("mqtt.tls.server_name '{name}': {reason}")]
+    ServerName { name: String, reason: String },
+    #[error("{setting}: {reason}")]
+    Rejected {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+fn rejected(setting: &'static str) -> impl Fn(rustls::Error) -> TlsError {
+    move |e| TlsError::Rejected {
+        setting,
+        reason: e.to_string(),
+    }
+}
+
+/// Builds the TLS client of `[mqtt.tls]`.
+pub fn client_config(tls: &MqttTlsConfig) -> Result<ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = Arc::new(root_store(tls)?);
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("mqtt.tls: {e}"))?;
+        .map_err(rejected("mqtt.tls"))?;
     let builder = match &tls.server_name {
         Some(name) => {
-            let expected = ServerName::try_from(name.clone())
-                .map_err(|e| format!("mqtt.tls.server_name '{name}': {e}"))?;
+            let expected =
+                ServerName::try_from(name.clone()).map_err(|e| TlsError::ServerName {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?;
             let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
-                .map_err(|e| format!("mqtt.tls: {e}"))?;
+                .map_err(|e| TlsError::Rejected {
+                    setting: "mqtt.tls",
+                    reason: e.to_string(),
+                })?;
             builder
                 .dangerous() // Still full verification, against the configured name.
                 .with_custom_certificate_verifier(Arc::new(NamedVerifier { inner, expected }))
@@ -38,12 +77,12 @@ pub fn client_config(tls: &MqttTlsConfig) -> Result<ClientConfig, String> {
     match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => builder
             .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
-            .map_err(|e| format!("mqtt.tls.cert_file/key_file: {e}")),
+            .map_err(rejected("mqtt.tls.cert_file/key_file")),
         _ => Ok(builder.with_no_client_auth()),
     }
 }
 
-fn root_store(tls: &MqttTlsConfig) -> Result<RootCertStore, String> {
+fn root_store(tls: &MqttTlsConfig) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     let certs = match &tls.ca_file {
         Some(ca) => read_certs(ca)?,
@@ -55,29 +94,46 @@ fn root_store(tls: &MqttTlsConfig) -> Result<RootCertStore, String> {
             .ca_file
             .as_ref()
             .map_or("the system's roots".into(), |p| p.display().to_string());
-        return Err(format!(
-            "mqtt.tls.ca_file: no CA certificate found in {from}"
-        ));
+        return Err(TlsError::NoRoots(from));
     }
     Ok(roots)
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut BufReader::new(file))
+fn open(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {
+    std::fs::File::open(path)
+        .map(BufReader::new)
+        .map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut open(path)?)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
+        .map_err(|source| TlsError::NotPem {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate in it", path.display()));
+        return Err(TlsError::Missing {
+            path: path.to_path_buf(),
+            what: "certificate",
+        });
     }
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    rustls_pemfile::private_key(&mut BufReader::new(file))
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .ok_or_else(|| format!("{}: no PEM private key in it", path.display()))
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    rustls_pemfile::private_key(&mut open(path)?)
+        .map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| TlsError::Missing {
+            path: path.to_path_buf(),
+            what: "private key",
+        })
 }
 
 /// WebPKI verification of the broker's certificate against `expected` instead of the host

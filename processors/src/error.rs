@@ -1,36 +1,16 @@
-//! Errors that say whose fault they are and whether retrying helps (Arroyo's habit).
-
-/// Who has to act on an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorDomain {
-    /// The user's input: a rule, a config, a payload. Retrying the same input fails again.
-    User,
-    /// A system outside Sluice (broker, disk, HTTP endpoint). A retry may succeed.
-    External,
-    /// A bug in Sluice.
-    Internal,
-}
+//! Errors of the rule engine and decoder. Each variant says whose fault it is: a rule or a
+//! payload (the user's: the same input fails again, so callers report it and never retry),
+//! or Sluice's own (a bug: the router's stage fails and its supervisor restarts it).
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessorError {
+    /// A rule that cannot be planned or evaluated (the user's).
     #[error("rule '{rule}': {message}")]
     Rule { rule: String, message: String },
+    /// A payload the decoder refused (the device's).
     #[error("decode: {0}")]
     Decode(String),
+    /// Sluice's own fault.
     #[error("internal: {0}")]
     Internal(String),
-}
-
-impl ProcessorError {
-    pub fn domain(&self) -> ErrorDomain {
-        match self {
-            ProcessorError::Rule { .. } | ProcessorError::Decode(_) => ErrorDomain::User,
-            ProcessorError::Internal(_) => ErrorDomain::Internal,
-        }
-    }
-
-    /// Whether the same call may succeed later.
-    pub fn retryable(&self) -> bool {
-        self.domain() == ErrorDomain::External
-    }
 }

@@ -10,16 +10,19 @@
 //!   and kept as physical expressions; each batch is filtered and projected without re-planning.
 //!   [`rule::route`] sorts a batch's rows into actions, error actions, the dead-letter topic
 //!   and the fallback; [`rule::devices`] is the device metadata behind `device_tag()`.
-//! - [`stats`]: process-wide counters shared by the stages for summaries (Prometheus gets the
-//!   same numbers through the `metrics` facade).
+//! - [`events`]: what happens while decoding and routing (and the dead-letter event ingest and
+//!   router share), each logged and counted in one `emit()`.
+//! - [`rule_test`]: `sluice rules test`: case files (messages in, rows out) run through
+//!   [`rule::RuleSet::route`], the router's own routing function.
 //!
 //! Data enters as [`decode::RawBatch`] (filled by the router from Kafka) and leaves as
 //! [`rule::RuleOutput`] per rule, which sinks write.
 
 pub mod decode;
+pub mod events;
 pub mod record;
 pub mod rule;
-pub mod stats;
+pub mod rule_test;
 
 mod error;
-pub use error::{ErrorDomain, ProcessorError};
+pub use error::ProcessorError;

@@ -10,9 +10,11 @@ use crate::RouterError;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use sluice_common::Event;
+use sluice_common::Stats;
 use sluice_config::Config;
+use sluice_processors::events::DeadLettered;
 use sluice_processors::record::dlq_headers;
-use sluice_processors::stats::Stats;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,11 +38,7 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     pub fn new(config: &Config, bootstrap: &str, stats: Arc<Stats>) -> Result<Self, RouterError> {
-        let producer = crate::kafka_client_config(config, bootstrap)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .create()?;
+        let producer = sluice_kafka::idempotent_producer(config, bootstrap).create()?;
         Ok(Self {
             producer,
             topic: config.kafka.dlq_topic.clone(),
@@ -67,15 +65,17 @@ impl DeadLetters {
                     value: Some(&v),
                 })
             });
-        let label = reason.split(':').next().unwrap_or("other").to_string();
-        metrics::counter!("sluice_dlq_total", "stage" => "router", "reason" => label).increment(1);
         tracing::debug!(
-            reason,
             partition = source.1,
             offset = source.2,
-            "dead-lettered"
+            "dead-letter source"
         );
-        Stats::add(&self.stats.dead_lettered, 1);
+        DeadLettered {
+            stage: "router",
+            reason,
+            stats: &self.stats,
+        }
+        .emit();
         let letter = Letter {
             key: key.to_string(),
             payload: payload.to_vec(),

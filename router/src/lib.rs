@@ -5,10 +5,13 @@
 //!   [`RawBatch`] until `router.batch.max_rows` or `max_wait_ms`, then processed as one batch.
 //! - [`process`]: one batch: decode (JSON → Arrow), dead-letter the rejects, evaluate every
 //!   rule, hand each rule's rows to its actions (sinks).
-//! - [`kafka`]: the librdkafka settings every Sluice client shares (security included).
+//! - [`events`]: what happens in the router, each logged and counted in one `emit()`.
 //! - [`offsets`]: which offsets are safe to commit.
 //! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
-//! - [`reload`]: where a reloaded rule set waits for the next batch boundary.
+//! - [`reload`]: the reloader (rule files and devices CSV re-read while running) and where a
+//!   reloaded rule set waits for the next batch boundary.
+//! - [`scaling`]: the consumer group's lag and rates sampled into replica advice
+//!   (`/scaling`, `sluice scale`, the `sluice_kafka_*` gauges).
 //! - [`poison`], [`isolate`]: offsets a router died on become suspect; after
 //!   [`poison::ISOLATE_AFTER`] failures the batch is bisected and the poison records go to the
 //!   dead-letter topic, so one message never stops the router for good.
@@ -19,25 +22,26 @@
 //! offsets it consumed. A crash between checkpoints replays from the last commit.
 
 mod dlq;
+pub mod events;
 pub mod isolate;
-pub mod kafka;
-pub use kafka::{kafka_client_config, FETCH_WAIT_MS};
 mod offsets;
 pub mod poison;
 mod process;
 pub mod reload;
+pub mod scaling;
 pub use process::FALLBACK_RULE;
 
 use dlq::DeadLetters;
 use offsets::Offsets;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
+use sluice_common::Event;
+use sluice_common::Stats;
 use sluice_config::Config;
 use sluice_processors::decode::{BatchDecoder, RawBatch};
+use sluice_processors::record::RetiredDevices;
 use sluice_processors::record::TelemetryRecord;
 use sluice_processors::rule::RuleSet;
-use sluice_processors::stats::Stats;
-use sluice_sinks::compliance::RetiredDevices;
 use sluice_sinks::{Sink, SinkError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -102,15 +106,7 @@ impl Router {
                 });
             }
         }
-        let consumer: StreamConsumer = kafka_client_config(config, bootstrap)
-            .set("group.id", &config.router.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", FETCH_WAIT_MS)
-            .create()?;
+        let consumer: StreamConsumer = sluice_kafka::router_consumer(config, bootstrap).create()?;
         consumer.subscribe(&[&config.kafka.raw_topic])?;
         let dead_letters = DeadLetters::new(config, bootstrap, stats.clone())?;
         Ok(Self {
@@ -180,10 +176,7 @@ impl Router {
                             batch_deadline = None;
                         }
                     }
-                    Err(e) => {
-                        metrics::counter!("sluice_router_kafka_errors_total").increment(1);
-                        tracing::warn!(error = %e, "kafka consumer error");
-                    }
+                    Err(e) => events::ConsumerFailed { error: &e }.emit(),
                 },
             }
         }
@@ -208,11 +201,10 @@ impl Router {
         if since.elapsed() < REJOIN_AFTER {
             return;
         }
-        tracing::warn!(
-            waited_s = REJOIN_AFTER.as_secs(),
-            "router has no partitions assigned; rejoining the consumer group"
-        );
-        metrics::counter!("sluice_router_rejoins_total").increment(1);
+        events::GroupRejoined {
+            waited: REJOIN_AFTER,
+        }
+        .emit();
         self.consumer.unsubscribe();
         if let Err(e) = self.consumer.subscribe(&[&self.raw_topic]) {
             tracing::warn!(error = %e, "rejoining the consumer group failed; will retry");
@@ -224,14 +216,14 @@ impl Router {
     fn accept(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
         let (partition, offset) = (m.partition(), m.offset());
         self.offsets.observe(partition, offset);
-        Stats::add(&self.stats.consumed, 1);
+        events::RecordConsumed { stats: &self.stats }.emit();
         let headers = m
             .headers()
             .into_iter()
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
         match TelemetryRecord::from_kafka(m.key(), headers, m.payload()) {
             Ok(rec) if self.retired.contains(&rec.device_id) => {
-                metrics::counter!("sluice_retired_messages_dropped_total").increment(1);
+                events::RetiredMessageDropped.emit()
             }
             Ok(rec) => self.raw.push(&rec, partition, offset),
             Err(e) => {
@@ -276,14 +268,13 @@ impl Router {
         let found = isolate::find_poison(&self.decoder, &mut self.rules, &self.raw);
         let raw = &self.raw;
         for (i, why) in &found {
-            metrics::counter!("sluice_poison_messages_total").increment(1);
-            tracing::error!(
-                partition = raw.partition(*i),
-                offset = raw.offset(*i),
-                device = raw.device_id(*i),
-                error = %why,
-                "poison message isolated and sent to the dead-letter topic"
-            );
+            events::PoisonIsolated {
+                partition: raw.partition(*i),
+                offset: raw.offset(*i),
+                device: raw.device_id(*i),
+                why,
+            }
+            .emit();
             let reason = format!(
                 "poison: the router failed {} times on this batch and on this message alone: {why}",
                 poison::ISOLATE_AFTER
@@ -322,7 +313,10 @@ impl Router {
                 }
             }
         }
-        metrics::histogram!("sluice_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+        events::CheckpointDone {
+            took: started.elapsed(),
+        }
+        .emit();
         Ok(())
     }
 }

@@ -5,13 +5,15 @@
 //! fails to write → the rule's error action with the reason, else the router stops with its
 //! offsets uncommitted (the batch is read again after a restart: at-least-once).
 
+use crate::events::{ActionWritten, BatchRouted, BatchTimed, RuleRowsSelected, Unmatched};
 use crate::{Router, RouterError};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
+use sluice_common::Event;
 use sluice_processors::decode::{BatchDecoder, Decoded, RawBatch, OFFSET, PARTITION};
+use sluice_processors::events::BatchDecoded;
 use sluice_processors::rule::route::{with_error, Routed};
 use sluice_processors::rule::{RuleOutput, RuleSet};
-use sluice_processors::stats::Stats;
 use std::collections::HashMap;
 
 /// The `rule=` name the fallback action's rows are written under.
@@ -39,18 +41,16 @@ pub fn process(router: &mut Router) -> Result<(), RouterError> {
     let started = std::time::Instant::now();
     let Computed { decoded, routed } = compute(&mut router.decoder, &mut router.rules, &router.raw);
     let raw = &router.raw;
-    metrics::counter!("sluice_router_consumed_total").increment(raw.len() as u64);
-    Stats::add(&router.stats.routed, raw.len() as u64);
-    if decoded.nulled > 0 {
-        metrics::counter!("sluice_decode_type_mismatch_total").increment(decoded.nulled as u64);
+    BatchRouted {
+        records: raw.len(),
+        stats: &router.stats,
     }
-    if decoded.retired > 0 {
-        metrics::counter!("sluice_decode_fields_retired_total").increment(decoded.retired as u64);
-        tracing::info!(
-            fields = decoded.retired,
-            "payload fields unseen for router.decode.field_ttl_secs left the schema"
-        );
+    .emit();
+    BatchDecoded {
+        nulled: decoded.nulled,
+        retired: decoded.retired,
     }
+    .emit();
     for r in &decoded.rejects {
         let source = (
             router.raw_topic.as_str(),
@@ -70,7 +70,10 @@ pub fn process(router: &mut Router) -> Result<(), RouterError> {
     };
     deliver(router, &routed)?;
     dead_letter_rows(router, &batch, &routed.dead_letters);
-    metrics::histogram!("sluice_batch_seconds").record(started.elapsed().as_secs_f64());
+    BatchTimed {
+        took: started.elapsed(),
+    }
+    .emit();
     Ok(())
 }
 
@@ -84,27 +87,36 @@ fn deliver(router: &mut Router, routed: &Routed) -> Result<(), RouterError> {
             continue;
         };
         let rows = output.rows.num_rows() as u64;
-        metrics::counter!("sluice_rule_rows_total", "rule" => rule.name.clone()).increment(rows);
-        router.stats.add_rule_rows(&rule.name, rows);
+        RuleRowsSelected {
+            rule: &rule.name,
+            rows,
+            stats: &router.stats,
+        }
+        .emit();
         for action in &rule.actions {
             let Some(sink) = router.sinks.get_mut(action) else {
                 continue;
             };
             match sink.write(&rule.name, output) {
-                Ok(()) => {
-                    metrics::counter!("sluice_rule_action_rows_total",
-                        "rule" => rule.name.clone(), "action" => action.clone())
-                    .increment(rows);
+                Ok(()) => ActionWritten {
+                    rule: &rule.name,
+                    action,
+                    rows,
+                    error: None,
                 }
+                .emit(),
                 Err(e) => {
-                    metrics::counter!("sluice_rule_action_failures_total",
-                        "rule" => rule.name.clone(), "action" => action.clone())
-                    .increment(1);
+                    ActionWritten {
+                        rule: &rule.name,
+                        action,
+                        rows,
+                        error: Some(&e),
+                    }
+                    .emit();
                     let Some(error_action) = &rule.error_action else {
                         return Err(e.into());
                     };
                     let reason = format!("action '{action}' failed: {e}");
-                    tracing::warn!(rule = %rule.name, %action, error = %e, "action failed; sending the rows to the error action");
                     let Some(failed) = with_error(&output.source, &reason) else {
                         return Err(e.into());
                     };
@@ -124,7 +136,10 @@ fn deliver(router: &mut Router, routed: &Routed) -> Result<(), RouterError> {
         }
     }
     if let (Some(rows), Some(action)) = (&routed.unmatched, router.rules.fallback_action.clone()) {
-        metrics::counter!("sluice_unmatched_total").increment(rows.num_rows() as u64);
+        Unmatched {
+            rows: rows.num_rows(),
+        }
+        .emit();
         write_to(router, &action, FALLBACK_RULE, rows.clone())?;
     }
     Ok(())

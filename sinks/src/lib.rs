@@ -10,36 +10,35 @@
 //! - [`compliance`]: the device-update compliance tracker.
 //! - [`build_sinks`]: config → runtime sinks, by name, and the boards the HTTP API reads.
 //!
-//! Errors carry their [`ErrorDomain`] and whether a retry may help.
+//! A [`SinkError`] is always outside trouble (disk, HTTP, Kafka): the router hands the rows
+//! to the rule's error action when it has one, and otherwise fails its stage, which the
+//! supervisor restarts with backoff, replaying from the last committed offset.
 
 pub mod alert;
 pub mod compliance;
+pub mod events;
 pub mod parquet;
 
+use sluice_common::Stats;
 use sluice_config::{Config, SinkConfig};
 pub use sluice_processors::rule::RuleOutput;
-use sluice_processors::stats::Stats;
-pub use sluice_processors::ErrorDomain;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A sink failure: whose fault, and whether to retry.
+/// A sink could not write or make durable what it was given (see the crate docs for what
+/// the router does about it).
 #[derive(Debug, thiserror::Error)]
 #[error("sink '{sink}': {message}")]
 pub struct SinkError {
     pub sink: String,
     pub message: String,
-    pub domain: ErrorDomain,
-    pub retryable: bool,
 }
 
 impl SinkError {
-    pub fn external(sink: &str, message: impl Into<String>) -> Self {
+    pub fn external(sink: &str, message: impl std::fmt::Display) -> Self {
         Self {
             sink: sink.into(),
-            message: message.into(),
-            domain: ErrorDomain::External,
-            retryable: true,
+            message: message.to_string(),
         }
     }
 }
@@ -80,20 +79,7 @@ pub trait Sink: Send {
     }
 }
 
-/// Writes `bytes` to `path` so a reader sees the old or the new content, never a mix:
-/// temporary file, fsync, rename, fsync of the directory.
-pub fn atomic_write(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
+pub use sluice_common::fs::atomic_write;
 
 /// Reads JSON state written with [`atomic_write`]; no file yet (a first start) is the default.
 pub fn read_state<T: serde::de::DeserializeOwned + Default>(

@@ -4,10 +4,12 @@
 //!
 //! Token values come from the environment or a file, never the config, and are never logged.
 
+use crate::events::RequestRefused;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sluice_common::Event;
 use sluice_config::{Config, Role};
 use std::path::Path;
 use std::sync::Arc;
@@ -93,7 +95,7 @@ pub async fn check(State(tokens): State<Arc<Tokens>>, request: Request, next: Ne
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented.and_then(|t| tokens.role_of(t.trim())) {
         None => {
-            metrics::counter!("sluice_http_unauthorized_total").increment(1);
+            RequestRefused { forbidden: false }.emit();
             (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -102,7 +104,7 @@ pub async fn check(State(tokens): State<Arc<Tokens>>, request: Request, next: Ne
                 .into_response()
         }
         Some(role) if role < needed => {
-            metrics::counter!("sluice_http_forbidden_total").increment(1);
+            RequestRefused { forbidden: true }.emit();
             let msg = format!("this needs the {needed:?} role; the token has {role:?}");
             (StatusCode::FORBIDDEN, msg).into_response()
         }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use sluice_common::Event;
 use std::collections::HashMap;
 
 pub fn routes() -> Router<AppState> {
@@ -57,7 +58,10 @@ async fn device_put(
         return (StatusCode::INSUFFICIENT_STORAGE, msg).into_response();
     }
     r.devices.set(&id, Some(tags));
-    metrics::gauge!("sluice_devices_known").set(r.devices.len() as f64);
+    sluice_router::events::DeviceTableChanged {
+        devices: r.devices.len(),
+    }
+    .emit();
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -9,14 +9,12 @@
 //! - [`tls`]: HTTPS when `[http.tls]` is set.
 
 pub mod auth;
-mod catalog;
 mod devices;
 pub mod metrics_filter;
 mod ops;
 mod tls;
 
 use crate::pipeline::Health;
-use crate::reload::Reloaded;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +22,7 @@ use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sluice_router::reload::Reloaded;
 
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -36,7 +35,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder is installed; then ours just stays unused.
         if metrics::set_global_recorder(recorder).is_ok() {
-            catalog::describe_all();
+            crate::events::describe_all();
         }
         handle
     })
@@ -109,7 +108,7 @@ fn not_here(what: &str) -> Response {
 async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
     match s.health.readiness() {
         Ok(()) => (StatusCode::OK, "ready".into()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
     }
 }
 

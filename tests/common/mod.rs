@@ -212,7 +212,7 @@ pub fn http_call(
 /// Every record batch of every Parquet file under `root`, read back as an analyst would.
 pub fn parquet_batches(root: &Path) -> Vec<arrow::record_batch::RecordBatch> {
     let mut out = Vec::new();
-    for path in sluice::summary::parquet_files(root) {
+    for path in sluice::cli::summary::parquet_files(root) {
         let file = std::fs::File::open(&path).unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap()
@@ -266,7 +266,7 @@ pub fn device_seqs(root: &Path, rule: &str) -> BTreeMap<(String, i64), u32> {
 
 /// Total rows in `rule`'s files (footer counts; cheap to poll).
 pub fn rule_rows(root: &Path, rule: &str) -> u64 {
-    sluice::summary::rows_per_rule(root)
+    sluice::cli::summary::rows_per_rule(root)
         .ok()
         .and_then(|m| m.get(rule).map(|f| f.rows))
         .unwrap_or(0)
@@ -278,7 +278,7 @@ pub fn expected(devices: usize, per_device: u64, keep: impl Fn(i64) -> bool) -> 
     for d in 0..devices {
         for seq in 0..per_device as i64 {
             if keep(seq) {
-                v.push((sluice::fleet::device_name(d), seq));
+                v.push((sluice_loadtest::fleet::device_name(d), seq));
             }
         }
     }
@@ -287,10 +287,12 @@ pub fn expected(devices: usize, per_device: u64, keep: impl Fn(i64) -> bool) -> 
 }
 
 /// Publishes a fleet's messages and asserts the broker acked all of them.
-pub fn publish_fleet(cfg: sluice::fleet::FleetConfig) -> sluice::fleet::FleetReport {
+pub fn publish_fleet(
+    cfg: sluice_loadtest::fleet::FleetConfig,
+) -> sluice_loadtest::fleet::FleetReport {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt
-        .block_on(sluice::fleet::run(cfg, Duration::from_secs(120)))
+        .block_on(sluice_loadtest::fleet::run(cfg, Duration::from_secs(120)))
         .unwrap();
     assert_eq!(
         report.acked, report.published,
@@ -428,9 +430,9 @@ pub fn publish_fleet_in_background(
     devices: usize,
     messages_per_device: u64,
     rate: u64,
-) -> std::thread::JoinHandle<sluice::fleet::FleetReport> {
+) -> std::thread::JoinHandle<sluice_loadtest::fleet::FleetReport> {
     std::thread::spawn(move || {
-        publish_fleet(sluice::fleet::FleetConfig {
+        publish_fleet(sluice_loadtest::fleet::FleetConfig {
             broker,
             devices,
             messages_per_device,

@@ -96,7 +96,7 @@ key_file = {key}
     assert_eq!(code, 0, "{out}");
     let mut sluice = Logged::start(&right, &["--only", "ingest", "--only", "router"], &[]);
     sluice.wait_ready(&http);
-    let report = publish_fleet(sluice::fleet::FleetConfig {
+    let report = publish_fleet(sluice_loadtest::fleet::FleetConfig {
         broker: setup.mqtt.clone(),
         devices: 10,
         messages_per_device: 50,

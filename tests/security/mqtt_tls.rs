@@ -69,7 +69,7 @@ fn start_mosquitto(dir: &Path, certs: &Certs) -> Broker {
 }
 
 fn publish(broker: &Broker, prefix: &str, devices: usize, per_device: u64) {
-    let report = publish_fleet(sluice::fleet::FleetConfig {
+    let report = publish_fleet(sluice_loadtest::fleet::FleetConfig {
         broker: broker.plain.clone(),
         devices,
         messages_per_device: per_device,

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 /// Whether `addr` (`host:port`) can only be reached from this machine.
 pub fn is_loopback(addr: &str) -> bool {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = sluice_common::addr::host_of(addr);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())

@@ -26,6 +26,21 @@ fn add_fields(fields: &Fields, path: &mut Vec<String>, out: &mut HashMap<String,
     }
 }
 
+/// Why a message's fields may not join the batch's schema (the message is dead-lettered).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "field name collision: '{0}' already names another field once nested objects are flattened"
+    )]
+    Collision(String),
+    #[error("schema full: {new} new fields would pass router.decode.max_schema_fields {cap} ({in_use} in use)")]
+    SchemaFull {
+        new: usize,
+        cap: usize,
+        in_use: usize,
+    },
+}
+
 impl FieldIndex {
     pub fn of(schema: &Schema) -> Self {
         let mut leaves = HashMap::new();
@@ -39,7 +54,7 @@ impl FieldIndex {
 
     /// Admits one message's fields into the schema being built, or says why it may not join:
     /// a flat name that already stands for another path, or more fields than `cap` in all.
-    pub fn admit(&mut self, row: &Map<String, Value>, cap: usize) -> Result<(), String> {
+    pub fn admit(&mut self, row: &Map<String, Value>, cap: usize) -> Result<(), Refused> {
         let mut new: Vec<(String, Vec<String>)> = Vec::new();
         let mut clash = None;
         for_each_leaf(row, &mut Vec::new(), &mut |path| {
@@ -53,19 +68,16 @@ impl FieldIndex {
             }
         });
         if let Some(name) = clash {
-            return Err(format!(
-                "field name collision: '{name}' already names another field once nested objects are flattened"
-            ));
+            return Err(Refused::Collision(name));
         }
         new.sort();
         new.dedup();
         if self.leaves.len() + new.len() > cap {
-            return Err(format!(
-                "schema full: {} new fields would pass router.decode.max_schema_fields {} ({} in use)",
-                new.len(),
+            return Err(Refused::SchemaFull {
+                new: new.len(),
                 cap,
-                self.leaves.len()
-            ));
+                in_use: self.leaves.len(),
+            });
         }
         self.leaves.extend(new);
         Ok(())
@@ -136,7 +148,10 @@ mod tests {
         assert!(index
             .admit(&obj(json!({"a": {"b": 1}, "c": 2})), 10)
             .is_ok());
-        let err = index.admit(&obj(json!({"a.b": 3})), 10).unwrap_err();
+        let err = index
+            .admit(&obj(json!({"a.b": 3})), 10)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("field name collision: 'a.b'"), "{err}");
         assert_eq!(index.len(), 2);
     }
@@ -146,7 +161,10 @@ mod tests {
         let mut index = FieldIndex::default();
         assert!(index.admit(&obj(json!({"a": 1, "b": 2})), 3).is_ok());
         assert!(index.admit(&obj(json!({"a": 1, "c": 2})), 3).is_ok());
-        let err = index.admit(&obj(json!({"d": 1})), 3).unwrap_err();
+        let err = index
+            .admit(&obj(json!({"d": 1})), 3)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("schema full: 1 new fields"), "{err}");
     }
 

@@ -301,10 +301,10 @@ impl BatchDecoder {
                         infer::merge_fields(&batch_fields, &infer::infer_fields(&row.map));
                     true
                 }
-                Err(reason) => {
+                Err(refused) => {
                     rejects.push(Reject {
                         index: row.index,
-                        reason,
+                        reason: refused.to_string(),
                     });
                     false
                 }

@@ -5,12 +5,14 @@
 use super::plan::{self, CompiledPlan};
 use super::{Rule, RuleOutput, RuleResult};
 use crate::decode::TOPIC;
+use crate::events::RulePlanned;
 use crate::ProcessorError;
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{and, filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
+use sluice_common::Event;
 use std::sync::Arc;
 
 impl Rule {
@@ -24,10 +26,10 @@ impl Rule {
                 return Ok(p.clone());
             }
         }
-        metrics::counter!("sluice_rule_plans_total", "rule" => self.name.clone()).increment(1);
-        let p = plan::compile(ctx, &self.sql, schema).map_err(|message| ProcessorError::Rule {
+        RulePlanned { rule: &self.name }.emit();
+        let p = plan::compile(ctx, &self.sql, schema).map_err(|e| ProcessorError::Rule {
             rule: self.name.clone(),
-            message,
+            message: e.to_string(),
         })?;
         let p = Arc::new(p);
         self.plan = Some(p.clone());

@@ -24,6 +24,7 @@ use arrow::array::{BooleanArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use plan::CompiledPlan;
+use sluice_common::Event;
 use sluice_config::RuleConfig;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -146,7 +147,7 @@ impl RuleSet {
                 Err(e) => errors.push(err(e)),
                 Ok((sql, topic_filter)) => {
                     match plan::compile(&ctx, &sql, &metadata_only_schema()) {
-                        Err(e) => errors.push(err(e)),
+                        Err(e) => errors.push(err(e.to_string())),
                         Ok(_) => rules.push(Rule {
                             name: c.name.clone(),
                             actions: c.actions.clone(),
@@ -189,8 +190,12 @@ impl RuleSet {
             .map(|r| {
                 let started = std::time::Instant::now();
                 let result = r.evaluate(ctx, batch);
-                metrics::histogram!("sluice_rule_eval_seconds", "rule" => r.name.clone())
-                    .record(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                crate::events::RuleTimed {
+                    rule: &r.name,
+                    took,
+                }
+                .emit();
                 result
             })
             .collect()

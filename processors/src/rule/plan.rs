@@ -68,7 +68,7 @@ pub fn compile(
     ctx: &SessionContext,
     sql: &str,
     schema: &SchemaRef,
-) -> Result<CompiledPlan, String> {
+) -> Result<CompiledPlan, PlanError> {
     let mut extras: Vec<Field> = Vec::new();
     let (plan, extended) = loop {
         let extended = extend_schema(schema, &extras);
@@ -79,13 +79,13 @@ pub fn compile(
                 Some(name) if extras.len() < 256 && !extras.iter().any(|f| f.name() == &name) => {
                     extras.push(Field::new(name, DataType::Null, true));
                 }
-                _ => return Err(clean_error(&e)),
+                _ => return Err(PlanError::Sql(clean_error(&e))),
             },
         }
     };
     let (exprs, filter, out_schema) = split_plan(&plan)?;
     let df_schema =
-        DFSchema::try_from_qualified_schema(TABLE, &extended).map_err(|e| clean_error(&e))?;
+        DFSchema::try_from_qualified_schema(TABLE, &extended).map_err(PlanError::from)?;
     let df_schema = Arc::new(df_schema);
     // DataFusion expects simplified expressions (e.g. COALESCE becomes CASE) before physical
     // planning; the IoT calls are rewritten first so none is constant-folded by invoking it.
@@ -94,12 +94,12 @@ pub fn compile(
             .with_schema(df_schema.clone())
             .build(),
     );
-    let physical = |e: Expr| -> Result<Arc<dyn PhysicalExpr>, String> {
-        let e = iot::rewrite(e).map_err(|e| clean_error(&e))?;
-        let e = simplifier.simplify(e).map_err(|e| clean_error(&e))?;
+    let physical = |e: Expr| -> Result<Arc<dyn PhysicalExpr>, PlanError> {
+        let e = iot::rewrite(e).map_err(PlanError::from)?;
+        let e = simplifier.simplify(e).map_err(PlanError::from)?;
         ctx.state()
             .create_physical_expr(e, &df_schema)
-            .map_err(|e| clean_error(&e))
+            .map_err(PlanError::from)
     };
     let filter = filter.map(physical).transpose()?;
     let mut projection = Vec::with_capacity(exprs.len());
@@ -107,7 +107,7 @@ pub fn compile(
     for (expr, field) in exprs.into_iter().zip(out_schema.fields()) {
         let name = iot::default_name(&expr).unwrap_or_else(|| field.name().clone());
         let p = physical(expr)?;
-        let dt = p.data_type(&extended).map_err(|e| clean_error(&e))?;
+        let dt = p.data_type(&extended).map_err(PlanError::from)?;
         fields.push(Field::new(name, dt, true));
         projection.push(p);
     }
@@ -159,6 +159,26 @@ fn missing_field(e: &DataFusionError) -> Option<String> {
     }
 }
 
+/// Why a rule's SQL cannot become a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// DataFusion's own message (syntax, unknown column or function, types), with its position.
+    #[error("{0}")]
+    Sql(String),
+    /// Valid SQL, but not a per-record rule.
+    #[error(
+        "a rule is SELECT <columns> FROM <source> [WHERE <condition>]; {0} is not supported \
+         (no joins, aggregates, ORDER BY or LIMIT on a stream)"
+    )]
+    Unsupported(String),
+}
+
+impl From<DataFusionError> for PlanError {
+    fn from(e: DataFusionError) -> Self {
+        PlanError::Sql(clean_error(&e))
+    }
+}
+
 /// DataFusion's message without the wrapping noise; keeps positions such as `Line: 1, Column: 8`.
 fn clean_error(e: &DataFusionError) -> String {
     e.find_root().to_string()
@@ -166,9 +186,9 @@ fn clean_error(e: &DataFusionError) -> String {
 
 type Split = (Vec<Expr>, Option<Expr>, Arc<DFSchema>);
 
-fn split_plan(plan: &LogicalPlan) -> Result<Split, String> {
+fn split_plan(plan: &LogicalPlan) -> Result<Split, PlanError> {
     let LogicalPlan::Projection(p) = plan else {
-        return Err(unsupported(plan));
+        return Err(PlanError::Unsupported(plan.display().to_string()));
     };
     let mut input = p.input.as_ref();
     let mut filter = None;
@@ -180,16 +200,8 @@ fn split_plan(plan: &LogicalPlan) -> Result<Split, String> {
             }
             LogicalPlan::SubqueryAlias(a) => input = a.input.as_ref(),
             LogicalPlan::TableScan(_) => break,
-            other => return Err(unsupported(other)),
+            other => return Err(PlanError::Unsupported(other.display().to_string())),
         }
     }
     Ok((p.expr.clone(), filter, p.schema.clone()))
-}
-
-fn unsupported(plan: &LogicalPlan) -> String {
-    format!(
-        "a rule is SELECT <columns> FROM <source> [WHERE <condition>]; {} is not supported \
-         (no joins, aggregates, ORDER BY or LIMIT on a stream)",
-        plan.display()
-    )
 }

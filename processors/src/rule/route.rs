@@ -5,10 +5,12 @@
 //! expected rows. Both use this one function, so a rule test runs the production path.
 
 use super::{RuleResult, RuleSet};
+use crate::events::RuleEvaluated;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::kernels::boolean::{not, or};
 use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
+use sluice_common::Event;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -36,19 +38,19 @@ impl RuleSet {
         let mut dead: BTreeMap<usize, String> = BTreeMap::new();
         let mut touched: Option<BooleanArray> = None;
         for (i, (rule, result)) in self.rules.iter().zip(&results).enumerate() {
-            let name = rule.name.clone();
-            metrics::counter!("sluice_rule_evaluated_total", "rule" => name.clone())
-                .increment(batch.num_rows() as u64);
+            RuleEvaluated {
+                rule: &rule.name,
+                rows: batch.num_rows(),
+                matched: result.matched.as_ref().map(|m| m.true_count()),
+                failed: result.failed_rows.len(),
+            }
+            .emit();
             if let Some(m) = &result.matched {
-                metrics::counter!("sluice_rule_matched_total", "rule" => name.clone())
-                    .increment(m.true_count() as u64);
                 touched = Some(union(touched, m));
             }
             if result.failed_rows.is_empty() {
                 continue;
             }
-            metrics::counter!("sluice_rule_failures_total", "rule" => name)
-                .increment(result.failed_rows.len() as u64);
             let failed = rows_mask(batch.num_rows(), &result.failed_rows);
             touched = Some(union(touched, &failed));
             match &rule.error_action {

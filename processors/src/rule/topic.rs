@@ -2,6 +2,14 @@
 
 use arrow::array::{BooleanArray, StringArray};
 
+/// A `FROM '…'` that is not an MQTT topic filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("topic filter '{filter}': {reason}")]
+pub struct TopicFilterError {
+    pub filter: String,
+    pub reason: String,
+}
+
 /// A parsed MQTT topic filter (`+` one level, `#` the rest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicFilter {
@@ -10,9 +18,11 @@ pub struct TopicFilter {
 }
 
 impl TopicFilter {
-    pub fn parse(filter: &str) -> Result<Self, String> {
-        sluice_config::check_topic_filter(filter)
-            .map_err(|e| format!("topic filter '{filter}': {e}"))?;
+    pub fn parse(filter: &str) -> Result<Self, TopicFilterError> {
+        sluice_config::check_topic_filter(filter).map_err(|reason| TopicFilterError {
+            filter: filter.to_string(),
+            reason: reason.to_string(),
+        })?;
         Ok(Self {
             filter: filter.to_string(),
             levels: filter.split('/').map(str::to_string).collect(),

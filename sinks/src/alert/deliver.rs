@@ -8,7 +8,10 @@
 
 use super::book::Notification;
 use super::AlertBoard;
+use crate::events::{AlertDelivered, WebhookAttemptFailed};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use sluice_common::retry::{Backoff, Policy};
+use sluice_common::Event;
 use sluice_config::AlertDestination;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -36,7 +39,7 @@ impl Destination {
     pub fn build(
         d: &AlertDestination,
         kafka: &rdkafka::ClientConfig,
-    ) -> Result<Destination, String> {
+    ) -> Result<Destination, DeliveryError> {
         Ok(match d {
             AlertDestination::Webhook {
                 url,
@@ -47,7 +50,7 @@ impl Destination {
                 client: reqwest::blocking::Client::builder()
                     .timeout(Duration::from_millis(*timeout_ms))
                     .build()
-                    .map_err(|e| format!("webhook client: {e}"))?,
+                    .map_err(|e| DeliveryError::Setup(format!("webhook client: {e}")))?,
                 url: url.clone(),
                 shown: sluice_config::security::redact_url(url),
                 retries: *retries,
@@ -58,14 +61,14 @@ impl Destination {
                     .clone()
                     .set("message.timeout.ms", "10000")
                     .create()
-                    .map_err(|e| format!("alert producer: {e}"))?,
+                    .map_err(|e| DeliveryError::Setup(format!("alert producer: {e}")))?,
                 topic: topic.clone(),
             },
             AlertDestination::Log => Destination::Log,
         })
     }
 
-    fn send(&self, n: &Notification, body: &[u8]) -> Result<(), String> {
+    fn send(&self, n: &Notification, body: &[u8]) -> Result<(), DeliveryError> {
         match self {
             Destination::Webhook {
                 client,
@@ -78,7 +81,10 @@ impl Destination {
                 let record = FutureRecord::to(topic).key(&n.alert.key).payload(body);
                 futures::executor::block_on(producer.send(record, Duration::from_secs(10)))
                     .map(|_| ())
-                    .map_err(|(e, _)| format!("kafka topic '{topic}': {e}"))
+                    .map_err(|(e, _)| DeliveryError::Kafka {
+                        topic: topic.clone(),
+                        source: e,
+                    })
             }
             Destination::Log => {
                 let a = &n.alert;
@@ -90,6 +96,28 @@ impl Destination {
     }
 }
 
+/// Why a notification did not reach a destination. Webhook messages name the webhook by its
+/// redacted form only: the real URL often carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("webhook {shown}: {problem} after {attempts} attempts")]
+    Webhook {
+        shown: String,
+        problem: String,
+        attempts: u32,
+    },
+    #[error("kafka topic '{topic}': {source}")]
+    Kafka {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+/// The longest wait between two webhook attempts.
+const MAX_WEBHOOK_BACKOFF: Duration = Duration::from_secs(60);
+
 /// POSTs `body` to `url`; a 2xx answer is delivery. Other answers and transport errors are
 /// retried `retries` times, waiting `backoff`, then twice that, and so on. Messages name the
 /// webhook by `shown` only: the real URL often carries a secret.
@@ -99,8 +127,8 @@ fn post_with_retries(
     body: &[u8],
     retries: u32,
     backoff: Duration,
-) -> Result<(), String> {
-    let mut wait = backoff;
+) -> Result<(), DeliveryError> {
+    let mut wait = Backoff::new(Policy::doubling(backoff, MAX_WEBHOOK_BACKOFF));
     let mut attempt = 0;
     loop {
         let outcome = client
@@ -113,17 +141,21 @@ fn post_with_retries(
             Ok(r) => format!("HTTP {}", r.status().as_u16()),
             Err(e) => error_chain(&e.without_url()),
         };
-        metrics::counter!("sluice_alert_webhook_attempts_failed_total").increment(1);
+        WebhookAttemptFailed {
+            webhook: &shown,
+            problem: &problem,
+            attempt,
+        }
+        .emit();
         if attempt >= retries {
-            return Err(format!(
-                "webhook {shown}: {problem} after {} attempts",
-                attempt + 1
-            ));
+            return Err(DeliveryError::Webhook {
+                shown: shown.to_string(),
+                problem,
+                attempts: attempt + 1,
+            });
         }
         attempt += 1;
-        tracing::debug!(webhook = %shown, %problem, attempt, "webhook failed; retrying");
-        std::thread::sleep(wait);
-        wait = wait.saturating_mul(2);
+        std::thread::sleep(wait.next_delay());
     }
 }
 
@@ -146,17 +178,18 @@ pub fn run(queue: Receiver<Notification>, destinations: Vec<Destination>, board:
         let body = serde_json::to_vec(&n).unwrap_or_default();
         let failures: Vec<String> = destinations
             .iter()
-            .filter_map(|d| d.send(&n, &body).err())
+            .filter_map(|d| d.send(&n, &body).err().map(|e| e.to_string()))
             .collect();
-        metrics::histogram!("sluice_alert_delivery_seconds")
-            .record(started.elapsed().as_secs_f64());
+        AlertDelivered {
+            rule: &n.alert.rule,
+            key: &n.alert.key,
+            took: started.elapsed(),
+            failures: &failures,
+        }
+        .emit();
         if failures.is_empty() {
             board.delivered(n.id);
         } else {
-            metrics::counter!("sluice_alerts_failed_total", "rule" => n.alert.rule.clone())
-                .increment(1);
-            tracing::warn!(rule = %n.alert.rule, key = %n.alert.key, problems = %failures.join("; "),
-                "alert delivery failed after retries; handing it to the error action");
             board.failed(n.id, failures.join("; "));
         }
     }

@@ -82,9 +82,8 @@ pub struct AlertSink {
     state_path: PathBuf,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use crate::events::{AlertResolved, AlertsFiring, AlertsObserved};
+use sluice_common::{now_ms, Event};
 
 impl AlertSink {
     /// Loads the saved state, starts the delivery worker and re-queues what was undelivered.
@@ -102,7 +101,7 @@ impl AlertSink {
             .iter()
             .map(|d| deliver::Destination::build(d, kafka))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+            .map_err(|e| err(e.to_string()))?;
         let undelivered: Vec<Notification> = book
             .outbox
             .values_mut()
@@ -237,11 +236,12 @@ impl Sink for AlertSink {
                 }
             }
         }
-        let rule_label = rule.to_string();
-        metrics::counter!("sluice_alerts_suppressed_total", "rule" => rule_label.clone())
-            .increment(suppressed);
-        metrics::counter!("sluice_alerts_fired_total", "rule" => rule_label)
-            .increment(fired.len() as u64);
+        AlertsObserved {
+            rule,
+            fired: fired.len(),
+            suppressed,
+        }
+        .emit();
         for (row, n) in fired {
             let source = output.source.slice(row, 1);
             self.sources.insert(n.id, (rule.to_string(), source));
@@ -254,14 +254,19 @@ impl Sink for AlertSink {
     fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
         let resolved = self.board.book().sweep(now_ms(), self.timing());
         for n in resolved {
-            metrics::counter!("sluice_alerts_resolved_total", "rule" => n.alert.rule.clone())
-                .increment(1);
+            AlertResolved {
+                rule: &n.alert.rule,
+            }
+            .emit();
             self.send(n)?;
         }
         let mut book = self.board.book();
         book.checkpoint();
-        metrics::gauge!("sluice_alerts_firing", "sink" => self.name.clone())
-            .set(book.firing().count() as f64);
+        AlertsFiring {
+            sink: &self.name,
+            firing: book.firing().count(),
+        }
+        .emit();
         book.save(&self.state_path).map_err(|e| {
             SinkError::external(
                 &self.name,

@@ -16,40 +16,19 @@ pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
+use crate::events::{ComplianceMeasured, RetiredReportsDropped};
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimestampMillisecondType};
 use fleet::{ComplianceReport, Fleet, Report};
+use sluice_common::Event;
 use sluice_config::{ComplianceSinkConfig, Config, UpdateConfig};
 use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
-use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-/// Retired devices, read by the router on every message (cheap when empty).
-#[derive(Debug, Default)]
-pub struct RetiredDevices {
-    any: AtomicBool,
-    set: RwLock<HashSet<String>>,
-}
+use std::sync::{Arc, Mutex, MutexGuard};
 
-impl RetiredDevices {
-    pub fn contains(&self, device: &str) -> bool {
-        self.any.load(Ordering::Relaxed)
-            && self
-                .set
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(device)
-    }
-
-    fn insert(&self, device: &str) {
-        let mut set = self.set.write().unwrap_or_else(|p| p.into_inner());
-        set.insert(device.to_string());
-        self.any.store(true, Ordering::Relaxed);
-    }
-}
+pub use sluice_processors::record::RetiredDevices;
 
 /// Compliance state shared by the sink and the HTTP API.
 pub struct ComplianceBoard {
@@ -192,7 +171,7 @@ impl Sink for ComplianceSink {
             }
             fleet.observe(r);
         }
-        metrics::counter!("sluice_compliance_retired_reports_dropped_total").increment(dropped);
+        RetiredReportsDropped { reports: dropped }.emit();
         Ok(())
     }
 
@@ -204,33 +183,14 @@ impl Sink for ComplianceSink {
         crate::atomic_write(&self.state_path, &json)
             .map_err(|e| err(format!("saving {}: {e}", self.state_path.display())))?;
         let report = fleet.report();
-        export_gauges(&self.name, &report);
-        self.snapshots.maybe_write(&report).map_err(err)?;
-        Ok(CheckpointStats::default())
-    }
-}
-
-fn export_gauges(sink: &str, r: &ComplianceReport) {
-    let s = sink.to_string();
-    for (group, c) in &r.groups {
-        for (state, n) in [
-            ("on_latest_update", c.on_latest_update),
-            ("update_in_progress", c.update_in_progress),
-            ("new_updates_available", c.new_updates_available),
-        ] {
-            metrics::gauge!("sluice_compliance_devices", "sink" => s.clone(), "group" => group.clone(), "state" => state)
-                .set(n as f64);
+        ComplianceMeasured {
+            sink: &self.name,
+            report: &report,
         }
-        metrics::gauge!("sluice_compliance_percent", "sink" => s.clone(), "group" => group.clone())
-            .set(c.compliance_percent);
-    }
-    metrics::gauge!("sluice_compliance_fleet_percent", "sink" => s.clone())
-        .set(r.total.compliance_percent);
-    metrics::gauge!("sluice_compliance_fleet_devices", "sink" => s.clone())
-        .set(r.total.devices as f64);
-    for f in &r.failed {
-        metrics::gauge!("sluice_deployment_failed_devices", "sink" => s.clone(),
-            "deployment" => f.deployment.clone(), "group" => f.group.clone())
-        .set(f.devices as f64);
+        .emit();
+        self.snapshots
+            .maybe_write(&report)
+            .map_err(|e| err(e.to_string()))?;
+        Ok(CheckpointStats::default())
     }
 }

@@ -5,9 +5,24 @@
 use super::fleet::ComplianceReport;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use parquet::arrow::ArrowWriter;
+use sluice_common::Event;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A snapshot that could not be written (the compliance sink's checkpoint fails with it).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot batch: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("snapshot parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
 
 pub struct Snapshots {
     root: PathBuf,
@@ -25,7 +40,7 @@ impl Snapshots {
     }
 
     /// Writes a snapshot if the interval passed since the last one (the first is immediate).
-    pub fn maybe_write(&mut self, report: &ComplianceReport) -> Result<(), String> {
+    pub fn maybe_write(&mut self, report: &ComplianceReport) -> Result<(), SnapshotError> {
         let Some(interval) = self.interval else {
             return Ok(());
         };
@@ -38,14 +53,16 @@ impl Snapshots {
             .root
             .join(format!("date={}", now.format("%Y-%m-%d")))
             .join(format!("compliance-{}.parquet", now.timestamp_millis()));
-        let batch = to_batch(report, now.timestamp_millis()).map_err(|e| e.to_string())?;
+        let batch = to_batch(report, now.timestamp_millis())?;
         let mut bytes = Vec::new();
-        let mut writer =
-            ArrowWriter::try_new(&mut bytes, batch.schema(), None).map_err(|e| e.to_string())?;
-        writer.write(&batch).map_err(|e| e.to_string())?;
-        writer.close().map_err(|e| e.to_string())?;
-        crate::atomic_write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        metrics::counter!("sluice_compliance_snapshots_total").increment(1);
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None)?;
+        writer.write(&batch)?;
+        writer.close()?;
+        crate::atomic_write(&path, &bytes).map_err(|source| SnapshotError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        crate::events::SnapshotWritten { path: &path }.emit();
         Ok(())
     }
 }

@@ -23,10 +23,12 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use crate::events::{EventTimeOutsideWindow, ParquetFileEvicted, ParquetFileWritten};
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use partition::PartitionKey;
+use sluice_common::Event;
+use sluice_common::Stats;
 use sluice_config::ParquetSinkConfig;
-use sluice_processors::stats::Stats;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,7 +101,7 @@ impl ParquetSink {
             else {
                 return Ok(());
             };
-            metrics::counter!("sluice_parquet_files_evicted_total").increment(1);
+            ParquetFileEvicted.emit();
             self.close(&oldest)?;
         }
         Ok(())
@@ -115,10 +117,14 @@ impl ParquetSink {
         let path = file
             .finish()
             .map_err(|e| SinkError::external(&self.name, e))?;
-        metrics::histogram!("sluice_parquet_flush_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("sluice_files_written_total", "rule" => key.rule.clone()).increment(1);
-        Stats::add(&self.stats.files_written, 1);
-        tracing::debug!(path = %path.display(), rows, "parquet file closed");
+        ParquetFileWritten {
+            rule: &key.rule,
+            path: &path,
+            rows,
+            took: started.elapsed(),
+            stats: &self.stats,
+        }
+        .emit();
         Ok(rows)
     }
 }
@@ -132,10 +138,10 @@ impl Sink for ParquetSink {
             self.event_window(),
         )
         .map_err(|e| SinkError::external(&self.name, e.to_string()))?;
-        if split.outside_window > 0 {
-            metrics::counter!("sluice_event_time_outside_window_total")
-                .increment(split.outside_window as u64);
+        EventTimeOutsideWindow {
+            rows: split.outside_window,
         }
+        .emit();
         for (key, batch, (first, last)) in split.parts {
             let schema_changed = self
                 .open
@@ -182,20 +188,8 @@ impl Sink for ParquetSink {
 
 /// Removes `.*.tmp` files under `root` (left by a crash between create and rename).
 fn remove_temporary_files(root: &Path) -> usize {
-    let mut removed = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if writer::is_temporary(&path) && std::fs::remove_file(&path).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
+    sluice_common::fs::files_under(root)
+        .into_iter()
+        .filter(|p| writer::is_temporary(p) && std::fs::remove_file(p).is_ok())
+        .count()
 }

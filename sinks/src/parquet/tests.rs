@@ -33,19 +33,7 @@ fn output(rows: &[(i32, i64, &str)]) -> RuleOutput {
 }
 
 fn files(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
+    sluice_common::fs::files_under(root)
 }
 
 fn read_seqs(path: &Path) -> Vec<i64> {

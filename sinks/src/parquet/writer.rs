@@ -21,6 +21,28 @@ pub struct OpenFile {
     writer: ArrowWriter<File>,
 }
 
+/// A Parquet file that could not be written; the sink reports it as a [`crate::SinkError`].
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WriteError {
+    let path = path.to_path_buf();
+    move |source| WriteError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 pub fn is_temporary(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.starts_with('.') && name.ends_with(".parquet.tmp")
@@ -46,17 +68,15 @@ impl OpenFile {
         schema: SchemaRef,
         first_offset: i64,
         compression: Compression,
-    ) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    ) -> Result<Self, WriteError> {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         let tmp_path = dir.join(format!(
             ".part-p{}-o{first_offset}-{}.parquet.tmp",
             key.partition,
             std::process::id()
         ));
-        let file =
-            File::create(&tmp_path).map_err(|e| format!("create {}: {e}", tmp_path.display()))?;
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties(compression)))
-            .map_err(|e| format!("parquet writer: {e}"))?;
+        let file = File::create(&tmp_path).map_err(io("create", &tmp_path))?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties(compression)))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             tmp_path,
@@ -81,33 +101,26 @@ impl OpenFile {
         self.writer.bytes_written() + self.writer.in_progress_size()
     }
 
-    pub fn write(&mut self, batch: &RecordBatch, last_offset: i64) -> Result<(), String> {
-        self.writer
-            .write(batch)
-            .map_err(|e| format!("parquet write: {e}"))?;
+    pub fn write(&mut self, batch: &RecordBatch, last_offset: i64) -> Result<(), WriteError> {
+        self.writer.write(batch)?;
         self.rows += batch.num_rows() as u64;
         self.last_offset = self.last_offset.max(last_offset);
         Ok(())
     }
 
     /// Footer, fsync, rename into place, fsync the directory. Returns the final path.
-    pub fn finish(mut self) -> Result<PathBuf, String> {
-        self.writer
-            .finish()
-            .map_err(|e| format!("parquet close: {e}"))?;
+    pub fn finish(mut self) -> Result<PathBuf, WriteError> {
+        self.writer.finish()?;
         self.writer
             .inner()
             .sync_all()
-            .map_err(|e| format!("fsync {}: {e}", self.tmp_path.display()))?;
+            .map_err(io("fsync", &self.tmp_path))?;
         let final_path = self.dir.join(format!(
             "part-p{}-o{}-{}.parquet",
             self.partition, self.first_offset, self.last_offset
         ));
-        std::fs::rename(&self.tmp_path, &final_path)
-            .map_err(|e| format!("rename to {}: {e}", final_path.display()))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| format!("fsync {}: {e}", self.dir.display()))?;
+        sluice_common::fs::rename_durably(&self.tmp_path, &final_path)
+            .map_err(io("rename to", &final_path))?;
         Ok(final_path)
     }
 }

@@ -1,0 +1,22 @@
+//! What every Sluice crate shares, one helper per chore.
+//!
+//! Layout:
+//! - [`event`]: the [`Event`] trait (one struct per thing that happens on the data path; its
+//!   `emit()` logs and counts) and [`Metric`], a metric's name, kind and help text declared
+//!   once with [`metrics!`]; the Prometheus help catalog is the union of those declarations.
+//! - [`stats`]: [`Stats`], the run counters summaries and tests read; updated by events.
+//! - [`clock`]: wall-clock milliseconds.
+//! - [`retry`]: the backoff policies of every retry loop (backon).
+//! - [`fs`]: atomic file replacement and recursive file listings (walkdir).
+//! - [`addr`]: `host:port` parsing.
+
+pub mod addr;
+pub mod clock;
+pub mod event;
+pub mod fs;
+pub mod retry;
+pub mod stats;
+
+pub use clock::now_ms;
+pub use event::{Event, Metric, MetricKind};
+pub use stats::Stats;

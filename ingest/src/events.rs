@@ -1,0 +1,101 @@
+//! What happens in ingest, each one [`Event`] that logs and counts.
+
+use sluice_common::{Event, Stats};
+use std::time::Duration;
+
+sluice_common::metrics! {
+    Counter MESSAGES_IN = "sluice_ingest_messages_in_total", "MQTT messages received by ingest";
+    Counter PRODUCED = "sluice_ingest_produced_total", "Records Kafka confirmed on the raw topic";
+    Counter KAFKA_ERRORS = "sluice_ingest_kafka_errors_total", "Kafka produce errors in ingest";
+    Counter KAFKA_REJECTED = "sluice_ingest_kafka_rejected_total", "Messages Kafka refused for good (too large, invalid): sent to the dead-letter topic and acknowledged";
+    Counter MQTT_ERRORS = "sluice_ingest_mqtt_errors_total", "MQTT connection errors in ingest";
+}
+
+/// A message arrived from the MQTT broker.
+pub struct MessageReceived<'a> {
+    pub stats: &'a Stats,
+}
+
+impl Event for MessageReceived<'_> {
+    fn emit(self) {
+        Stats::add(&self.stats.mqtt_received, 1);
+        MESSAGES_IN.count(1);
+    }
+}
+
+/// Kafka confirmed a message's record on the raw topic.
+pub struct RecordProduced<'a> {
+    pub stats: &'a Stats,
+}
+
+impl Event for RecordProduced<'_> {
+    fn emit(self) {
+        Stats::add(&self.stats.produced, 1);
+        PRODUCED.count(1);
+    }
+}
+
+/// The MQTT connection failed (`hint`: what to check); ingest reconnects after `retry_in`.
+pub struct MqttConnectionFailed<'a> {
+    pub hint: &'a str,
+    pub retry_in: Duration,
+}
+
+impl Event for MqttConnectionFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.hint, retry_in = ?self.retry_in, "mqtt connection failed");
+        MQTT_ERRORS.count(1);
+    }
+}
+
+/// The broker refused a subscription (its ACL): ingest stays unready.
+pub struct SubscriptionRefused<'a> {
+    pub filters: &'a [String],
+    pub codes: String,
+}
+
+impl Event for SubscriptionRefused<'_> {
+    fn emit(self) {
+        tracing::error!(filters = ?self.filters, codes = %self.codes,
+            "the MQTT broker refused a subscription (its ACL does not allow this user to read \
+             these topics); ingest is not ready");
+        MQTT_ERRORS.count(1);
+    }
+}
+
+/// Kafka did not confirm a record; it is sent again after `retry_in`.
+pub struct KafkaSendFailed<'a> {
+    pub topic: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+    pub retry_in: Duration,
+}
+
+impl Event for KafkaSendFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(topic = %self.topic, error = %self.error, retry_in = ?self.retry_in,
+            "kafka did not confirm a record, re-sending");
+        KAFKA_ERRORS.count(1);
+    }
+}
+
+/// Kafka refused a record for good; the message goes to the dead-letter topic instead
+/// (`dead_letter_too`: even that record was refused, the message is acknowledged as is).
+pub struct KafkaRefused<'a> {
+    pub topic: &'a str,
+    pub reason: &'a str,
+    pub dead_letter_too: bool,
+}
+
+impl Event for KafkaRefused<'_> {
+    fn emit(self) {
+        KAFKA_ERRORS.count(1);
+        if self.dead_letter_too {
+            tracing::error!(topic = %self.topic, reason = %self.reason,
+                "kafka refused the dead-letter record too; acknowledging the message");
+        } else {
+            tracing::warn!(topic = %self.topic, reason = %self.reason,
+                "sending the message to the dead-letter topic");
+            KAFKA_REJECTED.count(1);
+        }
+    }
+}

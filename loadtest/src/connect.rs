@@ -1,0 +1,19 @@
+//! MQTT client settings shared by the load test's publishers and the bounded fleet.
+
+use rumqttc::MqttOptions;
+use std::time::Duration;
+
+/// How long a simulated device waits before reconnecting: short and fixed, because a test
+/// fleet should resume as soon as the broker is back (it talks only to the addresses given).
+pub const RECONNECT_DELAY: Duration = Duration::from_millis(200);
+
+/// Options for a client of `broker` (`host:port`) with room for `inflight` unacknowledged
+/// QoS 1 publishes.
+pub fn options(broker: &str, client_id: String, inflight: u16) -> anyhow::Result<MqttOptions> {
+    let (host, port) = sluice_common::addr::host_port(broker)?;
+    let mut options = MqttOptions::new(client_id, host, port);
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_inflight(inflight);
+    Ok(options)
+}

@@ -1,0 +1,146 @@
+//! What the load test watches besides its own publishes: the raw Kafka topic (publish→Kafka
+//! latency, and which (device, seq) arrived) and a running Sluice's `/scaling` (lag, advice).
+
+use super::payload::device_index;
+use hdrhistogram::Histogram;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Deserialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the Kafka observer saw.
+pub struct KafkaSeen {
+    pub records: AtomicU64,
+    pub duplicates: AtomicU64,
+    /// publish (payload `sent_ms`) → read from Kafka, µs.
+    pub latency: Mutex<Histogram<u64>>,
+    pub seen: Mutex<Vec<bool>>,
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    device: String,
+    seq: u64,
+    sent_ms: i64,
+}
+
+/// Starts reading `topic` from its current end (only this run's records) on a thread.
+pub fn watch_kafka(
+    bootstrap: &str,
+    topic: &str,
+    devices: usize,
+    planned: usize,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Arc<KafkaSeen>> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "group.id",
+            format!("sluice-loadtest-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        // The observer is part of the measurement: on the embedded broker each fetch waits this
+        // long and loads the broker under test, so 100 ms trades that much resolution of the
+        // publish→Kafka latency for leaving the broker to the pipeline.
+        .set("fetch.wait.max.ms", "100")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))?;
+        }
+    }
+    anyhow::ensure!(
+        tpl.count() > 0,
+        "topic {topic} has no partitions (is Sluice running?)"
+    );
+    consumer.assign(&tpl)?;
+    let seen = Arc::new(KafkaSeen {
+        records: AtomicU64::new(0),
+        duplicates: AtomicU64::new(0),
+        latency: Mutex::new(super::histogram()),
+        seen: Mutex::new(vec![false; planned]),
+    });
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let now = sluice_common::now_ms();
+            let Some(p) = m
+                .payload()
+                .and_then(|b| serde_json::from_slice::<Probe>(b).ok())
+            else {
+                continue;
+            };
+            let Some(d) = device_index(&p.device) else {
+                continue;
+            };
+            out.records.fetch_add(1, Ordering::Relaxed);
+            let us = ((now - p.sent_ms).max(0) as u64 * 1000).max(1);
+            let _ = out
+                .latency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(us);
+            let i = p.seq as usize * devices + d;
+            let mut seen = out.seen.lock().unwrap_or_else(|e| e.into_inner());
+            match seen.get_mut(i) {
+                Some(true) => {
+                    out.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(slot) => *slot = true,
+                None => {}
+            }
+        }
+    });
+    Ok(seen)
+}
+
+/// One reading of a running Sluice's `/scaling`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct LagSample {
+    pub at_s: f64,
+    pub lag: u64,
+    pub desired_replicas: u64,
+}
+
+/// Reads `/scaling` every second into `samples` until `stop`.
+pub fn watch_scaling(
+    base: String,
+    started: std::time::Instant,
+    samples: Arc<Mutex<Vec<LagSample>>>,
+    stop: Arc<AtomicBool>,
+) {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let token = std::env::var("SLUICE_TOKEN").ok();
+        let url = format!("{}/scaling", base.trim_end_matches('/'));
+        while !stop.load(Ordering::Relaxed) {
+            let mut req = client.get(&url).timeout(Duration::from_secs(2));
+            if let Some(t) = &token {
+                req = req.bearer_auth(t.trim());
+            }
+            if let Ok(r) = req.send().await {
+                let body = r.bytes().await.unwrap_or_default();
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    samples
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(LagSample {
+                            at_s: started.elapsed().as_secs_f64(),
+                            lag: v["router"]["lag_total"].as_u64().unwrap_or(0),
+                            desired_replicas: v["router"]["desired_replicas"].as_u64().unwrap_or(0),
+                        });
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}

@@ -1,0 +1,99 @@
+//! What happens while decoding and evaluating rules, each one [`Event`] that logs and counts;
+//! and the dead-letter event ingest and router share.
+
+use sluice_common::{Event, Stats};
+use std::time::Duration;
+
+sluice_common::metrics! {
+    Counter DEAD_LETTERED = "sluice_dlq_total", "Records sent to the dead-letter topic";
+    Counter TYPE_MISMATCHES = "sluice_decode_type_mismatch_total", "Payload values that did not fit their column's type (read as NULL)";
+    Counter FIELDS_RETIRED = "sluice_decode_fields_retired_total", "Top-level payload fields dropped from the router's schema after router.decode.field_ttl_secs unseen";
+    Counter RULE_EVALUATED = "sluice_rule_evaluated_total", "Rows each rule evaluated";
+    Counter RULE_MATCHED = "sluice_rule_matched_total", "Rows each rule matched";
+    Counter RULE_FAILURES = "sluice_rule_failures_total", "Rows each rule failed on";
+    Counter RULE_PLANS = "sluice_rule_plans_total", "Rule query plans built (at load and reload, never per batch)";
+    Histogram RULE_EVAL_SECONDS = "sluice_rule_eval_seconds", "Seconds to evaluate one rule on one batch";
+}
+
+/// A record went to the dead-letter topic (`stage`: ingest or router).
+pub struct DeadLettered<'a> {
+    pub stage: &'static str,
+    pub reason: &'a str,
+    pub stats: &'a Stats,
+}
+
+impl Event for DeadLettered<'_> {
+    fn emit(self) {
+        // The label is the reason's first word ("invalid JSON: …" → "invalid JSON").
+        let label = self.reason.split(':').next().unwrap_or("other").to_string();
+        tracing::debug!(stage = self.stage, reason = self.reason, "dead-lettered");
+        DEAD_LETTERED.count_with(&[("stage", self.stage.to_string()), ("reason", label)], 1);
+        Stats::add(&self.stats.dead_lettered, 1);
+    }
+}
+
+/// A batch was decoded: values that did not fit their type, fields that left the schema.
+pub struct BatchDecoded {
+    pub nulled: usize,
+    pub retired: usize,
+}
+
+impl Event for BatchDecoded {
+    fn emit(self) {
+        if self.nulled > 0 {
+            TYPE_MISMATCHES.count(self.nulled as u64);
+        }
+        if self.retired > 0 {
+            FIELDS_RETIRED.count(self.retired as u64);
+            tracing::info!(
+                fields = self.retired,
+                "payload fields unseen for router.decode.field_ttl_secs left the schema"
+            );
+        }
+    }
+}
+
+/// One rule ran on one batch.
+pub struct RuleEvaluated<'a> {
+    pub rule: &'a str,
+    pub rows: usize,
+    pub matched: Option<usize>,
+    pub failed: usize,
+}
+
+impl Event for RuleEvaluated<'_> {
+    fn emit(self) {
+        let labels = [("rule", self.rule.to_string())];
+        RULE_EVALUATED.count_with(&labels, self.rows as u64);
+        if let Some(m) = self.matched {
+            RULE_MATCHED.count_with(&labels, m as u64);
+        }
+        if self.failed > 0 {
+            RULE_FAILURES.count_with(&labels, self.failed as u64);
+        }
+    }
+}
+
+/// How long one rule took on one batch.
+pub struct RuleTimed<'a> {
+    pub rule: &'a str,
+    pub took: Duration,
+}
+
+impl Event for RuleTimed<'_> {
+    fn emit(self) {
+        RULE_EVAL_SECONDS.observe_with(&[("rule", self.rule.to_string())], self.took.as_secs_f64());
+    }
+}
+
+/// A rule was planned for a new input schema (at load, reload or schema change).
+pub struct RulePlanned<'a> {
+    pub rule: &'a str,
+}
+
+impl Event for RulePlanned<'_> {
+    fn emit(self) {
+        tracing::debug!(rule = self.rule, "rule planned for a new input schema");
+        RULE_PLANS.count_with(&[("rule", self.rule.to_string())], 1);
+    }
+}

@@ -1,0 +1,246 @@
+//! What happens in the router, each one [`Event`] that logs and counts.
+
+use sluice_common::{Event, Stats};
+use std::time::Duration;
+
+sluice_common::metrics! {
+    Counter CONSUMED = "sluice_router_consumed_total", "Records the router decoded and routed";
+    Counter KAFKA_ERRORS = "sluice_router_kafka_errors_total", "Kafka consumer errors in the router";
+    Counter REJOINS = "sluice_router_rejoins_total", "Times the router rejoined its group after sitting unassigned";
+    Counter RETIRED_DROPPED = "sluice_retired_messages_dropped_total", "Messages of retired devices dropped by the router";
+    Counter POISON = "sluice_poison_messages_total", "Messages the router failed on repeatedly, isolated by bisecting their batch and dead-lettered";
+    Counter UNMATCHED = "sluice_unmatched_total", "Rows no rule matched (sent to the fallback action)";
+    Counter RULE_ROWS = "sluice_rule_rows_total", "Rows each rule selected";
+    Counter ACTION_ROWS = "sluice_rule_action_rows_total", "Rows written per rule and action";
+    Counter ACTION_FAILURES = "sluice_rule_action_failures_total", "Failed writes per rule and action";
+    Counter RELOADS = "sluice_rules_reloads_total", "Rule reloads by outcome";
+    Gauge RULES_VERSION = "sluice_rules_version", "Version (hash) of the active rule set";
+    Gauge RULES_ACTIVE = "sluice_rules_active", "Rules in the active rule set";
+    Gauge RELOAD_FAILED = "sluice_rules_reload_failed", "1 when the last rule reload failed";
+    Gauge DEVICES_KNOWN = "sluice_devices_known", "Devices in the device metadata table";
+    Histogram BATCH_SECONDS = "sluice_batch_seconds", "Seconds to decode and route one batch";
+    Histogram CHECKPOINT_SECONDS = "sluice_checkpoint_seconds", "Seconds per checkpoint (sinks durable, offsets committed)";
+    Gauge PARTITION_LAG = "sluice_kafka_partition_lag", "Records behind per raw-topic partition (high watermark - committed)";
+    Gauge GROUP_LAG = "sluice_kafka_group_lag", "Records behind, all partitions";
+    Gauge PRODUCE_RATE = "sluice_kafka_produce_rate", "Records per second written to the raw topic (EWMA)";
+    Gauge CONSUME_RATE = "sluice_kafka_consume_rate", "Records per second the router group commits (EWMA)";
+    Gauge LAG_SECONDS = "sluice_kafka_lag_seconds", "Lag divided by the consume rate (+Inf when nothing is consumed)";
+    Gauge ROUTER_DESIRED = "sluice_router_desired_replicas", "Router replicas advised (capped at partitions, stabilized)";
+    Gauge PARTITION_LIMITED = "sluice_router_partition_limited", "1 when the partition count caps the advice: add partitions";
+    Gauge INGEST_RATE = "sluice_ingest_message_rate", "MQTT messages per second received by this process (EWMA)";
+    Gauge INGEST_DESIRED = "sluice_ingest_desired_replicas", "Ingest replicas advised";
+}
+
+/// A record was read from the raw topic.
+pub struct RecordConsumed<'a> {
+    pub stats: &'a Stats,
+}
+
+impl Event for RecordConsumed<'_> {
+    fn emit(self) {
+        Stats::add(&self.stats.consumed, 1);
+    }
+}
+
+/// A batch was decoded and routed.
+pub struct BatchRouted<'a> {
+    pub records: usize,
+    pub stats: &'a Stats,
+}
+
+impl Event for BatchRouted<'_> {
+    fn emit(self) {
+        CONSUMED.count(self.records as u64);
+        Stats::add(&self.stats.routed, self.records as u64);
+    }
+}
+
+/// How long a batch took to decode, route and hand to the sinks.
+pub struct BatchTimed {
+    pub took: Duration,
+}
+
+impl Event for BatchTimed {
+    fn emit(self) {
+        BATCH_SECONDS.observe(self.took.as_secs_f64());
+    }
+}
+
+/// The consumer reported an error (it keeps polling).
+pub struct ConsumerFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for ConsumerFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "kafka consumer error");
+        KAFKA_ERRORS.count(1);
+    }
+}
+
+/// The router sat without partitions and rejoins its group.
+pub struct GroupRejoined {
+    pub waited: Duration,
+}
+
+impl Event for GroupRejoined {
+    fn emit(self) {
+        tracing::warn!(
+            waited_s = self.waited.as_secs(),
+            "router has no partitions assigned; rejoining the consumer group"
+        );
+        REJOINS.count(1);
+    }
+}
+
+/// A retired device's message was dropped before decoding.
+pub struct RetiredMessageDropped;
+
+impl Event for RetiredMessageDropped {
+    fn emit(self) {
+        RETIRED_DROPPED.count(1);
+    }
+}
+
+/// A record the router failed on alone was isolated (it goes to the dead-letter topic).
+pub struct PoisonIsolated<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub device: &'a str,
+    pub why: &'a str,
+}
+
+impl Event for PoisonIsolated<'_> {
+    fn emit(self) {
+        tracing::error!(partition = self.partition, offset = self.offset, device = self.device,
+            error = %self.why, "poison message isolated and sent to the dead-letter topic");
+        POISON.count(1);
+    }
+}
+
+/// A rule selected rows in a batch.
+pub struct RuleRowsSelected<'a> {
+    pub rule: &'a str,
+    pub rows: u64,
+    pub stats: &'a Stats,
+}
+
+impl Event for RuleRowsSelected<'_> {
+    fn emit(self) {
+        RULE_ROWS.count_with(&[("rule", self.rule.to_string())], self.rows);
+        self.stats.add_rule_rows(self.rule, self.rows);
+    }
+}
+
+/// An action (sink) took a rule's rows, or failed to.
+pub struct ActionWritten<'a> {
+    pub rule: &'a str,
+    pub action: &'a str,
+    pub rows: u64,
+    pub error: Option<&'a dyn std::fmt::Display>,
+}
+
+impl Event for ActionWritten<'_> {
+    fn emit(self) {
+        let labels = [
+            ("rule", self.rule.to_string()),
+            ("action", self.action.to_string()),
+        ];
+        match self.error {
+            None => ACTION_ROWS.count_with(&labels, self.rows),
+            Some(e) => {
+                tracing::warn!(rule = %self.rule, action = %self.action, error = %e, "action failed");
+                ACTION_FAILURES.count_with(&labels, 1);
+            }
+        }
+    }
+}
+
+/// Rows no rule matched went to the fallback action.
+pub struct Unmatched {
+    pub rows: usize,
+}
+
+impl Event for Unmatched {
+    fn emit(self) {
+        UNMATCHED.count(self.rows as u64);
+    }
+}
+
+/// A checkpoint made the sinks durable and committed offsets.
+pub struct CheckpointDone {
+    pub took: Duration,
+}
+
+impl Event for CheckpointDone {
+    fn emit(self) {
+        CHECKPOINT_SECONDS.observe(self.took.as_secs_f64());
+    }
+}
+
+/// A rule set became active.
+pub struct RulesActivated {
+    pub version: u64,
+    pub rules: usize,
+}
+
+impl Event for RulesActivated {
+    fn emit(self) {
+        // A label-free gauge: 52 bits of the hash fit a float exactly.
+        RULES_VERSION.gauge_set((self.version >> 12) as f64);
+        RULES_ACTIVE.gauge_set(self.rules as f64);
+    }
+}
+
+/// A reload compiled a new set (offered to the router) or failed (the old set stays).
+pub struct RulesReloaded<'a> {
+    pub errors: Option<&'a [String]>,
+}
+
+impl Event for RulesReloaded<'_> {
+    fn emit(self) {
+        let (outcome, failed) = match self.errors {
+            None => ("ok", 0.0),
+            Some(errors) => {
+                tracing::error!(errors = %errors.join("; "), "rule reload failed; the running rules stay active");
+                ("failed", 1.0)
+            }
+        };
+        RELOADS.count_with(&[("outcome", outcome.to_string())], 1);
+        RELOAD_FAILED.gauge_set(failed);
+    }
+}
+
+/// The device metadata table changed (file loaded, or a device set through the API).
+pub struct DeviceTableChanged {
+    pub devices: usize,
+}
+
+impl Event for DeviceTableChanged {
+    fn emit(self) {
+        DEVICES_KNOWN.gauge_set(self.devices as f64);
+    }
+}
+
+/// A scaling sample: lag, rates and advice as gauges.
+pub struct ScalingSampled<'a> {
+    pub router: &'a crate::scaling::RouterSignals,
+    pub ingest: &'a crate::scaling::IngestSignals,
+}
+
+impl Event for ScalingSampled<'_> {
+    fn emit(self) {
+        let (r, i) = (self.router, self.ingest);
+        for (p, lag) in &r.lag_per_partition {
+            PARTITION_LAG.gauge_set_with(&[("partition", p.to_string())], *lag as f64);
+        }
+        GROUP_LAG.gauge_set(r.lag_total as f64);
+        PRODUCE_RATE.gauge_set(r.produce_rate);
+        CONSUME_RATE.gauge_set(r.consume_rate);
+        LAG_SECONDS.gauge_set(r.lag_seconds.unwrap_or(f64::INFINITY));
+        ROUTER_DESIRED.gauge_set(r.desired_replicas as f64);
+        PARTITION_LIMITED.gauge_set(u8::from(r.partition_limited) as f64);
+        INGEST_RATE.gauge_set(i.message_rate);
+        INGEST_DESIRED.gauge_set(i.desired_replicas as f64);
+    }
+}

@@ -1,0 +1,200 @@
+//! What happens in the sinks, each one [`Event`] that logs and counts.
+
+use crate::compliance::fleet::ComplianceReport;
+use sluice_common::{Event, Stats};
+use std::path::Path;
+use std::time::Duration;
+
+sluice_common::metrics! {
+    Counter FILES_WRITTEN = "sluice_files_written_total", "Parquet files renamed into place";
+    Counter FILES_EVICTED = "sluice_parquet_files_evicted_total", "Parquet files closed early to stay within max_open_files";
+    Counter OUTSIDE_WINDOW = "sluice_event_time_outside_window_total", "Rows filed by receive time because their event time was outside the Parquet sink's window";
+    Histogram FLUSH_SECONDS = "sluice_parquet_flush_seconds", "Seconds to close, fsync and rename a Parquet file";
+    Counter ALERTS_FIRED = "sluice_alerts_fired_total", "Alerts that started firing and were notified, per rule";
+    Counter ALERTS_RESOLVED = "sluice_alerts_resolved_total", "Firing alerts resolved after the quiet period, per rule";
+    Counter ALERTS_SUPPRESSED = "sluice_alerts_suppressed_total", "Alert occurrences counted without a notification (dedup, cooldown), per rule";
+    Counter ALERTS_FAILED = "sluice_alerts_failed_total", "Alert notifications that failed after the retries, per rule";
+    Counter WEBHOOK_ATTEMPTS_FAILED = "sluice_alert_webhook_attempts_failed_total", "Webhook attempts that failed (each retry counts)";
+    Histogram DELIVERY_SECONDS = "sluice_alert_delivery_seconds", "Seconds to deliver one alert notification (retries included)";
+    Gauge ALERTS_FIRING = "sluice_alerts_firing", "Alerts firing now, per alert sink";
+    Counter RETIRED_REPORTS = "sluice_compliance_retired_reports_dropped_total", "Reports of retired devices ignored by the compliance tracker";
+    Counter SNAPSHOTS = "sluice_compliance_snapshots_total", "Compliance Parquet snapshots written";
+    Gauge COMPLIANCE_DEVICES = "sluice_compliance_devices", "Devices per compliance state and group";
+    Gauge COMPLIANCE_PERCENT = "sluice_compliance_percent", "Percent of a group's devices on the latest update";
+    Gauge FLEET_DEVICES = "sluice_compliance_fleet_devices", "Devices tracked (not retired)";
+    Gauge FLEET_PERCENT = "sluice_compliance_fleet_percent", "Percent of all devices on the latest update";
+    Gauge DEPLOYMENT_FAILED = "sluice_deployment_failed_devices", "Devices whose last report says the deployment failed, per deployment and group";
+}
+
+/// A Parquet file was closed, fsynced and renamed into place.
+pub struct ParquetFileWritten<'a> {
+    pub rule: &'a str,
+    pub path: &'a Path,
+    pub rows: u64,
+    pub took: Duration,
+    pub stats: &'a Stats,
+}
+
+impl Event for ParquetFileWritten<'_> {
+    fn emit(self) {
+        tracing::debug!(path = %self.path.display(), rows = self.rows, "parquet file closed");
+        FLUSH_SECONDS.observe(self.took.as_secs_f64());
+        FILES_WRITTEN.count_with(&[("rule", self.rule.to_string())], 1);
+        Stats::add(&self.stats.files_written, 1);
+    }
+}
+
+/// A file was closed early to stay within `max_open_files`.
+pub struct ParquetFileEvicted;
+
+impl Event for ParquetFileEvicted {
+    fn emit(self) {
+        FILES_EVICTED.count(1);
+    }
+}
+
+/// Rows whose event time was outside the window were filed by receive time.
+pub struct EventTimeOutsideWindow {
+    pub rows: usize,
+}
+
+impl Event for EventTimeOutsideWindow {
+    fn emit(self) {
+        if self.rows > 0 {
+            OUTSIDE_WINDOW.count(self.rows as u64);
+        }
+    }
+}
+
+/// A batch's alert occurrences: how many fired a notification, how many were suppressed.
+pub struct AlertsObserved<'a> {
+    pub rule: &'a str,
+    pub fired: usize,
+    pub suppressed: u64,
+}
+
+impl Event for AlertsObserved<'_> {
+    fn emit(self) {
+        let labels = [("rule", self.rule.to_string())];
+        ALERTS_SUPPRESSED.count_with(&labels, self.suppressed);
+        ALERTS_FIRED.count_with(&labels, self.fired as u64);
+    }
+}
+
+/// A firing alert resolved after its quiet period.
+pub struct AlertResolved<'a> {
+    pub rule: &'a str,
+}
+
+impl Event for AlertResolved<'_> {
+    fn emit(self) {
+        ALERTS_RESOLVED.count_with(&[("rule", self.rule.to_string())], 1);
+    }
+}
+
+/// How many alerts of a sink fire after a checkpoint.
+pub struct AlertsFiring<'a> {
+    pub sink: &'a str,
+    pub firing: usize,
+}
+
+impl Event for AlertsFiring<'_> {
+    fn emit(self) {
+        ALERTS_FIRING.gauge_set_with(&[("sink", self.sink.to_string())], self.firing as f64);
+    }
+}
+
+/// One webhook attempt failed (it may be retried).
+pub struct WebhookAttemptFailed<'a> {
+    pub webhook: &'a str,
+    pub problem: &'a str,
+    pub attempt: u32,
+}
+
+impl Event for WebhookAttemptFailed<'_> {
+    fn emit(self) {
+        tracing::debug!(webhook = %self.webhook, problem = %self.problem, attempt = self.attempt,
+            "webhook failed; retrying");
+        WEBHOOK_ATTEMPTS_FAILED.count(1);
+    }
+}
+
+/// A notification was delivered everywhere, or failed somewhere after the retries.
+pub struct AlertDelivered<'a> {
+    pub rule: &'a str,
+    pub key: &'a str,
+    pub took: Duration,
+    pub failures: &'a [String],
+}
+
+impl Event for AlertDelivered<'_> {
+    fn emit(self) {
+        DELIVERY_SECONDS.observe(self.took.as_secs_f64());
+        if !self.failures.is_empty() {
+            tracing::warn!(rule = %self.rule, key = %self.key, problems = %self.failures.join("; "),
+                "alert delivery failed after retries; handing it to the error action");
+            ALERTS_FAILED.count_with(&[("rule", self.rule.to_string())], 1);
+        }
+    }
+}
+
+/// Reports of retired devices were ignored.
+pub struct RetiredReportsDropped {
+    pub reports: u64,
+}
+
+impl Event for RetiredReportsDropped {
+    fn emit(self) {
+        RETIRED_REPORTS.count(self.reports);
+    }
+}
+
+/// A compliance snapshot file was written.
+pub struct SnapshotWritten<'a> {
+    pub path: &'a Path,
+}
+
+impl Event for SnapshotWritten<'_> {
+    fn emit(self) {
+        tracing::debug!(path = %self.path.display(), "compliance snapshot written");
+        SNAPSHOTS.count(1);
+    }
+}
+
+/// The compliance report after a checkpoint, as gauges.
+pub struct ComplianceMeasured<'a> {
+    pub sink: &'a str,
+    pub report: &'a ComplianceReport,
+}
+
+impl Event for ComplianceMeasured<'_> {
+    fn emit(self) {
+        let (s, r) = (self.sink.to_string(), self.report);
+        for (group, c) in &r.groups {
+            for (state, n) in [
+                ("on_latest_update", c.on_latest_update),
+                ("update_in_progress", c.update_in_progress),
+                ("new_updates_available", c.new_updates_available),
+            ] {
+                let labels = [
+                    ("sink", s.clone()),
+                    ("group", group.clone()),
+                    ("state", state.to_string()),
+                ];
+                COMPLIANCE_DEVICES.gauge_set_with(&labels, n as f64);
+            }
+            let labels = [("sink", s.clone()), ("group", group.clone())];
+            COMPLIANCE_PERCENT.gauge_set_with(&labels, c.compliance_percent);
+        }
+        FLEET_PERCENT.gauge_set_with(&[("sink", s.clone())], r.total.compliance_percent);
+        FLEET_DEVICES.gauge_set_with(&[("sink", s.clone())], r.total.devices as f64);
+        for f in &r.failed {
+            let labels = [
+                ("sink", s.clone()),
+                ("deployment", f.deployment.clone()),
+                ("group", f.group.clone()),
+            ];
+            DEPLOYMENT_FAILED.gauge_set_with(&labels, f.devices as f64);
+        }
+    }
+}

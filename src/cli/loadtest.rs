@@ -1,0 +1,100 @@
+//! `sluice loadtest`: the command line of the load generator in `sluice_loadtest`.
+
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct LoadtestArgs {
+    /// MQTT broker to publish to (only the addresses given are contacted).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub broker: String,
+    /// Kafka bootstrap: measure publish→Kafka latency and check nothing was lost.
+    #[arg(long)]
+    pub kafka: Option<String>,
+    #[arg(long, default_value = "telemetry.raw")]
+    pub raw_topic: String,
+    /// A running Sluice's HTTP API: read consumer lag and replica advice from /scaling.
+    #[arg(long)]
+    pub sluice_url: Option<String>,
+    /// `steady:RATE:SECS`, `ramp:FROM:TO:SECS` or `spike:BASE:K:BEFORE:SPIKE:AFTER`.
+    #[arg(long, default_value = "steady:1000:30")]
+    pub profile: String,
+    /// A TOML file of `[[stage]] name, rate | from+to, secs` (instead of --profile).
+    #[arg(long)]
+    pub stages: Option<PathBuf>,
+    #[arg(long, default_value_t = 1000)]
+    pub devices: usize,
+    /// MQTT connections the devices share.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub qos: u8,
+    /// MQTT topic; `{device}` is the device name.
+    #[arg(long, default_value = "devices/{device}/telemetry")]
+    pub topic: String,
+    /// Payload field generators, `NAME=walk:START:STEP|uniform:LO:HI|const:V|choice:A,B` (repeatable).
+    #[arg(long = "field")]
+    pub fields: Vec<String>,
+    /// Stop after this many messages whatever the profile says.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_messages: u64,
+    /// How long to wait after the last stage for acks and Kafka.
+    #[arg(long, default_value_t = 30)]
+    pub drain_secs: u64,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Objectives, e.g. `p99<50ms,rate>=0.95,lost=0`: exit 1 when one is missed.
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// Also measure a bare Kafka consumer vs the router (with this config's rules) and a bare
+    /// MQTT subscriber vs ingest, side by side (needs --kafka).
+    #[arg(long)]
+    pub baseline: bool,
+    /// Config whose rules the baseline router runs.
+    #[arg(long, default_value = "config/sluice.toml")]
+    pub config: PathBuf,
+    /// Messages in the ingest-vs-subscriber burst.
+    #[arg(long, default_value_t = 50_000)]
+    pub burst: u64,
+}
+
+/// Runs the load test; true when every SLO term held.
+pub async fn run(a: LoadtestArgs) -> anyhow::Result<bool> {
+    use sluice_loadtest::{profile, report, run, Options};
+    let stages = match &a.stages {
+        Some(file) => profile::from_file(file),
+        None => profile::parse(&a.profile),
+    }
+    .map_err(anyhow::Error::msg)?;
+    let slo = report::parse_slo(a.slo.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
+    if a.baseline && a.kafka.is_none() {
+        anyhow::bail!("--baseline needs --kafka");
+    }
+    let baseline = match a.baseline {
+        true => Some(sluice_config::load(&a.config).map_err(|e| anyhow::anyhow!("{e}"))?),
+        false => None,
+    };
+    let violated = run(Options {
+        broker: a.broker,
+        kafka: a.kafka,
+        raw_topic: a.raw_topic,
+        sluice_url: a.sluice_url,
+        devices: a.devices,
+        connections: a.connections,
+        qos: a.qos,
+        topic: a.topic,
+        fields: a.fields,
+        stages,
+        max_messages: a.max_messages,
+        drain_secs: a.drain_secs,
+        report: a.report,
+        slo,
+        baseline,
+        burst: a.burst,
+    })
+    .await?;
+    if !violated.is_empty() {
+        eprintln!("SLO violated: {}", violated.join("; "));
+    }
+    Ok(violated.is_empty())
+}

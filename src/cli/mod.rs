@@ -1,0 +1,111 @@
+//! The `sluice` command line (`sluice --help`), one file per subcommand as in mini-redis's
+//! `cmd/`: each holds its arguments and the function that runs it.
+//!
+//! - [`run`]: `sluice run`, the pipeline (or some of its roles) until a signal.
+//! - [`demo`]: `sluice demo`, everything in one process for a bounded time, then a summary
+//!   ([`summary`] reads the Parquet it wrote).
+//! - [`rules`]: `sluice config check`, `sluice rules check`, `sluice rules test`.
+//! - [`ops`]: `sluice scale`, `sluice compliance report` (a running instance's API).
+//! - [`loadtest`]: `sluice loadtest` (the generator is `sluice_loadtest`).
+
+pub mod demo;
+pub mod loadtest;
+pub mod ops;
+pub mod rules;
+pub mod run;
+pub mod summary;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Telemetry ingestion for IoT fleets: MQTT -> Kafka -> SQL rules -> Parquet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline (embedded brokers unless the config names external ones).
+    Run(run::RunArgs),
+    /// Embedded brokers + pipeline + a simulated fleet, for a bounded time, then a summary.
+    Demo(demo::DemoArgs),
+    /// Check configuration files.
+    Config {
+        #[command(subcommand)]
+        command: rules::ConfigCommand,
+    },
+    /// Check and test routing rules without starting anything.
+    Rules {
+        #[command(subcommand)]
+        command: rules::RulesCommand,
+    },
+    /// Print the scaling advice of a running instance (lag, rates, replicas).
+    Scale(ops::ScaleArgs),
+    /// Drive an MQTT broker with a simulated fleet at a rate profile; report throughput,
+    /// latency percentiles, loss and backlog; fail when an SLO is missed.
+    Loadtest(Box<loadtest::LoadtestArgs>),
+    /// Device-update compliance of a running instance.
+    Compliance {
+        #[command(subcommand)]
+        command: ops::ComplianceCommand,
+    },
+}
+
+/// Parses the command line, sets up logging and the runtime, runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::exec(args).await,
+        Command::Demo(args) => demo::exec(args).await,
+        Command::Config { command } => Ok(rules::config(command)),
+        Command::Rules { command } => Ok(rules::rules(command)),
+        Command::Loadtest(args) => Ok(exit(loadtest::run(*args).await?)),
+        Command::Scale(args) => ops::scale(args).await,
+        Command::Compliance { command } => ops::compliance(command).await,
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,rumqttd=off,tansu_storage=off,sluice=info,sluice_ingest=info,sluice_router=info,sluice_sinks=info",
+        )
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Success or failure as the process's exit code.
+pub fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

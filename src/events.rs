@@ -1,0 +1,163 @@
+//! What happens in the binary's own parts (stage supervision, the API), each one [`Event`]
+//! that logs and counts; and [`CATALOG`], every crate's metric declarations together, from
+//! which `/metrics` gets its `# HELP` lines.
+
+use sluice_common::{Event, Metric};
+use std::time::Duration;
+
+sluice_common::metrics! {
+    Counter STAGE_RESTARTS = "sluice_stage_restarts_total", "Times a failed stage (ingest, router) was restarted by its supervisor";
+    Counter UNAUTHORIZED = "sluice_http_unauthorized_total", "API requests refused for a missing or unknown token";
+    Counter FORBIDDEN = "sluice_http_forbidden_total", "API requests refused for a role too low";
+}
+
+/// Every metric Sluice exports, by the crate that declares it.
+pub const CATALOG: &[&[&Metric]] = &[
+    ALL,
+    sluice_ingest::events::ALL,
+    sluice_processors::events::ALL,
+    sluice_router::events::ALL,
+    sluice_sinks::events::ALL,
+];
+
+/// Registers the help text of every metric with the installed recorder.
+pub fn describe_all() {
+    for metric in CATALOG.iter().flat_map(|m| m.iter()) {
+        metric.describe();
+    }
+}
+
+/// A stage failed (or stopped on its own) and is restarted after `delay`.
+pub struct StageRestarting<'a> {
+    pub stage: &'static str,
+    pub reason: &'a str,
+    pub delay: Duration,
+}
+
+impl Event for StageRestarting<'_> {
+    fn emit(self) {
+        tracing::error!(stage = self.stage, error = %self.reason, restart_in = ?self.delay,
+            "stage failed; restarting it");
+        STAGE_RESTARTS.count_with(&[("stage", self.stage.to_string())], 1);
+    }
+}
+
+/// An API request was refused: no or an unknown token (`forbidden` false), or a role too low.
+pub struct RequestRefused {
+    pub forbidden: bool,
+}
+
+impl Event for RequestRefused {
+    fn emit(self) {
+        if self.forbidden {
+            FORBIDDEN.count(1);
+        } else {
+            UNAUTHORIZED.count(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CATALOG;
+    use std::collections::BTreeSet;
+
+    /// Every metric declared anywhere in the workspace is in the catalog (so it gets a
+    /// `# HELP` line), once; and no code outside an `events` module touches a metric.
+    #[test]
+    fn every_declared_metric_is_catalogued_and_only_events_touch_metrics() {
+        let catalogued: Vec<&str> = CATALOG
+            .iter()
+            .flat_map(|m| m.iter().map(|m| m.name))
+            .collect();
+        let unique: BTreeSet<&str> = catalogued.iter().copied().collect();
+        assert_eq!(unique.len(), catalogued.len(), "a metric is declared twice");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut declared = BTreeSet::new();
+        let mut outside = Vec::new();
+        for dir in [
+            "src",
+            "common/src",
+            "kafka/src",
+            "ingest/src",
+            "processors/src",
+            "router/src",
+            "sinks/src",
+            "loadtest/src",
+        ] {
+            for file in sluice_common::fs::files_under(&root.join(dir)) {
+                if file.extension().is_none_or(|x| x != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&file).unwrap();
+                let is_events = file.file_stem().is_some_and(|s| s == "events");
+                for line in text.lines() {
+                    if let Some(name) = declared_name(line) {
+                        declared.insert(name);
+                    }
+                    let touches = touches_metric(line);
+                    let in_common = file.starts_with(root.join("common/src/event.rs"));
+                    if touches && !is_events && !in_common && !line.trim_start().starts_with("//") {
+                        outside.push(format!("{}: {}", file.display(), line.trim()));
+                    }
+                }
+            }
+        }
+        let missing: Vec<_> = declared
+            .iter()
+            .filter(|n| !unique.contains(n.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "declared but not in CATALOG: {missing:?}"
+        );
+        assert!(
+            outside.is_empty(),
+            "metrics touched outside an events module: {outside:#?}"
+        );
+    }
+
+    /// A `metrics` macro, or a method of a declared metric (`UPPER_CASE.count(…)`).
+    fn touches_metric(line: &str) -> bool {
+        if ["counter!(", "gauge!(", "histogram!("]
+            .iter()
+            .any(|m| line.contains(m))
+        {
+            return true;
+        }
+        [
+            ".count(",
+            ".count_with(",
+            ".gauge_set(",
+            ".gauge_set_with(",
+            ".observe(",
+            ".observe_with(",
+        ]
+        .iter()
+        .any(|m| {
+            line.match_indices(m).any(|(i, _)| {
+                let before = &line[..i];
+                let ident: String = before
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                !ident.is_empty()
+                    && ident
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+            })
+        })
+    }
+
+    /// `Counter NAME = "sluice_…", "help";` → `sluice_…`.
+    fn declared_name(line: &str) -> Option<String> {
+        let t = line.trim_start();
+        let kind = ["Counter ", "Gauge ", "Histogram "]
+            .iter()
+            .any(|k| t.starts_with(k));
+        let start = t.find("= \"sluice_")? + 3;
+        let end = start + t[start..].find('"')?;
+        kind.then(|| t[start..end].to_string())
+    }
+}
