@@ -9,6 +9,7 @@
 //! - [`retry`]: the backoff policies of every retry loop (backon).
 //! - [`fs`]: atomic file replacement and recursive file listings (walkdir).
 //! - [`addr`]: `host:port` parsing.
+//! - [`blocking`]: blocking work (sink I/O) run from async code without stalling the runtime.
 
 pub mod addr;
 pub mod clock;
@@ -20,3 +21,13 @@ pub mod stats;
 pub use clock::now_ms;
 pub use event::{Event, Metric, MetricKind};
 pub use stats::Stats;
+
+/// Runs blocking work (file writes and fsyncs, a full queue) from async code without stalling
+/// the runtime: on a multi-threaded runtime the worker hands its other tasks to another thread
+/// first (`block_in_place`); on a current-thread runtime (unit tests) it just runs.
+pub fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}

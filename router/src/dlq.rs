@@ -31,7 +31,7 @@ pub struct DeadLetters {
     topic: String,
     /// Queued with librdkafka: (the record, its delivery).
     pending: Vec<(Letter, DeliveryFuture)>,
-    /// Not yet queued: librdkafka's queue was full.
+    /// Not yet queued: librdkafka did not take them (most often: its queue was full).
     backlog: VecDeque<Letter>,
     stats: Arc<Stats>,
 }
@@ -90,7 +90,8 @@ impl DeadLetters {
         }
     }
 
-    /// Hands a record to librdkafka; gives it back when the queue is full.
+    /// Hands a record to librdkafka; gives it back when librdkafka does not take it (its queue
+    /// is full, or it refused the record locally): `flush` tries it again.
     fn try_queue(&mut self, letter: Letter) -> Result<(), Letter> {
         let record = FutureRecord::to(&self.topic)
             .key(&letter.key)
@@ -129,7 +130,8 @@ impl DeadLetters {
             if self.backlog.is_empty() {
                 return Ok(());
             }
-            // librdkafka's queue was full: give it time to deliver without blocking a thread.
+            // librdkafka did not take every record (most often: its queue was full): give it
+            // time to deliver without blocking a thread, then try the backlog again.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

@@ -255,10 +255,11 @@ impl Router {
         if isolate {
             self.isolate_poison();
         }
-        process::process(self)?;
+        // Sinks write and fsync synchronously: off the runtime's other tasks.
+        sluice_common::blocking(|| process::process(self))?;
         self.poison.end(isolate);
         self.raw.clear();
-        process::route_failures(self)?;
+        sluice_common::blocking(|| process::route_failures(self))?;
         Ok(())
     }
 
@@ -300,10 +301,13 @@ impl Router {
     async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), RouterError> {
         let started = std::time::Instant::now();
         // Failed deliveries first, so their error-action rows are made durable below.
-        process::route_failures(self)?;
-        for sink in self.sinks.values_mut() {
-            sink.checkpoint()?;
-        }
+        sluice_common::blocking(|| -> Result<(), RouterError> {
+            process::route_failures(self)?;
+            for sink in self.sinks.values_mut() {
+                sink.checkpoint()?;
+            }
+            Ok(())
+        })?;
         self.dead_letters.flush().await?;
         if let Some(tpl) = self.offsets.to_commit(&self.raw_topic)? {
             match self.consumer.commit(&tpl, mode) {

@@ -65,7 +65,8 @@ pub struct DeliveryFailure {
 
 /// A destination for rule outputs.
 pub trait Sink: Send {
-    /// Accepts the rows `rule` selected from one batch.
+    /// Accepts the rows `rule` selected from one batch. Blocking is allowed (file writes,
+    /// fsyncs, a full queue): the router calls sinks through `sluice_common::blocking`.
     fn write(&mut self, rule: &str, output: &RuleOutput) -> Result<(), SinkError>;
 
     /// Makes everything written so far durable. Offsets are committed only after this returns.

@@ -46,6 +46,21 @@ impl fmt::Display for RuleError {
     }
 }
 
+/// One JSON object per row, NULL columns left out: how alerts carry their rows and how rule
+/// tests compare them.
+pub fn rows_as_json(
+    rows: &RecordBatch,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, arrow::error::ArrowError> {
+    let mut writer = arrow_json::ArrayWriter::new(Vec::new());
+    writer.write(rows)?;
+    writer.finish()?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(vec![]);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| arrow::error::ArrowError::JsonError(e.to_string()))
+}
+
 /// The rows one rule selected from one batch.
 #[derive(Debug, Clone)]
 pub struct RuleOutput {

@@ -244,13 +244,7 @@ fn dlq_row(index: usize, reason: &str) -> Map<String, Value> {
 /// Rows as JSON objects (NULLs omitted), each with its 1-based message number, read from the
 /// `_offset` of `source` (or of the rows themselves when they are whole messages).
 fn json_rows(rows: &RecordBatch, source: Option<&RecordBatch>) -> Rows {
-    let mut writer = arrow_json::ArrayWriter::new(Vec::new());
-    let objects: Vec<Map<String, Value>> = writer
-        .write(rows)
-        .and_then(|_| writer.finish())
-        .ok()
-        .and_then(|_| serde_json::from_slice::<Vec<Map<String, Value>>>(&writer.into_inner()).ok())
-        .unwrap_or_default();
+    let objects = crate::rule::rows_as_json(rows).unwrap_or_default();
     let offsets = source
         .unwrap_or(rows)
         .column_by_name(OFFSET)

@@ -149,7 +149,8 @@ impl AlertSink {
 
     /// The occurrences in one rule output, with the row each came from.
     fn occurrences(&self, rule: &str, output: &RuleOutput) -> Result<Vec<Occurrence>, SinkError> {
-        let rows = rows_as_json(&output.rows).map_err(|e| SinkError::external(&self.name, e))?;
+        let rows = sluice_processors::rule::rows_as_json(&output.rows)
+            .map_err(|e| SinkError::external(&self.name, e))?;
         let devices = output
             .source
             .column_by_name(DEVICE_ID)
@@ -205,20 +206,6 @@ fn alert_key(
         })
         .collect();
     format!("{rule}/{}", parts.join("/"))
-}
-
-/// One JSON object per row (NULL columns left out).
-fn rows_as_json(
-    rows: &RecordBatch,
-) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-    writer.write(rows).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
-    let bytes = writer.into_inner();
-    if bytes.is_empty() {
-        return Ok(vec![]);
-    }
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
 impl Sink for AlertSink {

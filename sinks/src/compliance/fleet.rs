@@ -1,7 +1,7 @@
 //! The compliance model: catalog, deployments, device inventory, and the Azure Device Update
 //! definitions applied to them. Pure state, unit-tested with in-memory values.
 //!
-//! Per device (DESIGN.md, Compliance):
+//! Per device (docs/design.md, Compliance):
 //! - **on latest update**: it runs the highest version, among *all* published updates
 //!   compatible with its model, or a later one (a model with no compatible update is on latest);
 //! - **update in progress**: not on latest, and an active deployment to its group delivers that

@@ -10,7 +10,6 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,29 +65,64 @@ impl Setup {
         self.dir.path().join("data/parquet")
     }
 
-    /// Writes `sluice.toml` with the test's ports; `extra` is appended (rules, sinks…).
+    /// Writes a config with the test's ports and data folder; `extra` (rules, sinks… as TOML)
+    /// is merged into it table by table.
     pub fn write_config(&self, name: &str, http: &str, extra: &str) -> PathBuf {
-        let text = format!(
-            r#"data_dir = "{data}"
-[embedded]
-mqtt_listen = "{mqtt}"
-kafka_listen = "{kafka}"
-[http]
-listen = "{http}"
-[router]
-commit_interval_ms = 500
-[router.batch]
-max_rows = 4096
-max_wait_ms = 100
-{extra}
-"#,
-            data = self.dir.path().join("data").display(),
-            mqtt = self.mqtt,
-            kafka = self.kafka,
+        self.write_config_with(name, http, extra, |_| {})
+    }
+
+    /// [`Setup::write_config`], then `edit` on the parsed config before it is written.
+    pub fn write_config_with(
+        &self,
+        name: &str,
+        http: &str,
+        extra: &str,
+        edit: impl FnOnce(&mut toml::Table),
+    ) -> PathBuf {
+        let mut config: toml::Table = toml::toml! {
+            [embedded]
+            [http]
+            [router]
+            commit_interval_ms = 500
+            [router.batch]
+            max_rows = 4096
+            max_wait_ms = 100
+        };
+        let data = self.dir.path().join("data").display().to_string();
+        config.insert("data_dir".into(), data.into());
+        let embedded = table(&mut config, "embedded");
+        embedded.insert("mqtt_listen".into(), self.mqtt.clone().into());
+        embedded.insert("kafka_listen".into(), self.kafka.clone().into());
+        table(&mut config, "http").insert("listen".into(), http.into());
+        merge(
+            &mut config,
+            toml::from_str(extra).expect("extra config is TOML"),
         );
+        edit(&mut config);
         let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
         path
+    }
+}
+
+/// The table at `key` of `config` (created if missing).
+pub fn table<'a>(config: &'a mut toml::Table, key: &str) -> &'a mut toml::Table {
+    config
+        .entry(key)
+        .or_insert_with(|| toml::Table::new().into())
+        .as_table_mut()
+        .expect("a table")
+}
+
+/// `extra` into `base`: tables merged key by key, other values replaced.
+fn merge(base: &mut toml::Table, extra: toml::Table) {
+    for (key, value) in extra {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge(b, e),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 
@@ -167,22 +201,22 @@ impl Drop for Sluice {
     }
 }
 
-/// A minimal HTTP/1.0 GET: (status, body).
+/// GET `path` of the API at `addr`: (status, body); `None` when nothing answers.
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     http_request(addr, "GET", path)
 }
 
-/// A bodyless HTTP/1.0 request; (status, body).
+/// A bodyless request; (status, body).
 pub fn http_request(addr: &str, method: &str, path: &str) -> Option<(u16, String)> {
     http_send(addr, method, path, "")
 }
 
-/// An HTTP/1.0 request with a JSON body (empty: none); (status, body).
+/// A request with a JSON body (empty: none); (status, body).
 pub fn http_send(addr: &str, method: &str, path: &str, json: &str) -> Option<(u16, String)> {
     http_call(addr, method, path, None, json)
 }
 
-/// An HTTP/1.0 request with an optional bearer token and a JSON body; (status, body).
+/// A request with an optional bearer token and a JSON body (reqwest, 5 s time-out).
 pub fn http_call(
     addr: &str,
     method: &str,
@@ -190,23 +224,23 @@ pub fn http_call(
     token: Option<&str>,
     json: &str,
 ) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
-        json.len()
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let code = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((code, body))
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
+    let mut request = client.request(method, format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    if !json.is_empty() {
+        request = request
+            .header("content-type", "application/json")
+            .body(json.to_string());
+    }
+    let response = request.send().ok()?;
+    let code = response.status().as_u16();
+    Some((code, response.text().unwrap_or_default()))
 }
 
 /// Every record batch of every Parquet file under `root`, read back as an analyst would.

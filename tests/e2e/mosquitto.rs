@@ -1,9 +1,7 @@
 //! The external-broker path: Mosquitto (Debian's package) as the MQTT broker, the embedded
 //! Kafka broker behind it. Same check as the embedded test, with 1 000 messages.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 fn start_mosquitto(dir: &std::path::Path, port: u16) -> mosquitto::Mosquitto {

@@ -1,9 +1,7 @@
 //! The spine end to end on the embedded brokers: 10 000 QoS1 messages over MQTT, two rules,
 //! and every (device, seq) read back from the right rule's Parquet files.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 const RULES: &str = r#"

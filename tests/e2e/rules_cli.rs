@@ -1,31 +1,11 @@
-//! The rule language, file-driven: every case in `tests/rules/cases/` runs through the real
-//! rule engine (decoder + `RuleSet::route`, as in the router). Plus the CLI contracts of
-//! `sluice rules test` (a wrong expectation fails with a readable diff) and `sluice rules
-//! check` (all problems, with positions).
-
-mod common;
+//! The CLI contracts of `sluice rules test` (a wrong expectation fails with a readable diff)
+//! and `sluice rules check` (all problems, with positions). The rule cases themselves run one
+//! test each in `processors/tests/rule_cases.rs`.
 
 use std::path::Path;
 
-const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rules/cases");
-
-#[test]
-fn every_rule_case_passes() {
-    let files = sluice_processors::rule_test::case::case_files(Path::new(CASES)).unwrap();
-    assert!(files.len() >= 30, "only {} cases", files.len());
-    let mut failures = Vec::new();
-    for file in &files {
-        let report = sluice_processors::rule_test::run_case_file(file, &[]);
-        assert!(report.checks > 0, "{} checks nothing", file.display());
-        for f in report.failures {
-            failures.push(format!("{}: {f}", file.display()));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
 fn sluice(args: &[&str], dir: &Path) -> (bool, String) {
-    let (code, out) = common::sluice_cli(args, dir);
+    let (code, out) = crate::common::sluice_cli(args, dir);
     (code == 0, out)
 }
 

@@ -1,9 +1,7 @@
 //! At-least-once across a crash: the router is SIGKILLed mid-stream and restarted; after it
 //! catches up no (device, seq) is missing. Duplicates are allowed and reported.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[test]
@@ -27,12 +25,19 @@ fn killed_router_resumes_without_losing_messages() {
         Duration::from_secs(120),
         || rule_rows(&root, "all") > 0,
     );
+    let publishing = !publisher.is_finished();
     router.kill();
     let before_restart = rule_rows(&root, "all");
+    let total = devices as u64 * per_device;
+    // The kill must land mid-stream, or this test shows nothing about a crash.
+    assert!(publishing, "the fleet had finished before the kill");
+    assert!(
+        before_restart < total,
+        "the router had written everything ({before_restart}) before the kill"
+    );
     let router = Sluice::start(&router_config, &["--only", "router"], None);
     publisher.join().unwrap();
 
-    let total = devices as u64 * per_device;
     wait_until(
         "router caught up after restart",
         Duration::from_secs(180),

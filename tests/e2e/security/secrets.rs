@@ -3,7 +3,7 @@
 //! Parquet, in `/rules` or in `config check`: only its redacted form does.
 
 use super::*;
-use common::webhook::WebhookServer;
+use crate::common::webhook::WebhookServer;
 use serde_json::json;
 
 const SECRETS: [&str; 3] = ["hunter2user", "T0K3Nxyz9876abcd", "sig=Qz81secretQ"];

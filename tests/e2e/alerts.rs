@@ -2,10 +2,8 @@
 //! the cooldown, resolves after the quiet period (by webhook and on the `alerts` topic), stays quiet on a repeat inside the cooldown;
 //! a server answering 500 gets the retries, then the rows go to the rule's error action.
 
-mod common;
-
-use common::webhook::WebhookServer;
-use common::*;
+use crate::common::webhook::WebhookServer;
+use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 

@@ -40,17 +40,9 @@ fn ingest_and_router_use_kafka_over_mutual_tls() {
 
     // The brokers' process: embedded MQTT and Kafka, Kafka advertised at stunnel's address.
     let brokers_http = format!("127.0.0.1:{}", free_port());
-    let brokers = setup.write_config(
-        "brokers.toml",
-        &brokers_http,
-        "[kafka]\ncreate_topics = false\n",
-    );
-    // `write_config` writes the [embedded] table: add the advertised address to it.
-    let text = std::fs::read_to_string(&brokers).unwrap().replace(
-        "kafka_listen =",
-        &format!("kafka_advertised = \"{tls_addr}\"\nkafka_listen ="),
-    );
-    std::fs::write(&brokers, text).unwrap();
+    let extra =
+        format!("[kafka]\ncreate_topics = false\n[embedded]\nkafka_advertised = \"{tls_addr}\"\n");
+    let brokers = setup.write_config("brokers.toml", &brokers_http, &extra);
     let mut broker_process = Logged::start(&brokers, &["--only", "brokers"], &[]);
     broker_process.wait_ready(&brokers_http);
     let _stunnel = start_stunnel(dir, &certs, tls_port, &setup.kafka);

@@ -2,9 +2,7 @@
 //! grows and `/scaling` asks for more router replicas, capped at the partitions; once a router
 //! catches up the advice settles back to one and does not flap.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 /// Every message to Parquet, and scaling tuned so 300 msg/s is one router's worth.

@@ -4,9 +4,7 @@
 //! Also that the embedded broker runs Sluice's patched tansu (vendor/tansu-storage): without
 //! the header index the load test's numbers fall by an order of magnitude.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn loadtest_reports_no_loss_and_fails_an_impossible_slo() {

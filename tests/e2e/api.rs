@@ -2,9 +2,7 @@
 //! an admin token (and an operator for the operator actions) gives 401/403/2xx as specified.
 //! `/metrics` passes `promtool check metrics` and honours `[metrics]` block patterns.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -4,9 +4,7 @@
 //! unchanged, every hostile message is in the dead-letter topic with its reason or was routed
 //! harmlessly, and the counters moved.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! The command line's contract for users: config check reports every problem at once.
 
-mod common;
-
 fn sluice(args: &[&str]) -> (i32, String) {
-    common::sluice_cli(args, std::path::Path::new("."))
+    crate::common::sluice_cli(args, std::path::Path::new("."))
 }
 
 #[test]

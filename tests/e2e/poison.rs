@@ -4,9 +4,7 @@
 //! and sent to the dead-letter topic, and every other message arrives. The embedded brokers
 //! and ingest keep running throughout.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 const MARKER: &str = "POISON-7f3a";

@@ -3,10 +3,6 @@
 //! the embedded MQTT broker with users; a webhook URL carrying a secret. Certificates are
 //! made per test with the `openssl` command.
 
-#[path = "../common/mod.rs"]
-#[allow(dead_code)]
-mod common;
-
 mod api_tls;
 mod certs;
 mod embedded_auth;
@@ -14,7 +10,7 @@ mod kafka_tls;
 mod mqtt_tls;
 mod secrets;
 
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

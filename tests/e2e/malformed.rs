@@ -1,9 +1,7 @@
 //! Bad input loses nothing and stops nothing: invalid JSON, non-UTF-8, non-object and
 //! oversize payloads go to `telemetry.dlq` with a reason; every valid message still lands.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 const CONFIG: &str = "[ingest]\nmax_payload_bytes = 2048\n";

@@ -3,9 +3,7 @@
 //! A splits by parity, B by sequence range, so a half-applied mix would lose some messages and
 //! duplicate others.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -35,11 +33,10 @@ fn rules_reload_under_traffic_without_loss_or_mixing() {
     std::fs::create_dir(&rules_dir).unwrap();
     write_rules(&rules_dir, SET_A);
     let http = format!("127.0.0.1:{}", free_port());
-    let config = setup.write_config("sluice.toml", &http, "[sinks.lake]\ntype = \"parquet\"\n");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = format!("rule_paths = [\"rules\"]\n{text}")
-        .replace("[router]\n", "[router]\nrules_reload_interval_ms = 200\n");
-    std::fs::write(&config, text).unwrap();
+    let extra = "rule_paths = [\"rules\"]\n[sinks.lake]\ntype = \"parquet\"\n";
+    let config = setup.write_config_with("sluice.toml", &http, extra, |c| {
+        table(c, "router").insert("rules_reload_interval_ms".into(), 200.into());
+    });
     let sluice = Sluice::start(&config, &[], Some(http.clone()));
     let version_a = rules_status(&http)["version"].as_str().unwrap().to_string();
 

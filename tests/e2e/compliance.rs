@@ -3,9 +3,7 @@
 //! per-group counts per the Device Update definitions; a new catalog entry flips "on latest"
 //! devices; a retired device leaves the counts; state survives a restart; snapshots are Parquet.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;

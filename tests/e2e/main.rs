@@ -1,0 +1,27 @@
+//! End-to-end tests against real parts (the embedded brokers, Mosquitto, stunnel, openssl, a
+//! real HTTP server for webhooks, Parquet read back), in one test binary: DataFusion and
+//! librdkafka are linked once, and `cargo test` runs the modules' tests in parallel.
+//!
+//! - [`common`]: a `sluice` process on free ports, deadline waits, Parquet read-back, fleets.
+//! - one module per concern: the spine ([`embedded`], [`mosquitto`], [`crash`], [`malformed`]),
+//!   hostile input ([`hostile`], [`poison`]), alerts, compliance, hot reload, the API, scaling,
+//!   the load generator, the CLI and the demo, and [`security`] (TLS, authentication, secrets).
+
+mod common;
+
+mod alerts;
+mod api;
+mod cli;
+mod compliance;
+mod crash;
+mod demo;
+mod embedded;
+mod hostile;
+mod loadtest;
+mod malformed;
+mod mosquitto;
+mod poison;
+mod reload;
+mod rules_cli;
+mod scaling;
+mod security;
