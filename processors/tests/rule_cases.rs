@@ -20,6 +20,7 @@ fn main() {
         readme_rules,
     ));
     trials.push(Trial::test("readme::case_file_example_passes", readme_case));
+    trials.push(Trial::test("readme::config_example_rules_compile", readme_config_rules));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -50,6 +51,29 @@ fn readme_rules() -> Result<(), Failed> {
             let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Err(format!("{}\n{text}", errors.join("\n")).into());
         }
+    }
+    Ok(())
+}
+
+/// The `[[rules]]` of README's config examples compile (`sluice config check`; that the
+/// snippets parse and name defined sinks is checked in the config crate).
+fn readme_config_rules() -> Result<(), Failed> {
+    let mut compiled = 0;
+    for snippet in readme_blocks("toml") {
+        let Ok(config) = sluice_config::Config::from_toml_str(&snippet) else {
+            continue; // a case file, or a fragment: not a config
+        };
+        if config.rules.is_empty() {
+            continue;
+        }
+        if let Err(errors) = RuleSet::compile(&config.rules) {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(format!("{}\n{snippet}", errors.join("\n")).into());
+        }
+        compiled += 1;
+    }
+    if compiled == 0 {
+        return Err("README shows no config with rules".into());
     }
     Ok(())
 }
