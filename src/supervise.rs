@@ -6,7 +6,7 @@
 //! meanwhile. A stage that ran for a while before failing starts again from the shortest delay.
 
 use crate::events::StageRestarting;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use sluice_common::retry::{Backoff, Policy};
 use sluice_common::Event;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -40,14 +40,9 @@ impl StageHealth {
     }
 }
 
-fn backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
+/// Restart delays: 0.5 s doubling to 30 s, with jitter so restarts of many replicas spread.
+const RESTART: Policy =
+    Policy::doubling(Duration::from_millis(500), Duration::from_secs(30)).with_jitter();
 
 /// Runs `first` (the stage as built at start: a build error there is the caller's to report)
 /// until `stop`, restarting the stage with `start` whenever it fails or stops on its own.
@@ -63,7 +58,7 @@ pub async fn supervise<F, Fut>(
     F: FnMut() -> anyhow::Result<Fut>,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let mut delays = backoff();
+    let mut delays = Backoff::new(RESTART);
     let mut next = Some(first);
     loop {
         let started = Instant::now();
@@ -90,9 +85,9 @@ pub async fn supervise<F, Fut>(
             Err(e) => format!("{e:#}"),
         };
         if started.elapsed() >= HEALTHY_AFTER {
-            delays = backoff();
+            delays.reset();
         }
-        let delay = delays.next().unwrap_or(Duration::from_secs(30));
+        let delay = delays.next_delay();
         StageRestarting {
             stage,
             reason: &reason,

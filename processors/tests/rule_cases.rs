@@ -20,7 +20,10 @@ fn main() {
         readme_rules,
     ));
     trials.push(Trial::test("readme::case_file_example_passes", readme_case));
-    trials.push(Trial::test("readme::config_example_rules_compile", readme_config_rules));
+    trials.push(Trial::test(
+        "readme::config_example_rules_compile",
+        readme_config_rules,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 

@@ -170,26 +170,15 @@ fn print_summary(
     println!("\n== Sluice demo summary ({:.1}s) ==", took.as_secs_f64());
     println!("messages published (QoS1)  {:>8}", report.published);
     println!("messages acked by broker   {:>8}", report.acked);
-    println!(
-        "received by ingest         {:>8}",
-        Stats::get(&stats.mqtt_received)
-    );
-    println!(
-        "written to Kafka (raw)     {:>8}",
-        Stats::get(&stats.produced)
-    );
-    println!(
-        "consumed by router         {:>8}",
-        Stats::get(&stats.consumed)
-    );
-    println!(
-        "dead-lettered (DLQ)        {:>8}",
-        Stats::get(&stats.dead_lettered)
-    );
-    println!(
-        "parquet files written      {:>8}",
-        Stats::get(&stats.files_written)
-    );
+    for (what, counter) in [
+        ("received by ingest", &stats.mqtt_received),
+        ("written to Kafka (raw)", &stats.produced),
+        ("consumed by router", &stats.consumed),
+        ("dead-lettered (DLQ)", &stats.dead_lettered),
+        ("parquet files written", &stats.files_written),
+    ] {
+        println!("{what:<26} {:>8}", Stats::get(counter));
+    }
     println!("rows per rule (routed / in parquet files):");
     for (rule, routed) in stats.rule_rows() {
         let in_files = files.get(&rule).map_or(0, |f| f.rows);
