@@ -40,11 +40,7 @@ pub fn mqtt_address(config: &Config) -> String {
 }
 
 pub fn kafka_bootstrap(config: &Config) -> String {
-    config
-        .kafka
-        .bootstrap
-        .clone()
-        .unwrap_or_else(|| config.embedded.kafka_listen.clone())
+    sluice_kafka::bootstrap(config)
 }
 
 /// Shared state of a running pipeline (for HTTP and summaries).

@@ -14,6 +14,15 @@ use std::time::Duration;
 /// load test's bare-consumer baseline fetches the same way.
 pub const FETCH_WAIT_MS: &str = "500";
 
+/// The Kafka bootstrap servers: `kafka.bootstrap`, else the embedded broker's address.
+pub fn bootstrap(config: &Config) -> String {
+    config
+        .kafka
+        .bootstrap
+        .clone()
+        .unwrap_or_else(|| config.embedded.kafka_listen.clone())
+}
+
 /// librdkafka settings shared by every Sluice client.
 pub fn kafka_client_config(config: &Config, bootstrap: &str) -> ClientConfig {
     let mut c = security_settings(config);

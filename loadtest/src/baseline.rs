@@ -150,11 +150,11 @@ pub async fn bare_subscriber(
     filter: &str,
 ) -> anyhow::Result<Arc<std::sync::Mutex<(u64, Option<Instant>, Option<Instant>)>>> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let (host, port) = broker.rsplit_once(':').unwrap_or((broker, "1883"));
+    let (host, port) = sluice_common::addr::host_port(broker)?;
     let mut opts = MqttOptions::new(
         format!("sluice-baseline-sub-{}", std::process::id()),
         host,
-        port.parse()?,
+        port,
     );
     opts.set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(opts, 100);

@@ -10,6 +10,8 @@
 //! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
 //! - [`reload`]: the reloader (rule files and devices CSV re-read while running) and where a
 //!   reloaded rule set waits for the next batch boundary.
+//! - [`preview`]: rules run on records already in the raw topic, read-only (`sluice rules
+//!   preview`).
 //! - [`scaling`]: the consumer group's lag and rates sampled into replica advice
 //!   (`/scaling`, `sluice scale`, the `sluice_kafka_*` gauges).
 //! - [`poison`], [`isolate`]: offsets a router died on become suspect; after
@@ -26,6 +28,7 @@ pub mod events;
 pub mod isolate;
 mod offsets;
 pub mod poison;
+pub mod preview;
 mod process;
 pub mod reload;
 pub mod scaling;

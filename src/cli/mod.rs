@@ -4,13 +4,15 @@
 //! - [`run`]: `sluice run`, the pipeline (or some of its roles) until a signal.
 //! - [`demo`]: `sluice demo`, everything in one process for a bounded time, then a summary
 //!   ([`summary`] reads the Parquet it wrote).
-//! - [`rules`]: `sluice config check`, `sluice rules check`, `sluice rules test`.
+//! - [`rules`]: `sluice config check`, `sluice rules check`, `sluice rules test`;
+//!   [`preview`]: `sluice rules preview`.
 //! - [`ops`]: `sluice scale`, `sluice compliance report` (a running instance's API).
 //! - [`loadtest`]: `sluice loadtest` (the generator is `sluice_loadtest`).
 
 pub mod demo;
 pub mod loadtest;
 pub mod ops;
+pub mod preview;
 pub mod rules;
 pub mod run;
 pub mod summary;
@@ -82,7 +84,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::exec(args).await,
         Command::Demo(args) => demo::exec(args).await,
         Command::Config { command } => Ok(rules::config(command)),
-        Command::Rules { command } => Ok(rules::rules(command)),
+        Command::Rules { command } => rules::rules(command).await,
         Command::Loadtest(args) => Ok(exit(loadtest::run(*args).await?)),
         Command::Scale(args) => ops::scale(args).await,
         Command::Compliance { command } => ops::compliance(command).await,

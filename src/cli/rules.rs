@@ -19,6 +19,9 @@ pub enum RulesCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run rule files (new or changed) on the latest records of the raw topic, read-only:
+    /// print each rule's rows and, for a changed rule, how they differ from the running one's.
+    Preview(super::preview::PreviewArgs),
     /// Run rule test cases (`*.toml` under --cases) through the rule engine; print a diff for
     /// every mismatch; exit non-zero if any case fails.
     Test {
@@ -42,9 +45,10 @@ pub fn config(command: ConfigCommand) -> ExitCode {
     super::exit(report(&file.display().to_string(), &problems))
 }
 
-/// `sluice rules check` and `sluice rules test`.
-pub fn rules(command: RulesCommand) -> ExitCode {
-    match command {
+/// `sluice rules check`, `sluice rules test` and `sluice rules preview`.
+pub async fn rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
+    Ok(match command {
+        RulesCommand::Preview(args) => super::preview::exec(args).await?,
         RulesCommand::Check { paths, config } => {
             let default = PathBuf::from("config/sluice.toml");
             let config = config.or_else(|| default.exists().then_some(default));
@@ -52,7 +56,7 @@ pub fn rules(command: RulesCommand) -> ExitCode {
             super::exit(report("rules", &problems))
         }
         RulesCommand::Test { paths, cases } => super::exit(run_tests(&paths, &cases)),
-    }
+    })
 }
 
 /// Every problem in a config file: keys, rule files, rule headers and rule SQL, at once.

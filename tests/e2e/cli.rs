@@ -31,7 +31,7 @@ max_rows = 0
         "router.batch.max_rows: must be > 0",
         "rules[0].actions[0]: unknown sink 'nowhere'",
         "sinks.lake.max_rows: must be > 0",
-        "rules[0].sql: rule 'hot'",
+        "rules[0].sql:1:30: rule 'hot': syntax error",
     ] {
         assert!(out.contains(expected), "missing '{expected}' in:\n{out}");
     }

@@ -393,9 +393,8 @@ fn publish_is_refused(broker: &str, topic: &str, payload: Vec<u8>) -> bool {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (host, port) = broker.rsplit_once(':').unwrap();
-        let mut opts =
-            MqttOptions::new(format!("huge-{}", free_port()), host, port.parse().unwrap());
+        let (host, port) = sluice_common::addr::host_port(broker).unwrap();
+        let mut opts = MqttOptions::new(format!("huge-{}", free_port()), host, port);
         opts.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 10);
         client

@@ -21,6 +21,7 @@ mod loadtest;
 mod malformed;
 mod mosquitto;
 mod poison;
+mod preview;
 mod reload;
 mod rules_cli;
 mod scaling;

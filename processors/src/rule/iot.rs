@@ -36,9 +36,7 @@ impl ScalarUDFImpl for IotFunction {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         if self.name == "timestamp" {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now = sluice_common::now_ms();
             return Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(now))));
         }
         let _ = args;
@@ -100,6 +98,8 @@ pub fn default_name(expr: &Expr) -> Option<String> {
         ("device_tag", [Expr::Literal(ScalarValue::Utf8(Some(v)), _)]) => {
             Some(format!("device_tag_{v}"))
         }
+        // `a[1].month` is named `month`, as AWS IoT names a nested field it selects.
+        (super::field::NAME, [_, Expr::Literal(ScalarValue::Utf8(Some(v)), _)]) => Some(v.clone()),
         ("device_id" | "clientid" | "received_at" | "timestamp" | "topic", _) => Some(name.into()),
         _ => None,
     }

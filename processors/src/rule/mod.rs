@@ -13,9 +13,11 @@
 
 pub mod devices;
 mod eval;
+pub mod field;
 pub mod iot;
 pub mod paths;
 pub mod plan;
+mod readable;
 pub mod route;
 pub mod topic;
 
@@ -157,12 +159,16 @@ impl RuleSet {
         let mut rules = Vec::new();
         let mut errors = Vec::new();
         for c in configs {
-            let err = |message: String| rule_error(c, locate_name(&message, &c.sql));
+            let err =
+                |message: String| rule_error(c, locate_name(&readable::readable(&message), &c.sql));
             match split_topic_filter(&c.sql) {
                 Err(e) => errors.push(err(e)),
                 Ok((sql, topic_filter)) => {
                     match plan::compile(&ctx, &sql, &metadata_only_schema()) {
-                        Err(e) => errors.push(err(e.to_string())),
+                        Err(e) => {
+                            let message = with_construct_position(&e, &c.sql);
+                            errors.push(err(with_clause_position(message, &ctx, &sql, &c.sql)))
+                        }
                         Ok(_) => rules.push(Rule {
                             name: c.name.clone(),
                             actions: c.actions.clone(),
@@ -240,20 +246,76 @@ fn rule_error(c: &RuleConfig, message: String) -> RuleError {
     let re = POS.get_or_init(|| {
         regex::Regex::new(r",? at Line: (\d+), Column: (\d+)").expect("valid regex")
     });
-    let (at, message) = match (&c.origin, re.captures(&message)) {
-        (sluice_config::RuleOrigin::File { path, .. }, Some(caps)) => (
-            format!("{}:{}:{}", path.display(), &caps[1], &caps[2]),
-            re.replace(&message, "").into_owned(),
-        ),
-        (sluice_config::RuleOrigin::File { path, .. }, None) => {
-            (path.display().to_string(), message)
-        }
-        _ => (c.locate("sql"), message),
+    let pos = re
+        .captures(&message)
+        .map(|caps| format!(":{}:{}", &caps[1], &caps[2]))
+        .unwrap_or_default();
+    // The place comes first (`file:line:col`, `rules[2].sql:1:8`), the rule's name once after.
+    let place = match &c.origin {
+        sluice_config::RuleOrigin::File { path, .. } => path.display().to_string(),
+        sluice_config::RuleOrigin::Config(i) => format!("rules[{i}].sql"),
+        sluice_config::RuleOrigin::Inline => "sql".to_string(),
     };
     RuleError {
         rule: c.name.clone(),
-        at,
-        message,
+        at: format!("{place}{pos}"),
+        message: re.replace(&message, "").into_owned(),
+    }
+}
+
+/// A planning error DataFusion gave no position for (a type error): points at the WHERE
+/// condition when the rule plans without it, else at the SELECT list.
+fn with_clause_position(
+    message: String,
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+    original: &str,
+) -> String {
+    let quoted = message.split('\'').nth(1).filter(|q| !q.is_empty());
+    if message.contains("Line:") || quoted.is_some_and(|q| original.contains(q)) {
+        return message; // positioned already, or a quoted name locate_name will find
+    }
+    static WHERE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = WHERE.get_or_init(|| regex::Regex::new(r"(?i)\bwhere\b").expect("valid regex"));
+    let in_where = re
+        .find(sql)
+        .filter(|w| plan::compile(ctx, &sql[..w.start()], &metadata_only_schema()).is_ok());
+    let (keyword, skip) = match in_where {
+        Some(_) => (re.find(original).map(|m| m.start()), "where".len() + 1),
+        None => (original.to_lowercase().find("select"), "select".len() + 1),
+    };
+    match keyword {
+        Some(i) => {
+            let (line, col) = sluice_config::line_col(original, (i + skip).min(original.len()));
+            format!("{message} at Line: {line}, Column: {col}")
+        }
+        None => message,
+    }
+}
+
+/// An unsupported construct's message, with where its keyword stands in the SQL (DataFusion
+/// reports plan shapes without a position).
+fn with_construct_position(e: &plan::PlanError, sql: &str) -> String {
+    let plan::PlanError::Unsupported(what) = e else {
+        return e.to_string();
+    };
+    let keywords: &[&str] = match *what {
+        "ORDER BY" => &["order by"],
+        "LIMIT" => &["limit"],
+        "a JOIN" => &["join", ","],
+        "DISTINCT" => &["distinct"],
+        "UNION" => &["union"],
+        "a window function (OVER)" => &["over"],
+        _ => &["group by", "count(", "sum(", "avg(", "min(", "max("],
+    };
+    let lower = sql.to_lowercase();
+    let found = keywords.iter().filter_map(|k| lower.find(k)).min();
+    match found {
+        Some(i) => {
+            let (line, col) = sluice_config::line_col(sql, i);
+            format!("{e} at Line: {line}, Column: {col}")
+        }
+        None => e.to_string(),
     }
 }
 

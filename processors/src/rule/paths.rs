@@ -1,12 +1,17 @@
 //! Nested field paths in rule SQL: `loc.lat` and `loc.sensors[1]` name the flat column
-//! `"loc.lat"` / `"loc.sensors"` that the decoder produced (see `decode::flatten`).
+//! `"loc.lat"` / `"loc.sensors"` that the decoder produced (see `decode::flatten`). After an
+//! array index, objects are Arrow structs: `.name` there becomes `path_field(…, 'name')`
+//! ([`super::field`]), so `a.b[2].c`, `a[1][2]` and `a[1].b[3].c` work at any depth and read
+//! NULL for anything missing or out of range.
 //!
 //! SQL would otherwise read `loc.lat` as column `lat` of a table `loc`. The rewrite runs on
 //! the parsed statement, before planning, so a parse error still carries its position. A
 //! leading `telemetry.` (or the table alias) is dropped: `t.loc.lat` is `loc.lat` too.
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, AccessExpr, Expr, Ident, SetExpr, Statement, TableFactor,
+    visit_expressions_mut, AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, SetExpr, Statement, TableFactor,
+    Value,
 };
 use std::ops::ControlFlow;
 
@@ -60,15 +65,56 @@ fn rewrite(e: &mut Expr, tables: &[String]) {
             if let Some(flat) = flat_name(&parts, tables) {
                 **root = Expr::Identifier(flat);
                 access_chain.drain(..dots);
-            } else if parts.len() == 1 {
-                return;
             }
-            if access_chain.is_empty() {
-                *e = (**root).clone();
-            }
+            *e = fields_after_index((**root).clone(), std::mem::take(access_chain));
         }
         _ => {}
     }
+}
+
+/// `root` followed by `chain`, each `.name` (an object's field inside an array) made a
+/// `path_field` call on what precedes it; runs of indexes stay an access chain.
+fn fields_after_index(root: Expr, chain: Vec<AccessExpr>) -> Expr {
+    let mut current = root;
+    let mut pending: Vec<AccessExpr> = Vec::new();
+    for access in chain {
+        match access {
+            AccessExpr::Dot(Expr::Identifier(name)) => {
+                current = path_field(with_chain(current, std::mem::take(&mut pending)), name);
+            }
+            other => pending.push(other),
+        }
+    }
+    with_chain(current, pending)
+}
+
+fn with_chain(root: Expr, chain: Vec<AccessExpr>) -> Expr {
+    if chain.is_empty() {
+        return root;
+    }
+    Expr::CompoundFieldAccess {
+        root: Box::new(root),
+        access_chain: chain,
+    }
+}
+
+fn path_field(object: Expr, name: Ident) -> Expr {
+    let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+    let name = Expr::Value(Value::SingleQuotedString(name.value).with_empty_span());
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(super::field::NAME)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![arg(object), arg(name)],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// `["loc", "lat"]` → `"loc.lat"`; `["telemetry", "x"]` → `"x"`; a single part stays as is.
@@ -99,6 +145,14 @@ mod tests {
         assert_eq!(
             rewritten("SELECT a.b.c, t.x, telemetry.y FROM telemetry t WHERE a.b > 1"),
             r#"SELECT "a.b.c", "x", "y" FROM telemetry t WHERE "a.b" > 1"#
+        );
+    }
+
+    #[test]
+    fn fields_after_an_index_become_path_field_calls() {
+        assert_eq!(
+            rewritten("SELECT w.hist[1].month, a[1][2], a[1].b[3].c FROM telemetry"),
+            r#"SELECT path_field("w.hist"[1], 'month'), "a"[1][2], path_field(path_field("a"[1], 'b')[3], 'c') FROM telemetry"#
         );
     }
 

@@ -60,6 +60,7 @@ pub fn session(devices: &super::devices::DeviceTags) -> SessionContext {
         ctx.register_udf(f);
     }
     ctx.register_udf(devices.udf());
+    ctx.register_udf(super::field::udf());
     ctx
 }
 
@@ -165,17 +166,32 @@ pub enum PlanError {
     /// DataFusion's own message (syntax, unknown column or function, types), with its position.
     #[error("{0}")]
     Sql(String),
-    /// Valid SQL, but not a per-record rule.
+    /// Valid SQL, but not a per-message rule: what it is, in the words of SQL.
     #[error(
-        "a rule is SELECT <columns> FROM <source> [WHERE <condition>]; {0} is not supported \
-         (no joins, aggregates, ORDER BY or LIMIT on a stream)"
+        "{0} is not supported: a rule is SELECT <columns> FROM <source> [WHERE <condition>], \
+         one message in, its rows out"
     )]
-    Unsupported(String),
+    Unsupported(&'static str),
 }
 
 impl From<DataFusionError> for PlanError {
     fn from(e: DataFusionError) -> Self {
         PlanError::Sql(clean_error(&e))
+    }
+}
+
+/// What a plan node a rule may not have is called in SQL.
+fn construct(plan: &LogicalPlan) -> &'static str {
+    match plan {
+        LogicalPlan::Aggregate(_) => "an aggregate (GROUP BY, count, sum, …)",
+        LogicalPlan::Join(_) => "a JOIN",
+        LogicalPlan::Sort(_) => "ORDER BY",
+        LogicalPlan::Limit(_) => "LIMIT",
+        LogicalPlan::Window(_) => "a window function (OVER)",
+        LogicalPlan::Distinct(_) => "DISTINCT",
+        LogicalPlan::Union(_) => "UNION",
+        LogicalPlan::Subquery(_) => "a subquery",
+        _ => "this query shape",
     }
 }
 
@@ -188,7 +204,7 @@ type Split = (Vec<Expr>, Option<Expr>, Arc<DFSchema>);
 
 fn split_plan(plan: &LogicalPlan) -> Result<Split, PlanError> {
     let LogicalPlan::Projection(p) = plan else {
-        return Err(PlanError::Unsupported(plan.display().to_string()));
+        return Err(PlanError::Unsupported(construct(plan)));
     };
     let mut input = p.input.as_ref();
     let mut filter = None;
@@ -200,7 +216,7 @@ fn split_plan(plan: &LogicalPlan) -> Result<Split, PlanError> {
             }
             LogicalPlan::SubqueryAlias(a) => input = a.input.as_ref(),
             LogicalPlan::TableScan(_) => break,
-            other => return Err(PlanError::Unsupported(other.display().to_string())),
+            other => return Err(PlanError::Unsupported(construct(other))),
         }
     }
     Ok((p.expr.clone(), filter, p.schema.clone()))

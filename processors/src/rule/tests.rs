@@ -107,17 +107,21 @@ fn every_bad_rule_is_reported_at_once() {
     .unwrap_err();
     let names: Vec<_> = errs.iter().map(|e| e.rule.as_str()).collect();
     assert_eq!(names, ["syntax", "func", "filter", "agg"]);
-    assert!(errs[0].message.contains("Line: 1"), "{}", errs[0].message);
+    // The position moved from the message to the place: `sql:1:1`, the rule named once.
+    assert!(errs[0].at.starts_with("sql:1:"), "{}", errs[0]);
+    assert!(!errs[0].message.contains("Line:"), "{}", errs[0].message);
+    assert_eq!(
+        errs[0].to_string().matches("'syntax'").count(),
+        1,
+        "{}",
+        errs[0]
+    );
     assert!(
         errs[1].message.contains("no_such_fn"),
         "{}",
         errs[1].message
     );
-    assert!(
-        errs[2].message.contains("Column: 10"),
-        "{}",
-        errs[2].message
-    );
+    assert_eq!(errs[2].at, "sql:1:10", "{}", errs[2]);
     assert!(
         errs[3].message.contains("not supported"),
         "{}",

@@ -23,8 +23,8 @@ fn publish_tls(
         ..Default::default()
     };
     let client_config = sluice_ingest::tls::client_config(&tls).unwrap();
-    let (host, port) = broker.rsplit_once(':').unwrap();
-    let mut options = MqttOptions::new(format!("pub-{}", free_port()), host, port.parse().unwrap());
+    let (host, port) = sluice_common::addr::host_port(broker).unwrap();
+    let mut options = MqttOptions::new(format!("pub-{}", free_port()), host, port);
     options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
         Arc::new(client_config),
     )));
