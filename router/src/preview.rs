@@ -29,11 +29,11 @@ pub struct Window {
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
     #[error(
-        "kafka at {bootstrap}: {source} (is the broker up, and is this the config it runs with?)"
+        "kafka at {bootstrap}: {reason} (is the broker up, and is this the config it runs with?)"
     )]
     Kafka {
         bootstrap: String,
-        source: rdkafka::error::KafkaError,
+        reason: rdkafka::error::KafkaError,
     },
     #[error(
         "topic '{0}' does not exist on the broker: nothing has been ingested with this config"
