@@ -49,20 +49,7 @@ fn preview_prints_what_the_router_writes_and_commits_nothing() {
     let before = committed();
 
     let dir = setup.dir.path();
-    let (code, out) = sluice_cli(
-        &[
-            "rules",
-            "preview",
-            "rules/hot.sql",
-            "--config",
-            "sluice.toml",
-            "--last",
-            "100000",
-            "--json",
-        ],
-        dir,
-    );
-    assert_eq!(code, 0, "{out}");
+    let out = preview_json(dir, "rules/hot.sql");
     let previewed = rows_of(&out, "hot", None);
     let written: BTreeMap<(String, i64), u32> = device_seqs(&root, "hot");
     assert!(!written.is_empty(), "the rule wrote rows");
@@ -75,20 +62,7 @@ fn preview_prints_what_the_router_writes_and_commits_nothing() {
     let changed = dir.join("changed");
     std::fs::create_dir(&changed).unwrap();
     std::fs::write(changed.join("hot.sql"), HOT.replace("> 80", "> 90")).unwrap();
-    let (code, out) = sluice_cli(
-        &[
-            "rules",
-            "preview",
-            "changed/hot.sql",
-            "--config",
-            "sluice.toml",
-            "--last",
-            "100000",
-            "--json",
-        ],
-        dir,
-    );
-    assert_eq!(code, 0, "{out}");
+    let out = preview_json(dir, "changed/hot.sql");
     let only_running = rows_of(&out, "hot", Some("-")).len();
     let above_90 = rows_of(&out, "hot", None).len();
     assert!(only_running > 0 && above_90 > 0, "{out}");
@@ -136,6 +110,23 @@ fn preview_prints_what_the_router_writes_and_commits_nothing() {
     );
     assert_ne!(code, 0);
     assert!(out.contains("kafka at"), "{out}");
+}
+
+/// `sluice rules preview FILE --json` over every record, run in `dir`; its output.
+fn preview_json(dir: &Path, file: &str) -> String {
+    let args = [
+        "rules",
+        "preview",
+        file,
+        "--config",
+        "sluice.toml",
+        "--last",
+        "100000",
+        "--json",
+    ];
+    let (code, out) = sluice_cli(&args, dir);
+    assert_eq!(code, 0, "{out}");
+    out
 }
 
 /// `(device, seq)` of the `--json` lines for `rule`; `diff`: only the lines of that side.
