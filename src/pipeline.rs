@@ -39,10 +39,6 @@ pub fn mqtt_address(config: &Config) -> String {
         .unwrap_or_else(|| config.embedded.mqtt_listen.clone())
 }
 
-pub fn kafka_bootstrap(config: &Config) -> String {
-    sluice_kafka::bootstrap(config)
-}
-
 /// Shared state of a running pipeline (for HTTP and summaries).
 #[derive(Default)]
 pub struct Health {
@@ -108,7 +104,7 @@ pub async fn run(
     if roles.brokers {
         start_brokers(&config).await?;
     }
-    let bootstrap = kafka_bootstrap(&config);
+    let bootstrap = sluice_kafka::bootstrap(&config);
     if roles.ingest || roles.router {
         let (c, b) = (config.clone(), bootstrap.clone());
         tokio::task::spawn_blocking(move || {

@@ -73,16 +73,7 @@ fn preview_prints_what_the_router_writes_and_commits_nothing() {
     );
 
     // A table for people, and the promise printed with it.
-    let (code, out) = sluice_cli(
-        &[
-            "rules",
-            "preview",
-            "rules/hot.sql",
-            "--config",
-            "sluice.toml",
-        ],
-        dir,
-    );
+    let (code, out) = sluice_cli(&TABLE_PREVIEW, dir);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("rule 'hot' (unchanged)") && out.contains("| device"),
@@ -98,19 +89,19 @@ fn preview_prints_what_the_router_writes_and_commits_nothing() {
     sluice.stop();
 
     // The broker is gone: a clear refusal, not a hang.
-    let (code, out) = sluice_cli(
-        &[
-            "rules",
-            "preview",
-            "rules/hot.sql",
-            "--config",
-            "sluice.toml",
-        ],
-        dir,
-    );
+    let (code, out) = sluice_cli(&TABLE_PREVIEW, dir);
     assert_ne!(code, 0);
     assert!(out.contains("kafka at"), "{out}");
 }
+
+/// `sluice rules preview` of the running rule, as a table.
+const TABLE_PREVIEW: [&str; 5] = [
+    "rules",
+    "preview",
+    "rules/hot.sql",
+    "--config",
+    "sluice.toml",
+];
 
 /// `sluice rules preview FILE --json` over every record, run in `dir`; its output.
 fn preview_json(dir: &Path, file: &str) -> String {
