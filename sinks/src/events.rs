@@ -7,9 +7,11 @@ use std::time::Duration;
 
 sluice_common::metrics! {
     Counter FILES_WRITTEN = "sluice_files_written_total", "Parquet files renamed into place";
+    Counter PARTITIONS_RECOVERED = "sluice_parquet_partitions_recovered_total", "Kafka partitions whose Parquet output was recovered from the ledger (on assignment)";
+    Counter REPLAYED_ROWS_SKIPPED = "sluice_parquet_replayed_rows_skipped_total", "Rows not written again because the ledger shows their records already in Parquet";
     Counter FILES_EVICTED = "sluice_parquet_files_evicted_total", "Parquet files closed early to stay within max_open_files";
     Counter OUTSIDE_WINDOW = "sluice_event_time_outside_window_total", "Rows filed by receive time because their event time was outside the Parquet sink's window";
-    Histogram FLUSH_SECONDS = "sluice_parquet_flush_seconds", "Seconds to close, fsync and rename a Parquet file";
+    Histogram FLUSH_SECONDS = "sluice_parquet_flush_seconds", "Seconds to write a Parquet file's footer and fsync it";
     Counter ALERTS_FIRED = "sluice_alerts_fired_total", "Alerts that started firing and were notified, per rule";
     Counter ALERTS_RESOLVED = "sluice_alerts_resolved_total", "Firing alerts resolved after the quiet period, per rule";
     Counter ALERTS_SUPPRESSED = "sluice_alerts_suppressed_total", "Alert occurrences counted without a notification (dedup, cooldown), per rule";
@@ -41,6 +43,44 @@ impl Event for ParquetFileWritten<'_> {
         FLUSH_SECONDS.observe(self.took.as_secs_f64());
         FILES_WRITTEN.count_with(&[("rule", self.rule.to_string())], 1);
         Stats::add(&self.stats.files_written, 1);
+    }
+}
+
+/// A partition's Parquet output was brought to the state its ledger describes (see
+/// `parquet::ledger`): on assignment, or the first time a sink sees the partition.
+pub struct ParquetPartitionRecovered<'a> {
+    pub sink: &'a str,
+    pub partition: i32,
+    pub recovered: &'a crate::parquet::ledger::Recovered,
+}
+
+impl Event for ParquetPartitionRecovered<'_> {
+    fn emit(self) {
+        let r = self.recovered;
+        tracing::info!(
+            sink = self.sink,
+            partition = self.partition,
+            next_offset = r.next_offset,
+            republished = r.republished,
+            removed_temporary = r.removed_temporary,
+            "parquet partition recovered from its ledger"
+        );
+        PARTITIONS_RECOVERED.count(1);
+    }
+}
+
+/// Rows of records a previous owner of their partition already wrote (a replay after a
+/// crash or rebalance) were not written again.
+pub struct ReplayedRowsSkipped {
+    pub rows: usize,
+}
+
+impl Event for ReplayedRowsSkipped {
+    fn emit(self) {
+        if self.rows > 0 {
+            tracing::debug!(rows = self.rows, "replayed rows already in parquet skipped");
+            REPLAYED_ROWS_SKIPPED.count(self.rows as u64);
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //!   [`RuleOutput`] (an Arrow batch); `checkpoint` makes everything written so far durable
 //!   and is the only point after which the router may commit Kafka offsets.
 //! - [`parquet`]: Hive-partitioned Parquet files (`rule=/date=/hour=`), written to a
-//!   temporary name, fsynced and renamed, so a reader never sees a partial file.
+//!   temporary name, fsynced and renamed at the checkpoint after a per-partition ledger, so
+//!   a reader never sees a partial file and each record's rows land exactly once.
 //! - [`alert`]: alerts deduplicated by key, notified by webhook, Kafka or log.
 //! - [`compliance`]: the device-update compliance tracker.
 //! - [`build_sinks`]: config → runtime sinks, by name, and the boards the HTTP API reads.
@@ -73,6 +74,16 @@ pub trait Sink: Send {
     fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
         Ok(CheckpointStats::default())
     }
+
+    /// The router was assigned these Kafka partitions of the raw topic: recover their state
+    /// before their records arrive (the Parquet sink's ledger).
+    fn assigned(&mut self, _partitions: &[i32]) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// The router lost these partitions and will not checkpoint their records: forget what
+    /// was written for them since the last checkpoint (the new owner replays it).
+    fn revoked(&mut self, _partitions: &[i32]) {}
 
     /// Deliveries that failed since the last call (asynchronous sinks only).
     fn take_failures(&mut self) -> Vec<DeliveryFailure> {

@@ -9,31 +9,33 @@
 //! receive time (counted in `sluice_event_time_outside_window_total`).
 //!
 //! One open file per (rule, date, hour, Kafka partition), `max_open_files` at most: past it
-//! the least recently written file is closed. A file is rolled when it reaches
-//! `max_rows` or `max_bytes`, when the rule's output schema changes (a new field), and at
-//! every checkpoint, which closes all open files together. Closing writes the footer,
-//! fsyncs, renames `.<name>.tmp` to the final name and fsyncs the directory. Files are named
-//! by Kafka partition and offset range, so a replay after a crash that covers the same range
-//! replaces the file instead of adding a duplicate. Leftover temporary files from a crash are
-//! removed when the sink starts.
+//! the least recently written file is closed. A file is closed when it reaches `max_rows` or
+//! `max_bytes`, when the rule's output schema changes (a new field), and at every
+//! checkpoint. A closed file has its footer written and is fsynced under a temporary name;
+//! it is renamed into place only at the checkpoint, after the partition's [`ledger`] names
+//! it. That makes the output effectively-once: after any crash or rebalance, each Kafka
+//! record's rows are in the output exactly once (see [`ledger`] for how).
 
+pub mod ledger;
 mod partition;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
-use crate::events::{EventTimeOutsideWindow, ParquetFileEvicted, ParquetFileWritten};
+use crate::events::{
+    EventTimeOutsideWindow, ParquetFileEvicted, ParquetFileWritten, ParquetPartitionRecovered,
+    ReplayedRowsSkipped,
+};
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use partition::PartitionKey;
 use sluice_common::Event;
 use sluice_common::Stats;
 use sluice_config::ParquetSinkConfig;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
-use writer::OpenFile;
+use writer::{Finished, OpenFile};
 
 pub use partition::split_by_partition;
 
@@ -45,6 +47,12 @@ pub struct ParquetSink {
     /// When each open file was last written (a counter), to close the least recent at the cap.
     last_write: HashMap<PartitionKey, u64>,
     writes: u64,
+    /// Closed files waiting for the checkpoint, by Kafka partition.
+    finished: BTreeMap<i32, Vec<Finished>>,
+    /// Per partition written since the last checkpoint: the offset after its last row.
+    written_to: BTreeMap<i32, i64>,
+    /// Per partition recovered: rows of records below this offset are already in the output.
+    durable_to: HashMap<i32, i64>,
     stats: Arc<Stats>,
 }
 
@@ -55,17 +63,9 @@ impl ParquetSink {
         config: ParquetSinkConfig,
         stats: Arc<Stats>,
     ) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(&root).map_err(|e| {
+        sluice_common::fs::create_dir_durably(&root).map_err(|e| {
             SinkError::external(name, format!("cannot create {}: {e}", root.display()))
         })?;
-        let removed = remove_temporary_files(&root);
-        if removed > 0 {
-            tracing::info!(
-                sink = name,
-                removed,
-                "removed temporary files left by an earlier crash"
-            );
-        }
         Ok(Self {
             name: name.into(),
             root,
@@ -73,6 +73,9 @@ impl ParquetSink {
             open: HashMap::new(),
             last_write: HashMap::new(),
             writes: 0,
+            finished: BTreeMap::new(),
+            written_to: BTreeMap::new(),
+            durable_to: HashMap::new(),
             stats,
         })
     }
@@ -107,30 +110,90 @@ impl ParquetSink {
         Ok(())
     }
 
+    /// Finishes a file under its temporary name; the checkpoint publishes it.
     fn close(&mut self, key: &PartitionKey) -> Result<u64, SinkError> {
         self.last_write.remove(key);
         let Some(file) = self.open.remove(key) else {
             return Ok(0);
         };
-        let rows = file.rows();
-        let started = Instant::now();
-        let path = file
+        let partition = file.partition();
+        let finished = file
             .finish()
             .map_err(|e| SinkError::external(&self.name, e))?;
-        ParquetFileWritten {
-            rule: &key.rule,
-            path: &path,
-            rows,
-            took: started.elapsed(),
-            stats: &self.stats,
+        let rows = finished.rows;
+        self.finished.entry(partition).or_default().push(finished);
+        Ok(rows)
+    }
+
+    /// The offset below which `partition`'s rows are already in the output, recovering the
+    /// partition from its ledger the first time this sink sees it.
+    fn durable_to(&mut self, partition: i32) -> Result<i64, SinkError> {
+        if let Some(&offset) = self.durable_to.get(&partition) {
+            return Ok(offset);
+        }
+        let recovered = ledger::recover(&self.root, partition)
+            .map_err(|e| SinkError::external(&self.name, e))?;
+        ParquetPartitionRecovered {
+            sink: &self.name,
+            partition,
+            recovered: &recovered,
         }
         .emit();
-        Ok(rows)
+        self.durable_to.insert(partition, recovered.next_offset);
+        Ok(recovered.next_offset)
+    }
+
+    /// Drops the rows of records whose rows a previous owner of the partition already wrote.
+    fn skip_replayed(&mut self, output: &RuleOutput) -> Result<Option<RuleOutput>, SinkError> {
+        let mut floors = HashMap::new();
+        for p in partition::partitions_of(output).map_err(|e| SinkError::external(&self.name, e))? {
+            floors.insert(p, self.durable_to(p)?);
+        }
+        let kept = partition::rows_at_or_after(output, &floors)
+            .map_err(|e| SinkError::external(&self.name, e))?;
+        if let Some(kept) = &kept {
+            ReplayedRowsSkipped {
+                rows: output.rows.num_rows() - kept.rows.num_rows(),
+            }
+            .emit();
+        }
+        Ok(kept)
+    }
+
+    /// Publishes one partition's finished files: ledger first (the commit point), then the
+    /// renames.
+    fn publish(&mut self, partition: i32, next_offset: i64) -> Result<CheckpointStats, SinkError> {
+        let files = self.finished.remove(&partition).unwrap_or_default();
+        let entry = ledger::Ledger { next_offset, files };
+        ledger::write(&self.root, partition, &entry)
+            .map_err(|e| SinkError::external(&self.name, e))?;
+        let mut stats = CheckpointStats::default();
+        for file in &entry.files {
+            file.publish(&self.root)
+                .map_err(|e| SinkError::external(&self.name, e))?;
+            ParquetFileWritten {
+                rule: &file.rule,
+                path: &self.root.join(&file.final_name),
+                rows: file.rows,
+                took: file.took,
+                stats: &self.stats,
+            }
+            .emit();
+            stats.files += 1;
+            stats.rows += file.rows;
+        }
+        self.durable_to.insert(partition, next_offset);
+        Ok(stats)
     }
 }
 
 impl Sink for ParquetSink {
     fn write(&mut self, rule: &str, output: &RuleOutput) -> Result<(), SinkError> {
+        let replayed = self.skip_replayed(output)?;
+        let output = replayed.as_ref().unwrap_or(output);
+        if output.rows.num_rows() == 0 {
+            return Ok(());
+        }
         let split = split_by_partition(
             rule,
             output,
@@ -153,9 +216,15 @@ impl Sink for ParquetSink {
             if !self.open.contains_key(&key) {
                 self.make_room()?;
                 let dir = key.directory(&self.root);
-                let file =
-                    OpenFile::create(&dir, &key, batch.schema(), first, self.config.compression)
-                        .map_err(|e| SinkError::external(&self.name, e))?;
+                let file = OpenFile::create(
+                    &self.root,
+                    &dir,
+                    &key,
+                    batch.schema(),
+                    first,
+                    self.config.compression,
+                )
+                .map_err(|e| SinkError::external(&self.name, e))?;
                 self.open.insert(key.clone(), file);
             }
             let file = self
@@ -164,6 +233,8 @@ impl Sink for ParquetSink {
                 .ok_or_else(|| SinkError::external(&self.name, "file vanished"))?;
             file.write(&batch, last)
                 .map_err(|e| SinkError::external(&self.name, e))?;
+            let next = self.written_to.entry(key.partition).or_insert(last + 1);
+            *next = (*next).max(last + 1);
             let full = file.rows() as usize >= self.config.max_rows
                 || file.bytes() >= self.config.max_bytes;
             self.writes += 1;
@@ -177,19 +248,48 @@ impl Sink for ParquetSink {
 
     fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
         let keys: Vec<PartitionKey> = self.open.keys().cloned().collect();
-        let mut stats = CheckpointStats::default();
         for key in keys {
-            stats.rows += self.close(&key)?;
-            stats.files += 1;
+            self.close(&key)?;
+        }
+        let mut stats = CheckpointStats::default();
+        for (partition, next_offset) in std::mem::take(&mut self.written_to) {
+            let published = self.publish(partition, next_offset)?;
+            stats.files += published.files;
+            stats.rows += published.rows;
         }
         Ok(stats)
     }
-}
 
-/// Removes `.*.tmp` files under `root` (left by a crash between create and rename).
-fn remove_temporary_files(root: &Path) -> usize {
-    sluice_common::fs::files_under(root)
-        .into_iter()
-        .filter(|p| writer::is_temporary(p) && std::fs::remove_file(p).is_ok())
-        .count()
+    /// Starts the partitions afresh from their ledgers (what this sink held of them, if
+    /// anything, is dropped: the router replays from the committed offset).
+    fn assigned(&mut self, partitions: &[i32]) -> Result<(), SinkError> {
+        self.revoked(partitions);
+        for &p in partitions {
+            self.durable_to(p)?;
+        }
+        Ok(())
+    }
+
+    /// Gives up the partitions' unpublished files: their new owner replays those records.
+    fn revoked(&mut self, partitions: &[i32]) {
+        let keys: Vec<PartitionKey> = self
+            .open
+            .keys()
+            .filter(|k| partitions.contains(&k.partition))
+            .cloned()
+            .collect();
+        for key in keys {
+            self.last_write.remove(&key);
+            if let Some(file) = self.open.remove(&key) {
+                file.discard();
+            }
+        }
+        for p in partitions {
+            for file in self.finished.remove(p).unwrap_or_default() {
+                let _ = std::fs::remove_file(self.root.join(&file.tmp));
+            }
+            self.written_to.remove(p);
+            self.durable_to.remove(p);
+        }
+    }
 }

@@ -76,6 +76,49 @@ fn event_ms(
     Ok((out, outside))
 }
 
+fn partition_and_offset(
+    output: &RuleOutput,
+) -> Result<(&arrow::array::Int32Array, &arrow::array::Int64Array), ArrowError> {
+    let src = &output.source;
+    let partitions = src
+        .column_by_name(PARTITION)
+        .and_then(|c| c.as_primitive_opt::<Int32Type>())
+        .ok_or_else(|| ArrowError::SchemaError(format!("missing {PARTITION}")))?;
+    let offsets = src
+        .column_by_name(OFFSET)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| ArrowError::SchemaError(format!("missing {OFFSET}")))?;
+    Ok((partitions, offsets))
+}
+
+/// The Kafka partitions an output's rows came from.
+pub fn partitions_of(output: &RuleOutput) -> Result<std::collections::BTreeSet<i32>, ArrowError> {
+    let (partitions, _) = partition_and_offset(output)?;
+    Ok(partitions.values().iter().copied().collect())
+}
+
+/// The rows whose record offset is at or above their partition's floor; `None` when that
+/// is every row (nothing to copy).
+pub fn rows_at_or_after(
+    output: &RuleOutput,
+    floors: &HashMap<i32, i64>,
+) -> Result<Option<RuleOutput>, ArrowError> {
+    let (partitions, offsets) = partition_and_offset(output)?;
+    let keep: arrow::array::BooleanArray = partitions
+        .values()
+        .iter()
+        .zip(offsets.values())
+        .map(|(p, o)| Some(*o >= floors.get(p).copied().unwrap_or(i64::MIN)))
+        .collect();
+    if keep.true_count() == keep.len() {
+        return Ok(None);
+    }
+    Ok(Some(RuleOutput {
+        rows: arrow::compute::filter_record_batch(&output.rows, &keep)?,
+        source: arrow::compute::filter_record_batch(&output.source, &keep)?,
+    }))
+}
+
 /// A rule's output split by file: each part with its key and offset range, and how many rows
 /// were filed by receive time because their event time was outside the window.
 pub struct Split {
@@ -90,16 +133,8 @@ pub fn split_by_partition(
     event_field: &str,
     window: (i64, i64),
 ) -> Result<Split, ArrowError> {
-    let src = &output.source;
-    let partitions = src
-        .column_by_name(PARTITION)
-        .and_then(|c| c.as_primitive_opt::<Int32Type>())
-        .ok_or_else(|| ArrowError::SchemaError(format!("missing {PARTITION}")))?;
-    let offsets = src
-        .column_by_name(OFFSET)
-        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        .ok_or_else(|| ArrowError::SchemaError(format!("missing {OFFSET}")))?;
-    let (times, outside_window) = event_ms(src, event_field, window)?;
+    let (partitions, offsets) = partition_and_offset(output)?;
+    let (times, outside_window) = event_ms(&output.source, event_field, window)?;
     let mut groups: HashMap<(i64, i32), (Vec<u32>, i64, i64)> = HashMap::new();
     for (row, t) in times.iter().enumerate() {
         let (p, off) = (partitions.value(row), offsets.value(row));

@@ -32,8 +32,12 @@ fn output(rows: &[(i32, i64, &str)]) -> RuleOutput {
     set.evaluate(&batch).remove(0).output.unwrap()
 }
 
+/// The output's files (final and temporary), without the ledger.
 fn files(root: &Path) -> Vec<PathBuf> {
     sluice_common::fs::files_under(root)
+        .into_iter()
+        .filter(|p| !p.starts_with(root.join("_sluice")))
+        .collect()
 }
 
 fn read_seqs(path: &Path) -> Vec<i64> {
@@ -123,16 +127,128 @@ fn rolls_by_rows_and_names_by_offset_range() {
 }
 
 #[test]
-fn leftover_temporary_files_are_removed_on_start() {
+fn recovery_removes_leftover_temporary_files_of_its_partition_only() {
     let dir = tempfile::tempdir().unwrap();
     let nested = dir.path().join("rule=x/date=2024-01-01/hour=00");
     std::fs::create_dir_all(&nested).unwrap();
-    std::fs::write(nested.join(".part-p0-o0-1.parquet.tmp"), b"partial").unwrap();
+    std::fs::write(nested.join(".part-p0-o0-1-7.parquet.tmp"), b"partial").unwrap();
+    std::fs::write(
+        nested.join(".part-p1-o0-1-7.parquet.tmp"),
+        b"another router's",
+    )
+    .unwrap();
     std::fs::write(nested.join("part-p0-o0-0.parquet"), b"kept").unwrap();
-    let _s = sink(dir.path(), 10);
-    let left: Vec<_> = files(dir.path());
-    assert_eq!(left.len(), 1);
-    assert!(left[0].ends_with("part-p0-o0-0.parquet"));
+    let mut s = sink(dir.path(), 10);
+    assert_eq!(
+        files(dir.path()).len(),
+        3,
+        "nothing removed before assignment"
+    );
+    s.assigned(&[0]).unwrap();
+    let left: Vec<String> = files(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        [".part-p1-o0-1-7.parquet.tmp", "part-p0-o0-0.parquet"]
+    );
+}
+
+fn seq_rows(partition: i32, offsets: std::ops::Range<i64>) -> RuleOutput {
+    let payloads: Vec<(i32, i64, String)> = offsets
+        .map(|o| {
+            (
+                partition,
+                o,
+                format!(r#"{{"seq": {}}}"#, partition as i64 * 1000 + o),
+            )
+        })
+        .collect();
+    let rows: Vec<(i32, i64, &str)> = payloads
+        .iter()
+        .map(|(p, o, s)| (*p, *o, s.as_str()))
+        .collect();
+    output(&rows)
+}
+
+/// Every seq in the output, sorted (duplicates kept, so a test sees them).
+fn all_seqs(root: &Path) -> Vec<i64> {
+    let mut seqs: Vec<i64> = files(root)
+        .iter()
+        .filter(|p| !is_temp(p))
+        .flat_map(|p| read_seqs(p))
+        .collect();
+    seqs.sort();
+    seqs
+}
+
+#[test]
+fn a_crash_between_checkpoints_then_a_replay_writes_each_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sink(dir.path(), 3);
+    s.write("all", &seq_rows(0, 0..10)).unwrap();
+    s.checkpoint().unwrap();
+    // Rolled files (max_rows 3) stay temporary until the next checkpoint, which never comes.
+    s.write("all", &seq_rows(0, 10..20)).unwrap();
+    drop(s);
+    // The replacement replays from an older committed offset (the commit after the ledger
+    // write may have been lost too).
+    let mut s = sink(dir.path(), 3);
+    s.assigned(&[0]).unwrap();
+    s.write("all", &seq_rows(0, 5..20)).unwrap();
+    s.checkpoint().unwrap();
+    assert_eq!(all_seqs(dir.path()), (0..20).collect::<Vec<_>>());
+    assert!(files(dir.path()).iter().all(|p| !is_temp(p)));
+}
+
+#[test]
+fn a_crash_between_ledger_and_renames_is_rolled_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sink(dir.path(), 4);
+    s.write("all", &seq_rows(0, 0..10)).unwrap();
+    // The checkpoint's first half: files finished, the ledger written; then the crash.
+    let keys: Vec<PartitionKey> = s.open.keys().cloned().collect();
+    for key in keys {
+        s.close(&key).unwrap();
+    }
+    let files_written = s.finished.remove(&0).unwrap();
+    let entry = ledger::Ledger {
+        next_offset: 10,
+        files: files_written,
+    };
+    ledger::write(dir.path(), 0, &entry).unwrap();
+    drop(s);
+    let mut s = sink(dir.path(), 4);
+    s.assigned(&[0]).unwrap();
+    assert_eq!(all_seqs(dir.path()), (0..10).collect::<Vec<_>>());
+    s.write("all", &seq_rows(0, 0..12)).unwrap();
+    s.checkpoint().unwrap();
+    assert_eq!(all_seqs(dir.path()), (0..12).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_revoked_partition_is_written_once_by_its_new_owner_in_a_shared_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = sink(dir.path(), 1000);
+    let mut b = sink(dir.path(), 1000);
+    a.write("all", &seq_rows(0, 0..5)).unwrap();
+    a.write("all", &seq_rows(1, 0..5)).unwrap();
+    a.checkpoint().unwrap();
+    a.write("all", &seq_rows(0, 5..10)).unwrap();
+    a.write("all", &seq_rows(1, 5..10)).unwrap();
+    // Partition 1 moves to b before a's next checkpoint: a drops what it held of it.
+    a.revoked(&[1]);
+    b.assigned(&[1]).unwrap();
+    b.write("all", &seq_rows(1, 5..12)).unwrap();
+    // a assigned partition 0 afresh replays it, and must not touch b's open file of
+    // partition 1.
+    a.assigned(&[0]).unwrap();
+    a.write("all", &seq_rows(0, 5..10)).unwrap();
+    a.checkpoint().unwrap();
+    b.checkpoint().unwrap();
+    let expected: Vec<i64> = (0..10).chain(1000..1012).collect();
+    assert_eq!(all_seqs(dir.path()), expected);
 }
 
 #[test]

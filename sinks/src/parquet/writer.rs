@@ -1,4 +1,6 @@
-//! One Parquet file being written: temporary name until `finish` renames it into place.
+//! One Parquet file being written. `finish` writes the footer and fsyncs it under its
+//! temporary name; [`Finished::publish`] renames it into place once the partition's ledger
+//! names it (see [`super::ledger`]).
 
 use super::partition::PartitionKey;
 use arrow::array::RecordBatch;
@@ -10,9 +12,43 @@ use sluice_config::Compression;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// A complete, fsynced file still under its temporary name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Finished {
+    /// Both relative to the sink's root.
+    pub tmp: PathBuf,
+    #[serde(rename = "final")]
+    pub final_name: PathBuf,
+    // What the checkpoint reports once the file is published.
+    #[serde(skip)]
+    pub rule: String,
+    #[serde(skip)]
+    pub rows: u64,
+    /// Footer plus fsync.
+    #[serde(skip)]
+    pub took: std::time::Duration,
+}
+
+impl Finished {
+    /// Renames the file into place (durably). Already in place (a roll-forward after a crash
+    /// during an earlier publish) is fine.
+    pub fn publish(&self, root: &Path) -> Result<(), WriteError> {
+        let (tmp, target) = (root.join(&self.tmp), root.join(&self.final_name));
+        match sluice_common::fs::rename_durably(&tmp, &target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => Ok(()),
+            other => other.map_err(io("rename to", &target)),
+        }
+    }
+}
+
+/// Makes temporary names unique within a process, across restarts of the router stage.
+static NEXT_FILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct OpenFile {
+    root: PathBuf,
     dir: PathBuf,
     tmp_path: PathBuf,
+    rule: String,
     partition: i32,
     first_offset: i64,
     last_offset: i64,
@@ -45,7 +81,20 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Write
 
 pub fn is_temporary(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.starts_with('.') && name.ends_with(".parquet.tmp")
+    name.starts_with(".part-p") && name.ends_with(".parquet.tmp")
+}
+
+/// The Kafka partition a temporary file holds rows of (`.part-p<partition>-…`).
+pub fn temporary_partition(path: &Path) -> Option<i32> {
+    if !is_temporary(path) {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix(".part-p")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn properties(c: Compression) -> WriterProperties {
@@ -63,23 +112,27 @@ fn properties(c: Compression) -> WriterProperties {
 
 impl OpenFile {
     pub fn create(
+        root: &Path,
         dir: &Path,
         key: &PartitionKey,
         schema: SchemaRef,
         first_offset: i64,
         compression: Compression,
     ) -> Result<Self, WriteError> {
-        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        sluice_common::fs::create_dir_durably(dir).map_err(io("create", dir))?;
+        let n = NEXT_FILE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp_path = dir.join(format!(
-            ".part-p{}-o{first_offset}-{}.parquet.tmp",
+            ".part-p{}-o{first_offset}-{}-{n}.parquet.tmp",
             key.partition,
             std::process::id()
         ));
         let file = File::create(&tmp_path).map_err(io("create", &tmp_path))?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties(compression)))?;
         Ok(Self {
+            root: root.to_path_buf(),
             dir: dir.to_path_buf(),
             tmp_path,
+            rule: key.rule.clone(),
             partition: key.partition,
             first_offset,
             last_offset: first_offset,
@@ -108,8 +161,13 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Footer, fsync, rename into place, fsync the directory. Returns the final path.
-    pub fn finish(mut self) -> Result<PathBuf, WriteError> {
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Footer and fsync, still under the temporary name.
+    pub fn finish(mut self) -> Result<Finished, WriteError> {
+        let started = std::time::Instant::now();
         self.writer.finish()?;
         self.writer
             .inner()
@@ -119,8 +177,19 @@ impl OpenFile {
             "part-p{}-o{}-{}.parquet",
             self.partition, self.first_offset, self.last_offset
         ));
-        sluice_common::fs::rename_durably(&self.tmp_path, &final_path)
-            .map_err(io("rename to", &final_path))?;
-        Ok(final_path)
+        let relative = |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).to_path_buf();
+        Ok(Finished {
+            tmp: relative(&self.tmp_path),
+            final_name: relative(&final_path),
+            rule: self.rule,
+            rows: self.rows,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Gives up the file (its partition was revoked): the new owner writes these rows.
+    pub fn discard(self) {
+        drop(self.writer);
+        let _ = std::fs::remove_file(&self.tmp_path);
     }
 }
