@@ -98,6 +98,8 @@ pub async fn run(
     stats: Arc<Stats>,
     health: Arc<Health>,
 ) -> anyhow::Result<()> {
+    // Held until the pipeline returns (and by the OS until the process dies).
+    let _lock = sluice_common::lock::DataDirLock::acquire(&config.data_dir)?;
     if !config.http.listen.is_empty() {
         crate::http::serve(&config, health.clone(), shutdown.clone()).await?;
     }

@@ -8,6 +8,7 @@
 //! - [`clock`]: wall-clock milliseconds.
 //! - [`retry`]: the backoff policies of every retry loop (backon).
 //! - [`fs`]: atomic file replacement and recursive file listings (walkdir).
+//! - [`lock`]: one process per data directory.
 //! - [`addr`]: `host:port` parsing.
 //! - [`blocking`]: blocking work (sink I/O) run from async code without stalling the runtime.
 
@@ -15,6 +16,7 @@ pub mod addr;
 pub mod clock;
 pub mod event;
 pub mod fs;
+pub mod lock;
 pub mod retry;
 pub mod stats;
 

@@ -6,6 +6,10 @@ use std::time::Duration;
 sluice_common::metrics! {
     Counter CONSUMED = "sluice_router_consumed_total", "Records the router decoded and routed";
     Counter KAFKA_ERRORS = "sluice_router_kafka_errors_total", "Kafka consumer errors in the router";
+    Counter PARTITIONS_ASSIGNED = "sluice_router_partitions_assigned_total", "Raw-topic partitions assigned to this router by its consumer group";
+    Counter PARTITIONS_REVOKED = "sluice_router_partitions_revoked_total", "Raw-topic partitions taken from this router (their unwritten rows dropped, replayed by the new owner)";
+    Gauge PARTITIONS_OWNED = "sluice_router_partitions_owned", "Raw-topic partitions this router owns now";
+    Counter REBALANCE_ERRORS = "sluice_router_rebalance_errors_total", "Rebalances librdkafka reported as failed";
     Counter REJOINS = "sluice_router_rejoins_total", "Times the router rejoined its group after sitting unassigned";
     Counter RETIRED_DROPPED = "sluice_retired_messages_dropped_total", "Messages of retired devices dropped by the router";
     Counter POISON = "sluice_poison_messages_total", "Messages the router failed on repeatedly, isolated by bisecting their batch and dead-lettered";
@@ -90,6 +94,53 @@ impl Event for GroupRejoined {
             "router has no partitions assigned; rejoining the consumer group"
         );
         REJOINS.count(1);
+    }
+}
+
+/// The group gave this router partitions.
+pub struct PartitionsAssigned<'a> {
+    pub partitions: &'a [i32],
+    pub owned: usize,
+}
+
+impl Event for PartitionsAssigned<'_> {
+    fn emit(self) {
+        tracing::info!(partitions = ?self.partitions, owned = self.owned, "partitions assigned");
+        PARTITIONS_ASSIGNED.count(self.partitions.len() as u64);
+        PARTITIONS_OWNED.gauge_set(self.owned as f64);
+    }
+}
+
+/// The group took partitions from this router; `dropped_rows` of theirs were not yet
+/// checkpointed and are left to the new owner.
+pub struct PartitionsRevoked<'a> {
+    pub partitions: &'a [i32],
+    pub dropped_rows: usize,
+    pub owned: usize,
+}
+
+impl Event for PartitionsRevoked<'_> {
+    fn emit(self) {
+        tracing::info!(
+            partitions = ?self.partitions,
+            dropped_rows = self.dropped_rows,
+            owned = self.owned,
+            "partitions revoked; their records after the last commit are left to the new owner"
+        );
+        PARTITIONS_REVOKED.count(self.partitions.len() as u64);
+        PARTITIONS_OWNED.gauge_set(self.owned as f64);
+    }
+}
+
+/// librdkafka reported a failed rebalance (it retries by itself).
+pub struct RebalanceFailed<'a> {
+    pub error: &'a rdkafka::error::KafkaError,
+}
+
+impl Event for RebalanceFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "consumer group rebalance failed");
+        REBALANCE_ERRORS.count(1);
     }
 }
 

@@ -7,6 +7,8 @@
 //!   rule, hand each rule's rows to its actions (sinks).
 //! - [`events`]: what happens in the router, each logged and counted in one `emit()`.
 //! - [`offsets`]: which offsets are safe to commit.
+//! - [`rebalance`]: partition assignments and revocations, queued by the consumer's context
+//!   and applied by the router between steps (sinks recover or forget the partitions).
 //! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
 //! - [`reload`]: the reloader (rule files and devices CSV re-read while running) and where a
 //!   reloaded rule set waits for the next batch boundary.
@@ -18,10 +20,12 @@
 //!   [`poison::ISOLATE_AFTER`] failures the batch is bisected and the poison records go to the
 //!   dead-letter topic, so one message never stops the router for good.
 //!
-//! Delivery: at-least-once. A checkpoint (every `router.commit_interval_ms`, and at shutdown)
-//! processes the partial batch, makes every sink durable (Parquet files closed, fsynced and
-//! renamed), waits for dead-letter records to be confirmed, and only then commits the
-//! offsets it consumed. A crash between checkpoints replays from the last commit.
+//! Delivery: a checkpoint (every `router.commit_interval_ms`, and at shutdown) processes the
+//! partial batch, makes every sink durable (Parquet files published after their ledger),
+//! waits for dead-letter records to be confirmed, and only then commits the offsets it
+//! consumed. A crash or a revocation between checkpoints replays from the last commit: the
+//! Parquet sink skips what its ledger already holds (effectively-once); the other sinks see
+//! the replay (at-least-once).
 
 mod dlq;
 pub mod events;
@@ -30,6 +34,7 @@ mod offsets;
 pub mod poison;
 pub mod preview;
 mod process;
+pub mod rebalance;
 pub mod reload;
 pub mod scaling;
 pub use process::FALLBACK_RULE;
@@ -37,6 +42,7 @@ pub use process::FALLBACK_RULE;
 use dlq::DeadLetters;
 use offsets::Offsets;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rebalance::{Change, RebalanceContext};
 use rdkafka::message::{Headers, Message};
 use sluice_common::Event;
 use sluice_common::Stats;
@@ -66,7 +72,11 @@ pub enum RouterError {
 
 pub struct Router {
     // Shared so the consume loop can hold a message while the router updates itself.
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<RebalanceContext>>,
+    /// Where the consumer's rebalance callbacks queue assignment changes.
+    rebalances: RebalanceContext,
+    /// Partitions of the raw topic this router owns now.
+    owned: std::collections::BTreeSet<i32>,
     dead_letters: DeadLetters,
     rules: RuleSet,
     /// Where a reloaded rule set arrives; taken between batches.
@@ -109,11 +119,21 @@ impl Router {
                 });
             }
         }
-        let consumer: StreamConsumer = sluice_kafka::router_consumer(config, bootstrap).create()?;
+        if let Some(action) = rules.fallback_action.as_ref().filter(|a| !sinks.contains_key(*a)) {
+            return Err(RouterError::UnknownAction {
+                rule: FALLBACK_RULE.to_string(),
+                action: action.clone(),
+            });
+        }
+        let rebalances = RebalanceContext::new(&config.kafka.raw_topic);
+        let consumer: StreamConsumer<RebalanceContext> =
+            sluice_kafka::router_consumer(config, bootstrap).create_with_context(rebalances.clone())?;
         consumer.subscribe(&[&config.kafka.raw_topic])?;
         let dead_letters = DeadLetters::new(config, bootstrap, stats.clone())?;
         Ok(Self {
             consumer: Arc::new(consumer),
+            rebalances,
+            owned: Default::default(),
             dead_letters,
             rules,
             control,
@@ -162,6 +182,7 @@ impl Router {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep_until(wake) => {
+                    self.apply_rebalances()?;
                     self.process_batch().await?;
                     batch_deadline = None;
                     if Instant::now() >= next_checkpoint {
@@ -172,6 +193,7 @@ impl Router {
                 }
                 msg = consumer.recv() => match msg {
                     Ok(m) => {
+                        self.apply_rebalances()?;
                         self.accept(&m);
                         batch_deadline.get_or_insert_with(|| Instant::now() + self.max_wait);
                         if self.raw.len() >= self.max_rows {
@@ -183,6 +205,7 @@ impl Router {
                 },
             }
         }
+        self.apply_rebalances()?;
         self.process_batch().await?;
         self.checkpoint(CommitMode::Sync).await?;
         tracing::info!("router stopped after a final checkpoint");
@@ -213,6 +236,52 @@ impl Router {
             tracing::warn!(error = %e, "rejoining the consumer group failed; will retry");
         }
         self.unassigned_since = None;
+    }
+
+    /// Applies the assignment changes the consumer queued since the last step: revoked
+    /// partitions' unwritten rows and offsets are dropped and the sinks forget them; assigned
+    /// ones are recovered by the sinks before their first record is processed.
+    fn apply_rebalances(&mut self) -> Result<(), RouterError> {
+        for change in self.rebalances.take() {
+            match change {
+                Change::Revoked(ps) => {
+                    let before = self.raw.len();
+                    let raw = &self.raw;
+                    let kept: Vec<usize> = (0..raw.len())
+                        .filter(|&i| !ps.contains(&raw.partition(i)))
+                        .collect();
+                    if kept.len() < before {
+                        self.raw = self.raw.subset(kept);
+                    }
+                    self.offsets.forget(&ps);
+                    for sink in self.sinks.values_mut() {
+                        sink.revoked(&ps);
+                    }
+                    self.owned.retain(|p| !ps.contains(p));
+                    events::PartitionsRevoked {
+                        partitions: &ps,
+                        dropped_rows: before - self.raw.len(),
+                        owned: self.owned.len(),
+                    }
+                    .emit();
+                }
+                Change::Assigned(ps) => {
+                    sluice_common::blocking(|| -> Result<(), RouterError> {
+                        for sink in self.sinks.values_mut() {
+                            sink.assigned(&ps)?;
+                        }
+                        Ok(())
+                    })?;
+                    self.owned.extend(&ps);
+                    events::PartitionsAssigned {
+                        partitions: &ps,
+                        owned: self.owned.len(),
+                    }
+                    .emit();
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds one Kafka message to the current batch (or the DLQ if it breaks the contract).
@@ -303,6 +372,7 @@ impl Router {
     /// Sinks durable, dead letters confirmed, then commit.
     async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), RouterError> {
         let started = std::time::Instant::now();
+        self.apply_rebalances()?;
         // Failed deliveries first, so their error-action rows are made durable below.
         sluice_common::blocking(|| -> Result<(), RouterError> {
             process::route_failures(self)?;

@@ -30,6 +30,11 @@ impl Offsets {
         Ok(Some(tpl))
     }
 
+    /// Forgets revoked partitions: their offsets are never committed by this router.
+    pub fn forget(&mut self, partitions: &[i32]) {
+        self.next.retain(|p, _| !partitions.contains(p));
+    }
+
     pub fn committed(&mut self) {
         self.dirty = false;
     }
@@ -57,5 +62,9 @@ mod tests {
         );
         o.committed();
         assert!(o.to_commit("t").unwrap().is_none());
+        o.observe(1, 10);
+        o.forget(&[1]);
+        let tpl = o.to_commit("t").unwrap().unwrap();
+        assert!(tpl.find_partition("t", 1).is_none(), "a revoked partition is never committed");
     }
 }

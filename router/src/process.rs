@@ -94,10 +94,7 @@ fn deliver(router: &mut Router, routed: &Routed) -> Result<(), RouterError> {
         }
         .emit();
         for action in &rule.actions {
-            let Some(sink) = router.sinks.get_mut(action) else {
-                continue;
-            };
-            match sink.write(&rule.name, output) {
+            match sink_for(router, &rule.name, action)?.write(&rule.name, output) {
                 Ok(()) => ActionWritten {
                     rule: &rule.name,
                     action,
@@ -168,15 +165,29 @@ fn write_to(
     rule: &str,
     rows: RecordBatch,
 ) -> Result<(), RouterError> {
-    let Some(sink) = router.sinks.get_mut(action) else {
-        return Ok(());
-    };
     let output = RuleOutput {
         source: rows.clone(),
         rows,
     };
-    sink.write(rule, &output)?;
+    sink_for(router, rule, action)?.write(rule, &output)?;
     Ok(())
+}
+
+/// The sink an action names. A name without a running sink is an error (the stage fails
+/// before committing), never rows dropped: start-up and reload refuse such rule sets, so
+/// this is a last line of defence.
+fn sink_for<'a>(
+    router: &'a mut Router,
+    rule: &str,
+    action: &str,
+) -> Result<&'a mut Box<dyn sluice_sinks::Sink>, RouterError> {
+    router
+        .sinks
+        .get_mut(action)
+        .ok_or_else(|| RouterError::UnknownAction {
+            rule: rule.to_string(),
+            action: action.to_string(),
+        })
 }
 
 /// Deliveries sinks gave up on (alerts a webhook kept refusing): their source rows go to the

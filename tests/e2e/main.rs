@@ -4,6 +4,7 @@
 //!
 //! - [`common`]: a `sluice` process on free ports, deadline waits, Parquet read-back, fleets.
 //! - one module per concern: the spine ([`embedded`], [`mosquitto`], [`crash`], [`malformed`]),
+//!   faults other than crashes ([`faults`]),
 //!   hostile input ([`hostile`], [`poison`]), alerts, compliance, hot reload, the API, scaling,
 //!   the load generator, the CLI and the demo, and [`security`] (TLS, authentication, secrets).
 
@@ -16,6 +17,7 @@ mod compliance;
 mod crash;
 mod demo;
 mod embedded;
+mod faults;
 mod hostile;
 mod loadtest;
 mod malformed;

@@ -73,14 +73,19 @@ impl Reloader {
             .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let mut problems: Vec<String> = errors.drain(..).map(|e| e.to_string()).collect();
         problems.extend(config.rule_problems(true).iter().map(ToString::to_string));
-        for rule in &config.rules {
-            for action in rule.actions.iter().chain(&rule.error_action) {
-                if !self.sinks.contains(action) && config.sinks.contains_key(action) {
-                    problems.push(format!(
-                        "rule '{}': sink '{action}' is new; sinks change only on restart",
-                        rule.name
-                    ));
-                }
+        // Names of sinks defined in the new config but not running (sinks change only on
+        // restart); names defined nowhere are among `rule_problems` already.
+        let named = config.rules.iter().flat_map(|rule| {
+            let actions = rule.actions.iter().chain(&rule.error_action);
+            actions.map(move |a| (format!("rule '{}'", rule.name), a))
+        });
+        let fallback = config.router.fallback_action.iter();
+        let named = named.chain(fallback.map(|a| ("router.fallback_action".to_string(), a)));
+        for (who, action) in named {
+            if !self.sinks.contains(action) && config.sinks.contains_key(action) {
+                problems.push(format!(
+                    "{who}: sink '{action}' is not running; sinks change only on restart"
+                ));
             }
         }
         if !problems.is_empty() {

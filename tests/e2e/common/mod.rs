@@ -88,8 +88,13 @@ impl Setup {
             max_rows = 4096
             max_wait_ms = 100
         };
-        let data = self.dir.path().join("data").display().to_string();
-        config.insert("data_dir".into(), data.into());
+        // One data_dir per process (each locks its own); "sluice.toml" keeps "data".
+        let stem = name.trim_end_matches(".toml");
+        let data = match stem {
+            "sluice" => self.dir.path().join("data"),
+            _ => self.dir.path().join(format!("data-{stem}")),
+        };
+        config.insert("data_dir".into(), data.display().to_string().into());
         let embedded = table(&mut config, "embedded");
         embedded.insert("mqtt_listen".into(), self.mqtt.clone().into());
         embedded.insert("kafka_listen".into(), self.kafka.clone().into());
@@ -98,6 +103,17 @@ impl Setup {
             &mut config,
             toml::from_str(extra).expect("extra config is TOML"),
         );
+        // Every process's Parquet sinks share one output root unless the test says otherwise.
+        let root = self.parquet_root().display().to_string();
+        let sinks = config.get_mut("sinks").and_then(|s| s.as_table_mut());
+        for (_, sink) in sinks.into_iter().flat_map(|s| s.iter_mut()) {
+            let Some(sink) = sink.as_table_mut() else {
+                continue;
+            };
+            if sink.get("type").and_then(|t| t.as_str()) == Some("parquet") {
+                sink.entry("path").or_insert(root.clone().into());
+            }
+        }
         edit(&mut config);
         let path = self.dir.path().join(name);
         std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
