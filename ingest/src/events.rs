@@ -8,6 +8,8 @@ sluice_common::metrics! {
     Counter PRODUCED = "sluice_ingest_produced_total", "Records Kafka confirmed on the raw topic";
     Counter KAFKA_ERRORS = "sluice_ingest_kafka_errors_total", "Kafka produce errors in ingest";
     Counter KAFKA_REJECTED = "sluice_ingest_kafka_rejected_total", "Messages Kafka refused for good (too large, invalid): sent to the dead-letter topic and acknowledged";
+    Counter ACKS_DROPPED = "sluice_ingest_acks_dropped_total", "Acknowledgements not sent because the connection the message came on had closed (the broker redelivers it)";
+    Counter PRODUCER_FATAL = "sluice_ingest_producer_fatal_total", "Kafka producers librdkafka declared unusable (the ingest stage restarts)";
     Counter MQTT_ERRORS = "sluice_ingest_mqtt_errors_total", "MQTT connection errors in ingest";
 }
 
@@ -97,5 +99,28 @@ impl Event for KafkaRefused<'_> {
                 "sending the message to the dead-letter topic");
             KAFKA_REJECTED.count(1);
         }
+    }
+}
+
+/// A message's acknowledgement was owed to a connection that has closed: not sent, the
+/// broker redelivers the message on the new connection.
+pub struct AckDropped;
+
+impl Event for AckDropped {
+    fn emit(self) {
+        tracing::debug!("acknowledgement for a closed connection dropped");
+        ACKS_DROPPED.count(1);
+    }
+}
+
+/// librdkafka declared the producer unusable.
+pub struct ProducerFailed<'a> {
+    pub why: &'a str,
+}
+
+impl Event for ProducerFailed<'_> {
+    fn emit(self) {
+        tracing::error!(why = self.why, "kafka producer failed for good; restarting ingest");
+        PRODUCER_FATAL.count(1);
     }
 }

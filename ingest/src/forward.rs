@@ -125,6 +125,14 @@ impl Forwarder {
         self.producer.send_result(record).map_err(|(e, _)| e)
     }
 
+    /// librdkafka's fatal error, once the producer can no longer be used (the idempotent
+    /// producer's state broke, e.g. after the broker lost records it had confirmed).
+    pub fn fatal_error(&self) -> Option<String> {
+        use rdkafka::producer::Producer;
+        let (code, message) = self.producer.client().fatal_error()?;
+        Some(format!("{code}: {message}"))
+    }
+
     /// Sends one message; the future resolves when Kafka confirmed (or finally refused) it.
     /// An error here means the record was not queued (the producer queue is full, or the
     /// record was refused before it left: [`is_permanent`] tells which).

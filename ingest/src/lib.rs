@@ -6,15 +6,20 @@
 //! - [`forward`]: turns each MQTT publish into one Kafka record (the contract in
 //!   `sluice_processors::record`), or a dead-letter record with a reason (oversize, no device
 //!   id in the topic), and sends it with an idempotent, `acks=all` producer.
+//! - [`deliver`]: each message to Kafka with its own retries, then its PUBACK in arrival
+//!   order, on the connection it came on only.
 //! - [`tls`]: `[mqtt.tls]` as a rustls client (CA file or system roots, client certificate,
 //!   server name).
 //!
 //! The MQTT PUBACK for a message is sent only after Kafka confirmed its record, in the order
-//! the messages arrived. At most `ingest.max_inflight` messages wait for Kafka; beyond that
-//! ingest stops reading the MQTT socket, so the broker holds the backlog, not our memory.
-//! Either side failing is retried with backoff; an unacknowledged message is redelivered by
-//! the broker after a reconnect, so nothing acknowledged is lost.
+//! the messages arrived. At most `ingest.max_inflight` messages are sent to Kafka at once;
+//! the MQTT connection is polled all the while (keep-alives go on while Kafka is slow or
+//! away), and since nothing is acknowledged until Kafka confirmed it, the broker's in-flight
+//! window holds the backlog, not our memory. Either side failing is retried with backoff; an
+//! unacknowledged message is redelivered by the broker after a reconnect, so nothing
+//! acknowledged is lost.
 
+mod deliver;
 pub mod events;
 mod forward;
 mod mqtt;
@@ -30,6 +35,8 @@ pub enum IngestError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("mqtt: {0}")]
     Mqtt(String),
+    #[error("kafka producer failed for good (the stage restarts with a new one): {0}")]
+    ProducerFatal(String),
     #[error("mqtt.tls: {0}")]
     Tls(#[from] tls::TlsError),
 }

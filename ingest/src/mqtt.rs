@@ -1,35 +1,31 @@
 //! The MQTT side of ingest: subscribe, hand each publish to Kafka, PUBACK after Kafka acked.
 
-use crate::events::{
-    KafkaRefused, KafkaSendFailed, MessageReceived, MqttConnectionFailed, RecordProduced,
-    SubscriptionRefused,
-};
-use crate::forward::{is_permanent, Forwarder, Outcome};
+use crate::deliver::{Acker, Inbound};
+use crate::events::{MessageReceived, MqttConnectionFailed, SubscriptionRefused};
+use crate::forward::Forwarder;
 use crate::IngestError;
-use futures::stream::{FuturesOrdered, StreamExt};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::DeliveryFuture;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet,
-    Publish, QoS, SubscribeReasonCode,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
+    SubscribeReasonCode,
 };
 use sluice_common::retry::{Backoff, Policy};
 use sluice_common::Event as _;
 use sluice_common::Stats;
 use sluice_config::{IngestConfig, MqttConfig};
-use sluice_processors::events::DeadLettered;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Reconnecting to the MQTT broker.
 const RECONNECT: Policy = Policy::doubling(Duration::from_millis(100), Duration::from_secs(5));
-/// Re-sending a record Kafka did not confirm.
-const RESEND: Policy = Policy::doubling(Duration::from_millis(100), Duration::from_secs(5));
-/// Waiting for room in librdkafka's queue (at shutdown: until the wait reaches its cap).
-const QUEUE_FULL: Policy = Policy::doubling(Duration::from_millis(5), Duration::from_secs(5));
+/// Messages held beyond what is being sent, as multiples of `max_inflight`: a broker keeps
+/// far fewer than this unacknowledged (its in-flight window), so reaching it means a broker
+/// that ignores the window, and only then does ingest stop reading the socket.
+const BACKLOG_WINDOWS: usize = 16;
 
 /// The ingest stage, ready to run.
 pub struct Ingest {
@@ -103,24 +99,39 @@ impl Ingest {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let (client, mut eventloop) =
             AsyncClient::new(self.options.clone(), self.max_inflight * 2 + 64);
-        let (tx, rx) = mpsc::channel::<Publish>(self.max_inflight);
-        let acker = tokio::spawn(ack_loop(
-            rx,
-            client.clone(),
-            self.forwarder.clone(),
-            self.stats.clone(),
-            self.max_inflight,
-            shutdown.clone(),
-        ));
+        let (tx, rx) = mpsc::channel::<Inbound>(self.max_inflight);
+        let connection = Arc::new(AtomicU64::new(0));
+        let acker = Acker {
+            client: client.clone(),
+            forwarder: self.forwarder.clone(),
+            stats: self.stats.clone(),
+            max_inflight: self.max_inflight,
+            connection: connection.clone(),
+        };
+        let mut acker = tokio::spawn(acker.run(rx, shutdown.clone()));
+        // Received, not yet handed to the acker: lets the connection be polled while Kafka
+        // is slow (see BACKLOG_WINDOWS).
+        let mut backlog: VecDeque<Inbound> = VecDeque::new();
+        let backlog_cap = self.max_inflight.max(1) * BACKLOG_WINDOWS;
         let mut backoff = Backoff::new(RECONNECT);
-        loop {
+        let failed = loop {
             let event = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                event = eventloop.poll() => event,
+                biased;
+                _ = shutdown.cancelled() => break None,
+                done = &mut acker => break Some(done),
+                permit = tx.reserve(), if !backlog.is_empty() => {
+                    match (permit, backlog.pop_front()) {
+                        (Ok(permit), Some(inbound)) => permit.send(inbound),
+                        _ => break None,
+                    }
+                    continue;
+                }
+                event = eventloop.poll(), if backlog.len() < backlog_cap => event,
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();
+                    new_connection(&connection, &mut backlog);
                     tracing::info!(filters = ?self.filters, "mqtt connected, subscribing");
                     for f in &self.filters {
                         client
@@ -129,28 +140,18 @@ impl Ingest {
                             .map_err(|e| IngestError::Mqtt(e.to_string()))?;
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
-                        // Retrying cannot help: the broker's ACL decides. Stay unready and say so.
-                        let codes = format!("{:?}", ack.return_codes);
-                        SubscriptionRefused {
-                            filters: &self.filters,
-                            codes,
-                        }
-                        .emit();
-                    } else {
-                        self.subscribed.store(true, Ordering::Relaxed)
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
+                Ok(Event::Incoming(Packet::SubAck(ack))) => self.on_suback(&ack),
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
                     MessageReceived { stats: &self.stats }.emit();
-                    // Waits when max_inflight messages await Kafka: backpressure to the broker.
-                    if tx.send(p).await.is_err() {
-                        break;
-                    }
+                    let connection = connection.load(Ordering::Acquire);
+                    backlog.push_back(Inbound {
+                        publish,
+                        connection,
+                    });
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    new_connection(&connection, &mut backlog);
                     let retry_in = backoff.next_delay();
                     MqttConnectionFailed {
                         hint: &describe(&e),
@@ -158,16 +159,44 @@ impl Ingest {
                     }
                     .emit();
                     tokio::select! {
-                        _ = shutdown.cancelled() => break,
+                        _ = shutdown.cancelled() => break None,
                         _ = tokio::time::sleep(retry_in) => {}
                     }
                 }
             }
-        }
+        };
         drop(tx);
-        finish(client, eventloop, acker).await;
-        Ok(())
+        match failed {
+            // The acker stopped on its own: the producer broke. Restart the stage.
+            Some(Ok(Err(e))) => Err(e),
+            Some(_) => Err(IngestError::Mqtt("the acknowledging task ended".into())),
+            None => {
+                finish(client, eventloop, acker).await;
+                Ok(())
+            }
+        }
     }
+
+    fn on_suback(&self, ack: &rumqttc::SubAck) {
+        if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+            // Retrying cannot help: the broker's ACL decides. Stay unready and say so.
+            let codes = format!("{:?}", ack.return_codes);
+            SubscriptionRefused {
+                filters: &self.filters,
+                codes,
+            }
+            .emit();
+        } else {
+            self.subscribed.store(true, Ordering::Relaxed)
+        }
+    }
+}
+
+/// A connection closed or opened: acknowledgements owed to the old one are not sent, and
+/// messages not yet handed to Kafka are dropped (the broker redelivers both).
+fn new_connection(connection: &AtomicU64, backlog: &mut VecDeque<Inbound>) {
+    connection.fetch_add(1, Ordering::AcqRel);
+    backlog.clear();
 }
 
 /// A connection failure in words an operator can act on: what failed, and what to check.
@@ -198,7 +227,11 @@ fn describe(e: &ConnectionError) -> String {
 /// Keeps the MQTT connection polled (so queued PUBACKs go out) until the acker is done,
 /// then disconnects. Messages arriving now are neither forwarded nor acked: the broker
 /// redelivers them to the next session.
-async fn finish(client: AsyncClient, mut eventloop: EventLoop, acker: tokio::task::JoinHandle<()>) {
+async fn finish(
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    acker: JoinHandle<Result<(), IngestError>>,
+) {
     let deadline = tokio::time::sleep(Duration::from_secs(30));
     tokio::pin!(deadline);
     tokio::pin!(acker);
@@ -217,138 +250,5 @@ async fn finish(client: AsyncClient, mut eventloop: EventLoop, acker: tokio::tas
                 _ => {}
             }
         }
-    }
-}
-
-/// A message and what Kafka said of its record.
-type Delivered = (Publish, Outcome, Result<(), KafkaError>);
-
-/// Sends each message to Kafka as it arrives and acks in arrival order once Kafka confirmed.
-async fn ack_loop(
-    mut rx: mpsc::Receiver<Publish>,
-    client: AsyncClient,
-    forwarder: Forwarder,
-    stats: Arc<Stats>,
-    max_inflight: usize,
-    shutdown: CancellationToken,
-) {
-    let mut pending = FuturesOrdered::new();
-    let mut open = true;
-    while open || !pending.is_empty() {
-        tokio::select! {
-            biased;
-            Some(delivered) = pending.next(), if !pending.is_empty() => {
-                acknowledge(delivered, &client, &forwarder, &stats, &shutdown).await;
-            }
-            msg = rx.recv(), if open && pending.len() < max_inflight => match msg {
-                Some(p) => pending.push_back(send(&forwarder, p, &shutdown).await),
-                None => open = false,
-            },
-        }
-    }
-}
-
-fn queue_full(e: &KafkaError) -> bool {
-    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-}
-
-async fn confirmed(future: DeliveryFuture) -> Result<(), KafkaError> {
-    match future.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e),
-        Err(_) => Err(KafkaError::Canceled),
-    }
-}
-
-/// Queues a message with the producer (waiting while its queue is full, without blocking a
-/// runtime thread and giving up at shutdown: an unacked message is redelivered).
-async fn send(
-    forwarder: &Forwarder,
-    p: Publish,
-    shutdown: &CancellationToken,
-) -> impl std::future::Future<Output = Delivered> {
-    let received = sluice_common::now_ms();
-    let mut wait = Backoff::new(QUEUE_FULL);
-    let queued = loop {
-        match forwarder.send(&p.topic, &p.payload, received) {
-            Ok(q) => break Ok(q),
-            Err(e) if queue_full(&e) && !(shutdown.is_cancelled() && wait.at_max()) => {
-                tracing::debug!(error = %e, "kafka producer busy, retrying");
-                tokio::time::sleep(wait.next_delay()).await;
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    async move {
-        match queued {
-            Ok((future, outcome)) => (p, outcome, confirmed(future).await),
-            Err(e) => (p, Outcome::Telemetry, Err(e)),
-        }
-    }
-}
-
-/// Acks a message once Kafka confirmed its record. A record Kafka refused for good is
-/// replaced by a dead-letter record (then acked); a transient failure is retried with backoff
-/// until it succeeds or the stage stops (then the message stays unacked: redelivered).
-async fn acknowledge(
-    (publish, mut outcome, mut result): Delivered,
-    client: &AsyncClient,
-    forwarder: &Forwarder,
-    stats: &Stats,
-    shutdown: &CancellationToken,
-) {
-    let mut wait = Backoff::new(RESEND);
-    let mut refused: Option<String> = None;
-    while let Err(e) = &result {
-        let topic = &publish.topic;
-        if is_permanent(e) {
-            let reason = format!("kafka refused: {e}");
-            let dead_letter_too = refused.is_some();
-            KafkaRefused {
-                topic,
-                reason: &reason,
-                dead_letter_too,
-            }
-            .emit();
-            if dead_letter_too {
-                break; // Even the payload-less dead-letter record was refused.
-            }
-            outcome = Outcome::DeadLetter(reason.clone());
-            refused = Some(reason);
-        } else {
-            if shutdown.is_cancelled() {
-                return; // Not acked: the broker redelivers it to the next session.
-            }
-            let retry_in = wait.next_delay();
-            KafkaSendFailed {
-                topic,
-                error: e,
-                retry_in,
-            }
-            .emit();
-            tokio::time::sleep(retry_in).await;
-        }
-        let queued = match &refused {
-            Some(reason) => forwarder.dead_letter(&publish.topic, reason),
-            None => forwarder
-                .send(&publish.topic, &publish.payload, sluice_common::now_ms())
-                .map(|(f, _)| f),
-        };
-        result = match queued {
-            Ok(f) => confirmed(f).await,
-            Err(e) => Err(e),
-        };
-    }
-    match &outcome {
-        Outcome::Telemetry => RecordProduced { stats }.emit(),
-        Outcome::DeadLetter(reason) => DeadLettered {
-            stage: "ingest",
-            reason,
-            stats,
-        }
-        .emit(),
-    }
-    if let Err(e) = client.ack(&publish).await {
-        tracing::warn!(error = %e, "could not queue MQTT ack; the broker will redeliver");
     }
 }

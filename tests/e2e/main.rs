@@ -4,13 +4,14 @@
 //!
 //! - [`common`]: a `sluice` process on free ports, deadline waits, Parquet read-back, fleets.
 //! - one module per concern: the spine ([`embedded`], [`mosquitto`], [`crash`], [`malformed`]),
-//!   faults other than crashes ([`faults`]),
+//!   faults other than crashes ([`faults`]), processes killed at random ([`chaos`]),
 //!   hostile input ([`hostile`], [`poison`]), alerts, compliance, hot reload, the API, scaling,
 //!   the load generator, the CLI and the demo, and [`security`] (TLS, authentication, secrets).
 
 mod common;
 
 mod alerts;
+mod chaos;
 mod api;
 mod cli;
 mod compliance;

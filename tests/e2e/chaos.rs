@@ -1,0 +1,195 @@
+//! The chaos test: the pipeline as it is deployed, separate processes — Mosquitto
+//! (persistent sessions, persistence on) as the MQTT broker, the Kafka-compatible broker
+//! alone (`--only brokers`), two ingest replicas on a shared subscription, three routers in
+//! one group writing one Parquet root — while a fleet publishes over QoS 1 and the test
+//! `kill -9`s a random process every few seconds and restarts it. At the end every
+//! (device, seq) Mosquitto acknowledged must be in Parquet exactly once.
+//!
+//! `SLUICE_CHAOS_KILLS` (default 6) sets the number of kills, `SLUICE_CHAOS_SEED` the choice
+//! of victims (printed, so a failing run can be replayed).
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Seconds between kills; a killed process is restarted after `DOWN`.
+const KILL_EVERY: Duration = Duration::from_secs(6);
+const DOWN: Duration = Duration::from_secs(1);
+const RATE: u64 = 400;
+const DEVICES: usize = 40;
+
+struct Process {
+    name: String,
+    config: PathBuf,
+    args: Vec<&'static str>,
+    http: Option<String>,
+    env: Vec<(&'static str, String)>,
+    running: Option<Sluice>,
+}
+
+impl Process {
+    fn start(&mut self) {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.running = Some(Sluice::start_with_env(
+            &self.config,
+            &self.args,
+            self.http.clone(),
+            &env,
+        ));
+    }
+}
+
+fn mosquitto_conf(dir: &std::path::Path, port: u16) -> PathBuf {
+    let conf = dir.join("mosquitto.conf");
+    let store = dir.join("mosquitto-store/");
+    std::fs::create_dir_all(&store).unwrap();
+    // persistence + autosave_on_changes: what Mosquitto acknowledged survives it. Its default
+    // max_queued_messages (1000) drops messages for a slow subscriber: unlimited here.
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n\
+             persistence true\npersistence_location {}\nautosave_interval 1\n\
+             autosave_on_changes true\nmax_inflight_messages 500\nmax_queued_messages 0\n\
+             max_queued_bytes 0\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+/// A small LCG: enough to pick victims reproducibly from a printed seed.
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[test]
+fn kill_anything_lose_nothing_write_nothing_twice() {
+    let kills: usize = env_or("SLUICE_CHAOS_KILLS", 6);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let mut seed: u64 = env_or("SLUICE_CHAOS_SEED", now.as_secs());
+    println!("chaos: {kills} kills, seed {seed}");
+    let setup = Setup::new();
+    let port = free_port();
+    let _mosquitto = mosquitto::spawn(&mosquitto_conf(setup.dir.path(), port), &[port]);
+    let broker = format!("127.0.0.1:{port}");
+    let rules = format!(
+        "{ALL_TO_PARQUET}\n[[rules]]\nname = \"order\"\n\
+         sql = \"SELECT device, seq, _partition AS p, _offset AS o FROM telemetry\"\n\
+         actions = [\"lake\"]\n[mqtt]\nbroker = \"{broker}\"\nshared_group = \"sluice\"\n"
+    );
+    let mut processes: Vec<Process> = Vec::new();
+    let mut add = |name: &str, args: Vec<&'static str>, with_http: bool| {
+        let http = with_http.then(|| format!("127.0.0.1:{}", free_port()));
+        let config = setup.write_config(
+            &format!("{name}.toml"),
+            http.as_deref().unwrap_or(""),
+            &rules,
+        );
+        processes.push(Process {
+            name: name.to_string(),
+            config,
+            args,
+            http,
+            env: vec![("SLUICE_MQTT_CLIENT_ID", format!("sluice-{name}"))],
+            running: None,
+        });
+    };
+    add("kafka", vec!["--only", "brokers"], true);
+    add("ingest-a", vec!["--only", "ingest"], true);
+    add("ingest-b", vec!["--only", "ingest"], true);
+    for r in ["router-1", "router-2", "router-3"] {
+        add(r, vec!["--only", "router"], false);
+    }
+    for p in &mut processes {
+        p.start();
+    }
+
+    let per_device = RATE * (KILL_EVERY.as_secs() * kills as u64 + 10) / DEVICES as u64;
+    let total = DEVICES as u64 * per_device;
+    let fleet = sluice_loadtest::fleet::FleetConfig {
+        broker: broker.clone(),
+        devices: DEVICES,
+        messages_per_device: per_device,
+        rate: RATE,
+        ..Default::default()
+    };
+    let within = Duration::from_secs(total / RATE + 120);
+    let publisher = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(sluice_loadtest::fleet::run(fleet, within)).unwrap()
+    });
+    let root = setup.parquet_root();
+    let mut victims = Vec::new();
+    for _ in 0..kills {
+        // A schedule, not a wait for something to happen: the kills come at a steady pace.
+        std::thread::sleep(KILL_EVERY);
+        let i = (next(&mut seed) % processes.len() as u64) as usize;
+        let victim = &mut processes[i];
+        victim.running.take().expect("running").kill();
+        victims.push(victim.name.clone());
+        std::thread::sleep(DOWN);
+        victim.start();
+    }
+    println!("chaos: killed {victims:?}");
+    let report = publisher.join().unwrap();
+    println!("chaos: fleet published {} (acked {})", report.published, report.acked);
+    assert_eq!(report.acked, total, "Mosquitto acknowledged every publish");
+
+    wait_until("every acknowledged message in Parquet", Duration::from_secs(240), || {
+        rule_rows(&root, "all") >= total
+    });
+    for p in &mut processes {
+        if let Some(s) = p.running.take() {
+            s.stop();
+        }
+    }
+    let found = device_seqs(&root, "all");
+    let (missing, duplicates) = compare(&found, &expected(DEVICES, per_device, |_| true));
+    let reordered = reordered(&root);
+    println!(
+        "chaos: {} kills, {total} acknowledged, lost {}, duplicated {duplicates}, reordered {reordered}",
+        victims.len(),
+        missing.len()
+    );
+    assert!(missing.is_empty(), "lost: {:?}", &missing[..missing.len().min(5)]);
+    assert_eq!(duplicates, 0, "rows written twice");
+}
+
+/// Per device, sequence numbers that went backwards in Kafka order (partition, offset).
+fn reordered(root: &std::path::Path) -> usize {
+    let mut by_device: BTreeMap<String, Vec<(i32, i64, i64)>> = BTreeMap::new();
+    for batch in parquet_batches(&root.join("rule=order")) {
+        let col = |name: &str| arrow::compute::cast(batch.column_by_name(name).unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+        let (d, s, p, o) = (col("device"), col("seq"), col("p"), col("o"));
+        let text = |a: &arrow::array::ArrayRef, i: usize| {
+            a.as_any().downcast_ref::<arrow::array::StringArray>().unwrap().value(i).to_string()
+        };
+        for i in 0..batch.num_rows() {
+            by_device.entry(text(&d, i)).or_default().push((
+                text(&p, i).parse().unwrap(),
+                text(&o, i).parse().unwrap(),
+                text(&s, i).parse().unwrap(),
+            ));
+        }
+    }
+    let mut backwards = 0;
+    for rows in by_device.values_mut() {
+        rows.sort();
+        let mut highest = i64::MIN;
+        for &(_, _, seq) in rows.iter() {
+            if seq < highest {
+                backwards += 1;
+            }
+            highest = highest.max(seq);
+        }
+    }
+    backwards
+}
