@@ -50,7 +50,7 @@ fn mosquitto_conf(dir: &std::path::Path, port: u16) -> PathBuf {
         &conf,
         format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\n\
-             persistence true\npersistence_location {}\nautosave_interval 1\n\
+             persistence true\npersistence_location {}\nautosave_interval 100\n\
              autosave_on_changes true\nmax_inflight_messages 500\nmax_queued_messages 0\n\
              max_queued_bytes 0\n",
             store.display()
@@ -144,33 +144,55 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
     assert_eq!(report.acked, total, "Mosquitto acknowledged every publish");
 
     wait_until("every acknowledged message in Parquet", Duration::from_secs(240), || {
-        rule_rows(&root, "all") >= total
+        device_seqs(&root, "all").len() as u64 >= total
     });
-    for p in &mut processes {
+    // Routers and ingest first, the Kafka broker last.
+    for p in processes.iter_mut().rev() {
         if let Some(s) = p.running.take() {
             s.stop();
         }
     }
     let found = device_seqs(&root, "all");
     let (missing, duplicates) = compare(&found, &expected(DEVICES, per_device, |_| true));
-    let reordered = reordered(&root);
+    let order = kafka_order(&root);
     println!(
-        "chaos: {} kills, {total} acknowledged, lost {}, duplicated {duplicates}, reordered {reordered}",
+        "chaos: {} kills, {total} acknowledged, lost {}, duplicated {duplicates}, reordered {}; \
+         in Kafka: {} records twice at another offset, {} rows twice for one record",
         victims.len(),
-        missing.len()
+        missing.len(),
+        order.reordered,
+        order.kafka_duplicates,
+        order.written_twice,
     );
+    if std::env::var_os("SLUICE_CHAOS_KEEP").is_some() {
+        println!("chaos: kept {}", setup.dir.path().display());
+        std::mem::forget(setup);
+    }
     assert!(missing.is_empty(), "lost: {:?}", &missing[..missing.len().min(5)]);
     assert_eq!(duplicates, 0, "rows written twice");
 }
 
-/// Per device, sequence numbers that went backwards in Kafka order (partition, offset).
-fn reordered(root: &std::path::Path) -> usize {
+/// What the `order` rule's rows (device, seq, partition, offset) show about Kafka.
+struct KafkaOrder {
+    /// Sequence numbers that went backwards in Kafka order (partition, offset), per device.
+    reordered: usize,
+    /// Messages found at more than one offset (written to Kafka twice).
+    kafka_duplicates: usize,
+    /// Rows for the same record (partition, offset) more than once (written to Parquet twice).
+    written_twice: usize,
+}
+
+fn kafka_order(root: &std::path::Path) -> KafkaOrder {
     let mut by_device: BTreeMap<String, Vec<(i32, i64, i64)>> = BTreeMap::new();
     for batch in parquet_batches(&root.join("rule=order")) {
-        let col = |name: &str| arrow::compute::cast(batch.column_by_name(name).unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+        let col = |name: &str| {
+            let c = batch.column_by_name(name).unwrap();
+            arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap()
+        };
         let (d, s, p, o) = (col("device"), col("seq"), col("p"), col("o"));
         let text = |a: &arrow::array::ArrayRef, i: usize| {
-            a.as_any().downcast_ref::<arrow::array::StringArray>().unwrap().value(i).to_string()
+            use arrow::array::AsArray;
+            a.as_string::<i32>().value(i).to_string()
         };
         for i in 0..batch.num_rows() {
             by_device.entry(text(&d, i)).or_default().push((
@@ -180,16 +202,26 @@ fn reordered(root: &std::path::Path) -> usize {
             ));
         }
     }
-    let mut backwards = 0;
+    let mut order = KafkaOrder {
+        reordered: 0,
+        kafka_duplicates: 0,
+        written_twice: 0,
+    };
     for rows in by_device.values_mut() {
         rows.sort();
+        let before = rows.len();
+        rows.dedup();
+        order.written_twice += before - rows.len();
         let mut highest = i64::MIN;
+        let mut seen = std::collections::HashSet::new();
         for &(_, _, seq) in rows.iter() {
-            if seq < highest {
-                backwards += 1;
+            if !seen.insert(seq) {
+                order.kafka_duplicates += 1;
+            } else if seq < highest {
+                order.reordered += 1;
             }
             highest = highest.max(seq);
         }
     }
-    backwards
+    order
 }
