@@ -6,6 +6,7 @@ use crate::ports::{check_free, wait_listening};
 use anyhow::Context;
 use sluice_config::Config;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 use tansu_broker::broker::Broker;
@@ -13,10 +14,18 @@ use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_storage::StorageContainer;
 use url::Url;
 
+/// The embedded MQTT broker as the pipeline sees it: the gate devices come through, and the
+/// broker's own loopback address, which ingest in this process uses.
+pub struct EmbeddedMqtt {
+    pub gate: crate::gate::Gate,
+    pub broker: SocketAddr,
+}
+
 /// Starts the embedded brokers the config needs (those it names no external address for).
-pub async fn start(config: &Config) -> anyhow::Result<()> {
+pub async fn start(config: &Config) -> anyhow::Result<Option<EmbeddedMqtt>> {
+    let mut mqtt = None;
     if config.mqtt.broker.is_none() {
-        start_mqtt(&config.embedded, config.ingest.mqtt_max_packet_bytes()).await?;
+        mqtt = Some(start_mqtt(&config.embedded, config.ingest.mqtt_max_packet_bytes()).await?);
         tracing::warn!(
             "the embedded MQTT broker keeps messages in memory: if this process crashes, messages \
              it acknowledged to devices that ingest had not yet written to Kafka are lost. Where \
@@ -33,17 +42,19 @@ pub async fn start(config: &Config) -> anyhow::Result<()> {
         )
         .await?;
     }
-    Ok(())
+    Ok(mqtt)
 }
 
-/// rumqttd on `embedded.mqtt_listen`, in its own threads (its `start` blocks). It refuses
+/// rumqttd on a loopback port of its own, in its own threads (its `start` blocks), behind a
+/// [`crate::gate::Gate`] on `embedded.mqtt_listen`. It refuses
 /// packets larger than `max_packet_bytes` (ingest reads up to the same size), and with
 /// `mqtt_users` a connection without one of their user names and passwords.
 pub async fn start_mqtt(
     embedded: &sluice_config::EmbeddedConfig,
     max_packet_bytes: usize,
-) -> anyhow::Result<()> {
-    let addr = check_free(&embedded.mqtt_listen, "embedded.mqtt_listen")?;
+) -> anyhow::Result<EmbeddedMqtt> {
+    let listen = check_free(&embedded.mqtt_listen, "embedded.mqtt_listen")?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], crate::ports::free_local_port()?));
     let users: HashMap<String, String> = embedded
         .mqtt_users
         .iter()
@@ -99,9 +110,12 @@ pub async fn start_mqtt(
             }
         })?;
     wait_listening(addr, Duration::from_secs(10)).await?;
-    tracing::info!(%addr, tls = embedded.mqtt_tls.is_some(), users = embedded.mqtt_users.len(),
+    let gate = crate::gate::Gate::open(listen, addr)
+        .await
+        .with_context(|| format!("embedded.mqtt_listen {listen}"))?;
+    tracing::info!(%listen, tls = embedded.mqtt_tls.is_some(), users = embedded.mqtt_users.len(),
         "embedded MQTT broker (rumqttd) listening");
-    Ok(())
+    Ok(EmbeddedMqtt { gate, broker: addr })
 }
 
 /// tansu with sqlite storage at `<data_dir>/tansu.db`, on `listen`, telling clients to

@@ -21,6 +21,8 @@ pub mod cli;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod events;
+#[cfg(feature = "embedded")]
+pub mod gate;
 pub mod http;
 pub mod pipeline;
 pub mod ports;

@@ -103,8 +103,14 @@ pub async fn run(
     if !config.http.listen.is_empty() {
         crate::http::serve(&config, health.clone(), shutdown.clone()).await?;
     }
+    let mut gate = None;
+    let mut config = config;
     if roles.brokers {
-        start_brokers(&config).await?;
+        if let Some((door, broker)) = start_brokers(&config).await? {
+            // Ingest here talks to the broker directly, behind the gate devices come through.
+            config.mqtt.broker = Some(broker);
+            gate = Some(door);
+        }
     }
     let bootstrap = sluice_kafka::bootstrap(&config);
     if roles.ingest || roles.router {
@@ -166,7 +172,14 @@ pub async fn run(
 
     shutdown.cancelled().await;
     health.ready.store(false, Ordering::Relaxed);
-    // Order matters: ingest first (so nothing new arrives), then the router's final checkpoint.
+    // Order matters: the embedded broker's gate first (devices can no longer publish), then
+    // ingest once it drained what that broker acknowledged, then the router's checkpoint.
+    if let Some(gate) = &gate {
+        gate.close();
+        if roles.ingest {
+            drain_ingest(&stats).await;
+        }
+    }
     ingest_stop.cancel();
     if let Some(h) = ingest {
         h.await.context("ingest supervisor")?;
@@ -179,17 +192,51 @@ pub async fn run(
     Ok(())
 }
 
-#[cfg(feature = "embedded")]
-async fn start_brokers(config: &Config) -> anyhow::Result<()> {
-    crate::embedded::start(config).await
+/// Waits until ingest has written every message it received to Kafka and nothing new came
+/// for a moment (the embedded broker has nothing left for it), within a deadline.
+async fn drain_ingest(stats: &Stats) {
+    const QUIET: Duration = Duration::from_millis(500);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let handled = || Stats::get(&stats.produced) + Stats::get(&stats.dead_lettered);
+    let mut last = (Stats::get(&stats.mqtt_received), tokio::time::Instant::now());
+    while tokio::time::Instant::now() < deadline {
+        let received = Stats::get(&stats.mqtt_received);
+        if received != last.0 {
+            last = (received, tokio::time::Instant::now());
+        } else if last.1.elapsed() >= QUIET && handled() >= received {
+            tracing::info!(received, "ingest drained the embedded broker");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!("ingest did not drain the embedded broker within 20 s; stopping anyway");
 }
 
+/// Starts the embedded brokers; with the MQTT one, its gate and its own address.
+#[cfg(feature = "embedded")]
+async fn start_brokers(config: &Config) -> anyhow::Result<Option<(Gate, String)>> {
+    let mqtt = crate::embedded::start(config).await?;
+    Ok(mqtt.map(|m| (m.gate, m.broker.to_string())))
+}
+
+#[cfg(feature = "embedded")]
+use crate::gate::Gate;
+
 #[cfg(not(feature = "embedded"))]
-async fn start_brokers(config: &Config) -> anyhow::Result<()> {
+async fn start_brokers(config: &Config) -> anyhow::Result<Option<(Gate, String)>> {
     if config.mqtt.broker.is_none() || config.kafka.bootstrap.is_none() {
         anyhow::bail!("this build has no embedded brokers: set mqtt.broker and kafka.bootstrap");
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Without embedded brokers there is no gate to close.
+#[cfg(not(feature = "embedded"))]
+struct Gate;
+
+#[cfg(not(feature = "embedded"))]
+impl Gate {
+    fn close(&self) {}
 }
 
 type StageRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;

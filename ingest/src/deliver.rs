@@ -137,7 +137,7 @@ async fn queue(
 ) -> Result<(DeliveryFuture, Outcome), KafkaError> {
     let mut wait = Backoff::new(QUEUE_FULL);
     loop {
-        match forwarder.send(&p.topic, &p.payload, received) {
+        match forwarder.send(&p.topic, &p.payload, received, p.dup) {
             Ok(queued) => return Ok(queued),
             Err(e) if queue_full(&e) && !(shutdown.is_cancelled() && wait.at_max()) => {
                 tracing::debug!(error = %e, "kafka producer busy, retrying");

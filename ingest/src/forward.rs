@@ -141,8 +141,15 @@ impl Forwarder {
         mqtt_topic: &str,
         payload: &[u8],
         received_ms: i64,
+        redelivered: bool,
     ) -> Result<(DeliveryFuture, Outcome), rdkafka::error::KafkaError> {
-        let p = self.prepare(mqtt_topic, payload.len(), received_ms);
+        let mut p = self.prepare(mqtt_topic, payload.len(), received_ms);
+        if redelivered {
+            p.headers = p.headers.insert(Header {
+                key: sluice_processors::record::REDELIVERED,
+                value: Some("1"),
+            });
+        }
         // Oversize payloads are not copied into the DLQ: the reason and topic are what matter.
         let value: &[u8] =
             if matches!(p.outcome, Outcome::Telemetry) || payload.len() <= self.max_payload_bytes {

@@ -17,6 +17,9 @@ pub const DLQ_REASON: &str = "sluice.dlq.reason";
 pub const SOURCE_TOPIC: &str = "sluice.source.topic";
 pub const SOURCE_PARTITION: &str = "sluice.source.partition";
 pub const SOURCE_OFFSET: &str = "sluice.source.offset";
+/// Set (to "1") on records of messages the MQTT broker redelivered (its DUP flag): a copy may
+/// already be in Kafka from before a crash of ingest; the router drops the second copy.
+pub const REDELIVERED: &str = "sluice.mqtt.redelivered";
 
 /// One telemetry message as ingest writes it and the router reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,8 @@
 //!   rule, hand each rule's rows to its actions (sinks).
 //! - [`events`]: what happens in the router, each logged and counted in one `emit()`.
 //! - [`offsets`]: which offsets are safe to commit.
+//! - [`redelivered`]: second copies of messages the MQTT broker redelivered after an ingest
+//!   crash, dropped before decoding.
 //! - [`rebalance`]: partition assignments and revocations, queued by the consumer's context
 //!   and applied by the router between steps (sinks recover or forget the partitions).
 //! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
@@ -35,6 +37,7 @@ pub mod poison;
 pub mod preview;
 mod process;
 pub mod rebalance;
+pub mod redelivered;
 pub mod reload;
 pub mod scaling;
 pub use process::FALLBACK_RULE;
@@ -94,6 +97,8 @@ pub struct Router {
     unassigned_since: Option<Instant>,
     /// Devices retired in the compliance tracker: their messages are dropped (and counted).
     retired: Arc<RetiredDevices>,
+    /// Recent records per partition, to drop second copies of redelivered messages.
+    recent: redelivered::RecentRecords,
     /// Offsets routers died on, shared by every restart of this router.
     poison: Arc<poison::PoisonWatch>,
 }
@@ -148,6 +153,7 @@ impl Router {
             stats,
             unassigned_since: None,
             retired: Arc::default(),
+            recent: Default::default(),
             poison: Arc::default(),
         })
     }
@@ -244,6 +250,7 @@ impl Router {
     fn apply_rebalances(&mut self) -> Result<(), RouterError> {
         for change in self.rebalances.take() {
             match change {
+                Change::Revoked(ps) | Change::Assigned(ps) if ps.is_empty() => {}
                 Change::Revoked(ps) => {
                     let before = self.raw.len();
                     let raw = &self.raw;
@@ -254,6 +261,7 @@ impl Router {
                         self.raw = self.raw.subset(kept);
                     }
                     self.offsets.forget(&ps);
+                    self.recent.forget(&ps);
                     for sink in self.sinks.values_mut() {
                         sink.revoked(&ps);
                     }
@@ -293,9 +301,26 @@ impl Router {
             .headers()
             .into_iter()
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
+        let redelivered = m.headers().into_iter().flat_map(|h| h.iter()).any(|h| {
+            h.key == sluice_processors::record::REDELIVERED
+        });
         match TelemetryRecord::from_kafka(m.key(), headers, m.payload()) {
             Ok(rec) if self.retired.contains(&rec.device_id) => {
                 events::RetiredMessageDropped.emit()
+            }
+            Ok(rec)
+                if self.recent.is_second_copy(
+                    partition,
+                    redelivered::content_hash(rec.device_id, rec.mqtt_topic, rec.payload),
+                    redelivered,
+                ) =>
+            {
+                events::SecondCopyDropped {
+                    partition,
+                    offset,
+                    device: rec.device_id,
+                }
+                .emit()
             }
             Ok(rec) => self.raw.push(&rec, partition, offset),
             Err(e) => {
