@@ -198,7 +198,10 @@ async fn drain_ingest(stats: &Stats) {
     const QUIET: Duration = Duration::from_millis(500);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let handled = || Stats::get(&stats.produced) + Stats::get(&stats.dead_lettered);
-    let mut last = (Stats::get(&stats.mqtt_received), tokio::time::Instant::now());
+    let mut last = (
+        Stats::get(&stats.mqtt_received),
+        tokio::time::Instant::now(),
+    );
     while tokio::time::Instant::now() < deadline {
         let received = Stats::get(&stats.mqtt_received);
         if received != last.0 {

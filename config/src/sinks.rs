@@ -116,7 +116,8 @@ pub struct AlertSinkConfig {
     pub resolve_after_ms: u64,
     /// Where notifications go (one or more).
     pub destinations: Vec<AlertDestination>,
-    /// Notifications waiting for delivery at most; a full queue makes the router wait.
+    /// Notifications waiting for delivery at most; past it a new notification goes straight to
+    /// the rule's error action (the router never waits on a destination).
     #[serde(default = "default_alert_queue")]
     pub queue_capacity: usize,
     /// Firing/resolved state file, under `data_dir` (survives restarts).

@@ -120,7 +120,10 @@ pub struct ProducerFailed<'a> {
 
 impl Event for ProducerFailed<'_> {
     fn emit(self) {
-        tracing::error!(why = self.why, "kafka producer failed for good; restarting ingest");
+        tracing::error!(
+            why = self.why,
+            "kafka producer failed for good; restarting ingest"
+        );
         PRODUCER_FATAL.count(1);
     }
 }

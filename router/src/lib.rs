@@ -45,8 +45,8 @@ pub use process::FALLBACK_RULE;
 use dlq::DeadLetters;
 use offsets::Offsets;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rebalance::{Change, RebalanceContext};
 use rdkafka::message::{Headers, Message};
+use rebalance::{Change, RebalanceContext};
 use sluice_common::Event;
 use sluice_common::Stats;
 use sluice_config::Config;
@@ -124,7 +124,11 @@ impl Router {
                 });
             }
         }
-        if let Some(action) = rules.fallback_action.as_ref().filter(|a| !sinks.contains_key(*a)) {
+        if let Some(action) = rules
+            .fallback_action
+            .as_ref()
+            .filter(|a| !sinks.contains_key(*a))
+        {
             return Err(RouterError::UnknownAction {
                 rule: FALLBACK_RULE.to_string(),
                 action: action.clone(),
@@ -132,7 +136,8 @@ impl Router {
         }
         let rebalances = RebalanceContext::new(&config.kafka.raw_topic);
         let consumer: StreamConsumer<RebalanceContext> =
-            sluice_kafka::router_consumer(config, bootstrap).create_with_context(rebalances.clone())?;
+            sluice_kafka::router_consumer(config, bootstrap)
+                .create_with_context(rebalances.clone())?;
         consumer.subscribe(&[&config.kafka.raw_topic])?;
         let dead_letters = DeadLetters::new(config, bootstrap, stats.clone())?;
         Ok(Self {
@@ -301,9 +306,11 @@ impl Router {
             .headers()
             .into_iter()
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
-        let redelivered = m.headers().into_iter().flat_map(|h| h.iter()).any(|h| {
-            h.key == sluice_processors::record::REDELIVERED
-        });
+        let redelivered = m
+            .headers()
+            .into_iter()
+            .flat_map(|h| h.iter())
+            .any(|h| h.key == sluice_processors::record::REDELIVERED);
         match TelemetryRecord::from_kafka(m.key(), headers, m.payload()) {
             Ok(rec) if self.retired.contains(&rec.device_id) => {
                 events::RetiredMessageDropped.emit()

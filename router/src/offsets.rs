@@ -65,6 +65,9 @@ mod tests {
         o.observe(1, 10);
         o.forget(&[1]);
         let tpl = o.to_commit("t").unwrap().unwrap();
-        assert!(tpl.find_partition("t", 1).is_none(), "a revoked partition is never committed");
+        assert!(
+            tpl.find_partition("t", 1).is_none(),
+            "a revoked partition is never committed"
+        );
     }
 }

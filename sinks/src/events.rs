@@ -18,6 +18,9 @@ sluice_common::metrics! {
     Counter ALERTS_FAILED = "sluice_alerts_failed_total", "Alert notifications that failed after the retries, per rule";
     Counter WEBHOOK_ATTEMPTS_FAILED = "sluice_alert_webhook_attempts_failed_total", "Webhook attempts that failed (each retry counts)";
     Histogram DELIVERY_SECONDS = "sluice_alert_delivery_seconds", "Seconds to deliver one alert notification (retries included)";
+    Gauge ALERT_BACKLOG = "sluice_alert_backlog", "Alert notifications waiting for the delivery worker, per alert sink (at most queue_capacity)";
+    Gauge ALERT_CIRCUIT_OPEN = "sluice_alert_circuit_open", "1 while an alert sink's circuit breaker holds deliveries back from a failing destination";
+    Counter ALERTS_OVERFLOWED = "sluice_alerts_overflowed_total", "Alert notifications sent straight to the error action because the outbox was full";
     Gauge ALERTS_FIRING = "sluice_alerts_firing", "Alerts firing now, per alert sink";
     Counter RETIRED_REPORTS = "sluice_compliance_retired_reports_dropped_total", "Reports of retired devices ignored by the compliance tracker";
     Counter SNAPSHOTS = "sluice_compliance_snapshots_total", "Compliance Parquet snapshots written";
@@ -141,6 +144,59 @@ pub struct AlertsFiring<'a> {
 impl Event for AlertsFiring<'_> {
     fn emit(self) {
         ALERTS_FIRING.gauge_set_with(&[("sink", self.sink.to_string())], self.firing as f64);
+    }
+}
+
+/// The delivery backlog at a checkpoint.
+pub struct AlertBacklog<'a> {
+    pub sink: &'a str,
+    pub waiting: usize,
+}
+
+impl Event for AlertBacklog<'_> {
+    fn emit(self) {
+        ALERT_BACKLOG.gauge_set_with(&[("sink", self.sink.to_string())], self.waiting as f64);
+    }
+}
+
+/// The circuit breaker opened (deliveries held back) or closed (a probe got through).
+pub struct CircuitChanged<'a> {
+    pub sink: &'a str,
+    pub open: bool,
+}
+
+impl Event for CircuitChanged<'_> {
+    fn emit(self) {
+        if self.open {
+            tracing::warn!(
+                sink = self.sink,
+                "alert destination failing; deliveries held back (circuit open)"
+            );
+        } else {
+            tracing::info!(
+                sink = self.sink,
+                "alert destination back; delivering the backlog (circuit closed)"
+            );
+        }
+        let open = if self.open { 1.0 } else { 0.0 };
+        ALERT_CIRCUIT_OPEN.gauge_set_with(&[("sink", self.sink.to_string())], open);
+    }
+}
+
+/// A notification went straight to the error action: the outbox was full.
+pub struct AlertOverflowed<'a> {
+    pub sink: &'a str,
+    pub capacity: usize,
+}
+
+impl Event for AlertOverflowed<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            sink = self.sink,
+            capacity = self.capacity,
+            "alert outbox full; notification handed to the error action"
+        );
+        ALERTS_OVERFLOWED.count(1);
     }
 }
 

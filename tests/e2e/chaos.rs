@@ -62,18 +62,25 @@ fn mosquitto_conf(dir: &std::path::Path, port: u16) -> PathBuf {
 
 /// A small LCG: enough to pick victims reproducibly from a printed seed.
 fn next(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     *seed >> 33
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
 fn kill_anything_lose_nothing_write_nothing_twice() {
     let kills: usize = env_or("SLUICE_CHAOS_KILLS", 6);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     let mut seed: u64 = env_or("SLUICE_CHAOS_SEED", now.as_secs());
     println!("chaos: {kills} kills, seed {seed}");
     let setup = Setup::new();
@@ -124,7 +131,8 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
     let within = Duration::from_secs(total / RATE + 120);
     let publisher = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(sluice_loadtest::fleet::run(fleet, within)).unwrap()
+        rt.block_on(sluice_loadtest::fleet::run(fleet, within))
+            .unwrap()
     });
     let root = setup.parquet_root();
     let mut victims = Vec::new();
@@ -140,12 +148,17 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
     }
     println!("chaos: killed {victims:?}");
     let report = publisher.join().unwrap();
-    println!("chaos: fleet published {} (acked {})", report.published, report.acked);
+    println!(
+        "chaos: fleet published {} (acked {})",
+        report.published, report.acked
+    );
     assert_eq!(report.acked, total, "Mosquitto acknowledged every publish");
 
-    wait_until("every acknowledged message in Parquet", Duration::from_secs(240), || {
-        device_seqs(&root, "all").len() as u64 >= total
-    });
+    wait_until(
+        "every acknowledged message in Parquet",
+        Duration::from_secs(240),
+        || device_seqs(&root, "all").len() as u64 >= total,
+    );
     // Routers and ingest first, the Kafka broker last.
     for p in processes.iter_mut().rev() {
         if let Some(s) = p.running.take() {
@@ -168,7 +181,11 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
         println!("chaos: kept {}", setup.dir.path().display());
         std::mem::forget(setup);
     }
-    assert!(missing.is_empty(), "lost: {:?}", &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "lost: {:?}",
+        &missing[..missing.len().min(5)]
+    );
     assert_eq!(duplicates, 0, "rows written twice");
 }
 

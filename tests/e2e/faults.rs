@@ -12,10 +12,19 @@ fn a_second_process_on_a_locked_data_dir_is_refused_naming_the_holder() {
     let running = Sluice::start(&config, &["--only", "brokers"], Some(http));
     let holder = format!("pid {}", running.child.id());
     let (code, out) = sluice_cli(
-        &["run", "--config", config.to_str().unwrap(), "--only", "brokers"],
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--only",
+            "brokers",
+        ],
         setup.dir.path(),
     );
-    assert_ne!(code, 0, "a second process started on the same data_dir: {out}");
+    assert_ne!(
+        code, 0,
+        "a second process started on the same data_dir: {out}"
+    );
     assert!(out.contains("in use by another Sluice process"), "{out}");
     assert!(out.contains(&holder), "the holder is not named: {out}");
     running.stop();
@@ -30,12 +39,17 @@ fn a_reload_naming_a_sink_that_is_not_running_is_rejected() {
     let setup = Setup::new();
     let rules_dir = setup.dir.path().join("rules");
     std::fs::create_dir(&rules_dir).unwrap();
-    let rule = |action: &str| format!("-- name: r\n-- actions: {action}\nSELECT device FROM telemetry\n");
+    let rule =
+        |action: &str| format!("-- name: r\n-- actions: {action}\nSELECT device FROM telemetry\n");
     std::fs::write(rules_dir.join("r.sql"), rule("lake")).unwrap();
     let http = format!("127.0.0.1:{}", free_port());
     let extra = "rule_paths = [\"rules\"]\n[sinks.lake]\ntype = \"parquet\"\n";
     let config = setup.write_config("sluice.toml", &http, extra);
-    let sluice = Sluice::start(&config, &["--only", "brokers", "--only", "router"], Some(http.clone()));
+    let sluice = Sluice::start(
+        &config,
+        &["--only", "brokers", "--only", "router"],
+        Some(http.clone()),
+    );
     let reload = || http_request(&http, "POST", "/rules/reload").unwrap();
 
     std::fs::write(rules_dir.join("r.sql"), rule("nowhere")).unwrap();
@@ -85,7 +99,12 @@ fn publish_until_cut(
                 }
                 let payload = format!(r#"{{"seq": {seq}}}"#);
                 if client
-                    .publish("devices/graceful/telemetry", QoS::AtLeastOnce, false, payload)
+                    .publish(
+                        "devices/graceful/telemetry",
+                        QoS::AtLeastOnce,
+                        false,
+                        payload,
+                    )
                     .await
                     .is_err()
                 {
@@ -94,7 +113,11 @@ fn publish_until_cut(
             }
         });
         // Packet ids are reused: map each to the seq it carries while in flight.
-        let (mut next_seq, mut in_flight, mut acked) = (0i64, std::collections::HashMap::new(), std::collections::BTreeSet::new());
+        let (mut next_seq, mut in_flight, mut acked) = (
+            0i64,
+            std::collections::HashMap::new(),
+            std::collections::BTreeSet::new(),
+        );
         loop {
             match eventloop.poll().await {
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
@@ -126,12 +149,17 @@ fn a_graceful_stop_under_load_keeps_every_acknowledged_message() {
         let (broker, stop) = (setup.mqtt.clone(), stop.clone());
         std::thread::spawn(move || publish_until_cut(broker, 300, stop))
     };
-    wait_until("the pipeline routes the fleet", Duration::from_secs(60), || {
-        rule_rows(&setup.parquet_root(), "all") > 300
-    });
+    wait_until(
+        "the pipeline routes the fleet",
+        Duration::from_secs(60),
+        || rule_rows(&setup.parquet_root(), "all") > 300,
+    );
     // SIGINT, as Ctrl-C in a terminal would send.
     let pid = sluice.child.id().to_string();
-    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
     let mut sluice = sluice;
     let status = sluice.child.wait().unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -145,7 +173,9 @@ fn a_graceful_stop_under_load_keeps_every_acknowledged_message() {
     let records = read_topic(&setup.kafka, "telemetry.raw", acked.len());
     let in_kafka: std::collections::BTreeSet<i64> = records
         .iter()
-        .filter_map(|(_, v, _)| serde_json::from_slice::<serde_json::Value>(v).ok()?["seq"].as_i64())
+        .filter_map(|(_, v, _)| {
+            serde_json::from_slice::<serde_json::Value>(v).ok()?["seq"].as_i64()
+        })
         .collect();
     let lost: Vec<&i64> = acked.difference(&in_kafka).collect();
     println!(
@@ -154,7 +184,14 @@ fn a_graceful_stop_under_load_keeps_every_acknowledged_message() {
         in_kafka.len(),
         lost.len()
     );
-    assert!(acked.len() > 300, "the fleet was acknowledged before the stop");
-    assert!(lost.is_empty(), "acknowledged but not in Kafka: {:?}", &lost[..lost.len().min(10)]);
+    assert!(
+        acked.len() > 300,
+        "the fleet was acknowledged before the stop"
+    );
+    assert!(
+        lost.is_empty(),
+        "acknowledged but not in Kafka: {:?}",
+        &lost[..lost.len().min(10)]
+    );
     brokers.stop();
 }

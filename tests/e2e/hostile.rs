@@ -490,16 +490,3 @@ fn assert_temperatures_as_sent(root: &std::path::Path) {
     }
     assert_eq!(checked, DEVICES * PER_DEVICE as usize);
 }
-
-/// The value of the series of `name` carrying every one of `labels` in a Prometheus text
-/// exposition.
-fn metric_value(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
-        })
-        .find(|l| labels.iter().all(|label| l.contains(label)))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}

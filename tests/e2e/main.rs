@@ -10,9 +10,10 @@
 
 mod common;
 
+mod alert_outage;
 mod alerts;
-mod chaos;
 mod api;
+mod chaos;
 mod cli;
 mod compliance;
 mod crash;

@@ -1,14 +1,20 @@
 //! The delivery worker: one thread that sends notifications to the destinations.
 //!
-//! Why a thread: webhook retries and backoff take seconds; the router must not wait on them.
-//! The channel is bounded (`queue_capacity`), so a slow destination slows the router
-//! (backpressure) instead of growing memory. Outcomes go back through the shared
-//! [`AlertBoard`]: delivered notifications leave the outbox; failed ones wait there for the
-//! router to send them to the rule's error action or the dead-letter topic.
+//! Why a thread: webhook retries and backoff take seconds; the router must never wait on
+//! them. The sink never blocks on this worker: it hands notifications over an unbounded
+//! channel and bounds memory itself (the outbox holds at most `queue_capacity`; past it new
+//! notifications fail at once to the rule's error action). Outcomes go back through the
+//! shared [`AlertBoard`]: delivered notifications leave the outbox; failed ones wait there
+//! for the router to send them to the rule's error action or the dead-letter topic.
+//!
+//! A circuit breaker spares a dead destination: after [`TRIP_AFTER`] notifications in a row
+//! failed their retries, the worker stops sending for a cool-off (5 s, doubling to 5 min),
+//! then probes with one attempt of the next notification. Meanwhile notifications wait in
+//! the durable outbox and are delivered once a probe succeeds.
 
 use super::book::Notification;
 use super::AlertBoard;
-use crate::events::{AlertDelivered, WebhookAttemptFailed};
+use crate::events::{AlertDelivered, CircuitChanged, WebhookAttemptFailed};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice_common::retry::{Backoff, Policy};
 use sluice_common::Event;
@@ -68,7 +74,8 @@ impl Destination {
         })
     }
 
-    fn send(&self, n: &Notification, body: &[u8]) -> Result<(), DeliveryError> {
+    /// Sends one notification; a `probe` (circuit half-open) is a single attempt.
+    fn send(&self, n: &Notification, body: &[u8], probe: bool) -> Result<(), DeliveryError> {
         match self {
             Destination::Webhook {
                 client,
@@ -76,7 +83,10 @@ impl Destination {
                 shown,
                 retries,
                 backoff,
-            } => post_with_retries(client, (url, shown), body, *retries, *backoff),
+            } => {
+                let retries = if probe { 0 } else { *retries };
+                post_with_retries(client, (url, shown), body, retries, *backoff)
+            }
             Destination::Kafka { producer, topic } => {
                 let record = FutureRecord::to(topic).key(&n.alert.key).payload(body);
                 futures::executor::block_on(producer.send(record, Duration::from_secs(10)))
@@ -171,26 +181,91 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Sends every notification from `queue` to every destination until the queue closes.
-pub fn run(queue: Receiver<Notification>, destinations: Vec<Destination>, board: Arc<AlertBoard>) {
-    for n in queue {
-        let started = Instant::now();
-        let body = serde_json::to_vec(&n).unwrap_or_default();
-        let failures: Vec<String> = destinations
-            .iter()
-            .filter_map(|d| d.send(&n, &body).err().map(|e| e.to_string()))
-            .collect();
-        AlertDelivered {
-            rule: &n.alert.rule,
-            key: &n.alert.key,
-            took: started.elapsed(),
-            failures: &failures,
+/// Notifications in a row that failed their retries before the circuit opens.
+pub const TRIP_AFTER: u32 = 3;
+const COOL_OFF: Policy = Policy::doubling(Duration::from_secs(5), Duration::from_secs(300));
+
+/// The circuit breaker's state.
+struct Breaker {
+    failures_in_a_row: u32,
+    cool_off: Backoff,
+    open_until: Option<Instant>,
+}
+
+impl Breaker {
+    fn new() -> Self {
+        Self {
+            failures_in_a_row: 0,
+            cool_off: Backoff::new(COOL_OFF),
+            open_until: None,
         }
-        .emit();
-        if failures.is_empty() {
-            board.delivered(n.id);
-        } else {
-            board.failed(n.id, failures.join("; "));
+    }
+
+    /// Sleeps out an open circuit; true when the next send is a probe.
+    fn wait(&self) -> bool {
+        let Some(until) = self.open_until else {
+            return false;
+        };
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        true
+    }
+
+    fn succeeded(&mut self, sink: &str) {
+        if self.open_until.take().is_some() {
+            CircuitChanged { sink, open: false }.emit();
+        }
+        self.failures_in_a_row = 0;
+        self.cool_off.reset();
+    }
+
+    fn failed(&mut self, sink: &str) {
+        self.failures_in_a_row += 1;
+        if self.open_until.is_some() || self.failures_in_a_row >= TRIP_AFTER {
+            let wait = self.cool_off.next_delay();
+            self.open_until = Some(Instant::now() + wait);
+            CircuitChanged { sink, open: true }.emit();
+        }
+    }
+}
+
+/// Sends every notification from `queue` to every destination until the queue closes.
+pub fn run(
+    sink: &str,
+    queue: Receiver<Notification>,
+    destinations: Vec<Destination>,
+    board: Arc<AlertBoard>,
+) {
+    let mut breaker = Breaker::new();
+    for n in queue {
+        let body = serde_json::to_vec(&n).unwrap_or_default();
+        loop {
+            let probe = breaker.wait();
+            let started = Instant::now();
+            let failures: Vec<String> = destinations
+                .iter()
+                .filter_map(|d| d.send(&n, &body, probe).err().map(|e| e.to_string()))
+                .collect();
+            if failures.is_empty() {
+                breaker.succeeded(sink);
+            } else {
+                breaker.failed(sink);
+                if probe {
+                    continue; // Still down: this one waits in the outbox for the next probe.
+                }
+            }
+            AlertDelivered {
+                rule: &n.alert.rule,
+                key: &n.alert.key,
+                took: started.elapsed(),
+                failures: &failures,
+            }
+            .emit();
+            if failures.is_empty() {
+                board.delivered(n.id);
+            } else {
+                board.failed(n.id, failures.join("; "));
+            }
+            break;
         }
     }
 }

@@ -26,13 +26,15 @@ use sluice_config::AlertSinkConfig;
 use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Alert state shared by the sink, its delivery worker and the HTTP API.
 pub struct AlertBoard {
     book: Mutex<AlertBook>,
     failures: Mutex<Vec<(u64, String)>>,
+    /// Notifications handed to the delivery worker and not yet done (the backlog).
+    queued: std::sync::atomic::AtomicUsize,
 }
 
 impl AlertBoard {
@@ -42,11 +44,30 @@ impl AlertBoard {
 
     fn delivered(&self, id: u64) {
         self.book().outbox.remove(&id);
+        self.done();
     }
 
     fn failed(&self, id: u64, reason: String) {
+        self.hand_to_error_action(id, reason);
+        self.done();
+    }
+
+    fn hand_to_error_action(&self, id: u64, reason: String) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         f.push((id, reason));
+    }
+
+    fn done(&self) {
+        let _ = self.queued.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |n| n.checked_sub(1),
+        );
+    }
+
+    /// Notifications waiting for the delivery worker.
+    pub fn backlog(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The firing alerts, for `GET /alerts`.
@@ -76,13 +97,13 @@ pub struct AlertSink {
     name: String,
     config: AlertSinkConfig,
     board: Arc<AlertBoard>,
-    queue: SyncSender<Notification>,
+    queue: Sender<Notification>,
     /// The source row of each queued firing, for the error action if delivery fails.
     sources: HashMap<u64, (String, RecordBatch)>,
     state_path: PathBuf,
 }
 
-use crate::events::{AlertResolved, AlertsFiring, AlertsObserved};
+use crate::events::{AlertBacklog, AlertOverflowed, AlertResolved, AlertsFiring, AlertsObserved};
 use sluice_common::{now_ms, Event};
 
 impl AlertSink {
@@ -113,12 +134,13 @@ impl AlertSink {
         let board = Arc::new(AlertBoard {
             book: Mutex::new(book),
             failures: Mutex::new(vec![]),
+            queued: Default::default(),
         });
-        let (queue, receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
-        let worker_board = board.clone();
+        let (queue, receiver) = std::sync::mpsc::channel();
+        let (worker_board, worker_name) = (board.clone(), name.to_string());
         std::thread::Builder::new()
             .name(format!("alert-{name}"))
-            .spawn(move || deliver::run(receiver, destinations, worker_board))
+            .spawn(move || deliver::run(&worker_name, receiver, destinations, worker_board))
             .map_err(|e| err(format!("starting the delivery worker: {e}")))?;
         let sink = AlertSink {
             name: name.into(),
@@ -141,7 +163,26 @@ impl AlertSink {
         }
     }
 
+    /// Hands a notification (already in the outbox) to the worker; past `queue_capacity`
+    /// waiting, it fails at once instead (to the error action), so neither memory nor the
+    /// router's pace depends on the destination.
     fn send(&self, n: Notification) -> Result<(), SinkError> {
+        let capacity = self.config.queue_capacity;
+        if self.board.backlog() >= capacity {
+            AlertOverflowed {
+                sink: &self.name,
+                capacity,
+            }
+            .emit();
+            let reason = format!(
+                "the alert outbox is full ({capacity} waiting): the destination is failing"
+            );
+            self.board.hand_to_error_action(n.id, reason);
+            return Ok(());
+        }
+        self.board
+            .queued
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.queue
             .send(n)
             .map_err(|_| SinkError::external(&self.name, "the delivery worker stopped"))
@@ -230,7 +271,10 @@ impl Sink for AlertSink {
         }
         .emit();
         for (row, n) in fired {
-            let source = output.source.slice(row, 1);
+            // A copy of the one row: a slice would keep the whole batch alive while queued.
+            let index = arrow::array::UInt32Array::from(vec![row as u32]);
+            let source = arrow::compute::take_record_batch(&output.source, &index)
+                .map_err(|e| SinkError::external(&self.name, e))?;
             self.sources.insert(n.id, (rule.to_string(), source));
             self.send(n)?;
         }
@@ -252,6 +296,11 @@ impl Sink for AlertSink {
         AlertsFiring {
             sink: &self.name,
             firing: book.firing().count(),
+        }
+        .emit();
+        AlertBacklog {
+            sink: &self.name,
+            waiting: self.board.backlog(),
         }
         .emit();
         book.save(&self.state_path).map_err(|e| {
@@ -282,9 +331,11 @@ impl Sink for AlertSink {
                 let pending = book.outbox.get_mut(&id)?;
                 pending.handed_over = Some(handed_in);
                 let n = &pending.notification;
+                // A firing notification carries its source row; a resolved one (or one
+                // restored from disk) gets a row made of the notification itself.
                 let (rule, rows) = match self.sources.remove(&id) {
                     Some((rule, rows)) => (rule, Some(rows)),
-                    None => (n.alert.rule.clone(), None),
+                    None => (n.alert.rule.clone(), notification_row(n)),
                 };
                 Some(DeliveryFailure {
                     rule,
@@ -296,4 +347,38 @@ impl Sink for AlertSink {
             })
             .collect()
     }
+}
+
+/// A one-row batch describing a notification (device, key, status, the notification as
+/// JSON), for the error action of a notification without a source row. It comes from no
+/// Kafka record: partition and offset are -1 (sinks keep no ledger for it).
+fn notification_row(n: &Notification) -> Option<RecordBatch> {
+    use arrow::array::{Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use sluice_processors::decode::{OFFSET, PARTITION};
+    let text = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as arrow::array::ArrayRef;
+    let status = serde_json::to_value(&n.alert.status).ok()?;
+    let schema = Schema::new(vec![
+        Field::new(DEVICE_ID, DataType::Utf8, false),
+        Field::new("alert_key", DataType::Utf8, false),
+        Field::new("alert_status", DataType::Utf8, false),
+        Field::new("notification", DataType::Utf8, false),
+        Field::new(
+            RECEIVED_AT,
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new(PARTITION, DataType::Int32, false),
+        Field::new(OFFSET, DataType::Int64, false),
+    ]);
+    let columns = vec![
+        text(&n.alert.device),
+        text(&n.alert.key),
+        text(status.as_str().unwrap_or_default()),
+        text(&serde_json::to_string(n).ok()?),
+        Arc::new(TimestampMillisecondArray::from(vec![now_ms()])),
+        Arc::new(Int32Array::from(vec![-1])),
+        Arc::new(Int64Array::from(vec![-1i64])),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).ok()
 }

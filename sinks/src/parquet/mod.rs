@@ -128,6 +128,9 @@ impl ParquetSink {
     /// The offset below which `partition`'s rows are already in the output, recovering the
     /// partition from its ledger the first time this sink sees it.
     fn durable_to(&mut self, partition: i32) -> Result<i64, SinkError> {
+        if partition < 0 {
+            return Ok(i64::MIN); // Rows from no Kafka record (a failed alert): no ledger.
+        }
         if let Some(&offset) = self.durable_to.get(&partition) {
             return Ok(offset);
         }
