@@ -120,8 +120,9 @@ pub struct AlertSinkConfig {
     /// the rule's error action (the router never waits on a destination).
     #[serde(default = "default_alert_queue")]
     pub queue_capacity: usize,
-    /// Firing/resolved state file, under `data_dir` (survives restarts).
-    #[serde(default = "default_alert_state")]
+    /// Firing/resolved state file, under `data_dir` (survives restarts). Default:
+    /// `alerts/<sink name>.json`; no two sinks may share one.
+    #[serde(default)]
     pub state_file: PathBuf,
 }
 
@@ -136,9 +137,6 @@ const fn default_resolve_after() -> u64 {
 }
 const fn default_alert_queue() -> usize {
     10_000
-}
-fn default_alert_state() -> PathBuf {
-    PathBuf::from("alerts/state.json")
 }
 
 /// One place an alert notification is delivered to.
@@ -197,8 +195,9 @@ pub struct ComplianceSinkConfig {
     /// Group of a device whose reports carry none.
     #[serde(default = "default_group_name")]
     pub default_group: String,
-    /// State file (inventory, catalog changes, retirements), under `data_dir`.
-    #[serde(default = "default_compliance_state")]
+    /// State file (inventory, catalog changes, retirements), under `data_dir`. Default:
+    /// `compliance/<sink name>.json`; no two sinks may share one.
+    #[serde(default)]
     pub state_file: PathBuf,
     /// Directory of periodic Parquet snapshots of the inventory, under `data_dir`.
     #[serde(default = "default_snapshot_path")]
@@ -238,9 +237,6 @@ pub enum DeploymentStatus {
 
 fn default_group_name() -> String {
     "default".into()
-}
-fn default_compliance_state() -> PathBuf {
-    PathBuf::from("compliance/state.json")
 }
 fn default_snapshot_path() -> PathBuf {
     PathBuf::from("compliance/snapshots")
@@ -336,5 +332,21 @@ mod version_tests {
         assert!(v("1.2.0-rc1") > v("1.1.9"));
         assert!(Version::parse("").is_none());
         assert!(Version::parse("one.two").is_none());
+    }
+}
+
+impl SinkConfig {
+    /// The state file this sink keeps under `data_dir`, if it keeps one: the configured
+    /// path, else one named after the sink (so two sinks never share one by default).
+    pub fn state_file(&self, name: &str) -> Option<PathBuf> {
+        let (set, kind) = match self {
+            SinkConfig::Alert(a) => (&a.state_file, "alerts"),
+            SinkConfig::Compliance(c) => (&c.state_file, "compliance"),
+            SinkConfig::Parquet(_) => return None,
+        };
+        Some(match set.as_os_str().is_empty() {
+            true => PathBuf::from(format!("{kind}/{name}.json")),
+            false => set.clone(),
+        })
     }
 }

@@ -170,3 +170,29 @@ fn readme_rule_file_headers_are_valid() {
         );
     }
 }
+
+#[test]
+fn each_stateful_sink_gets_its_own_state_file_and_sharing_one_is_refused() {
+    let log = "destinations = [{ type = \"log\" }]";
+    let two = format!("[sinks.a]\ntype = \"alert\"\n{log}\n[sinks.b]\ntype = \"alert\"\n{log}\n");
+    let c = Config::from_toml_str(&two).unwrap();
+    c.validate().expect("default state files differ");
+    let files: Vec<_> = c
+        .sinks
+        .iter()
+        .map(|(n, s)| s.state_file(n).unwrap())
+        .collect();
+    assert_ne!(files[0], files[1]);
+    let shared =
+        format!("{two}[sinks.c]\ntype = \"alert\"\nstate_file = \"alerts/a.json\"\n{log}\n");
+    let errs = Config::from_toml_str(&shared)
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    let paths: Vec<_> = errs.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["sinks.c.state_file"], "{errs}");
+    assert!(
+        errs.to_string().contains("also the state file of sink 'a'"),
+        "{errs}"
+    );
+}

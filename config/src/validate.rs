@@ -8,6 +8,7 @@ use crate::Config;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// One problem in the config: the key path (`router.batch.max_rows`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,7 @@ impl Config {
         let mut r = Report::default();
         self.validate_transport(&mut r);
         self.validate_pipeline(&mut r);
+        self.validate_state_files(&mut r);
         self.validate_rules(&mut r, true);
         self.validate_operations(&mut r);
         self.validate_security(&mut r);
@@ -201,6 +203,27 @@ impl Config {
             "router.decode.max_schema_fields",
             "must be > 0",
         );
+    }
+
+    /// Two sinks writing one state file would overwrite each other's state.
+    fn validate_state_files(&self, r: &mut Report) {
+        let mut owners: std::collections::HashMap<PathBuf, &str> = Default::default();
+        for (name, sink) in &self.sinks {
+            let Some(file) = sink.state_file(name) else {
+                continue;
+            };
+            let path = self.under_data_dir(&file);
+            if let Some(first) = owners.insert(path.clone(), name) {
+                r.check(
+                    false,
+                    format!("sinks.{name}.state_file"),
+                    &format!(
+                        "{} is also the state file of sink '{first}': give each sink its own",
+                        path.display()
+                    ),
+                );
+            }
+        }
     }
 
     /// The rule checks alone: names, SQL present, actions given and, with `check_sinks`,

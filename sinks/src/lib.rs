@@ -144,7 +144,7 @@ pub fn build_sinks(config: &Config, ctx: &SinkContext) -> Result<BuiltSinks, Sin
                 )?)
             }
             SinkConfig::Alert(a) => {
-                let state = config.under_data_dir(&a.state_file);
+                let state = config.under_data_dir(&sink.state_file(name).unwrap_or_default());
                 let (sink, board) = alert::AlertSink::new(name, a.clone(), state, &ctx.kafka)?;
                 boards.alerts.insert(name.clone(), board);
                 Box::new(sink)

@@ -81,7 +81,8 @@ impl ComplianceSink {
         config: &Config,
         retired: Arc<RetiredDevices>,
     ) -> Result<(ComplianceSink, Arc<ComplianceBoard>), SinkError> {
-        let state_path = config.under_data_dir(&c.state_file);
+        let file = sluice_config::SinkConfig::Compliance(c.clone()).state_file(name);
+        let state_path = config.under_data_dir(&file.unwrap_or_default());
         let mut fleet: Fleet = crate::read_state(&state_path).map_err(|e| {
             SinkError::external(name, format!("reading {}: {e}", state_path.display()))
         })?;
