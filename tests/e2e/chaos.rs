@@ -40,7 +40,8 @@ impl Process {
     }
 }
 
-fn mosquitto_conf(dir: &std::path::Path, port: u16) -> PathBuf {
+/// Mosquitto as the field runs it: persistent sessions, persistence on, nothing dropped.
+pub fn mosquitto_conf(dir: &std::path::Path, port: u16) -> PathBuf {
     let conf = dir.join("mosquitto.conf");
     let store = dir.join("mosquitto-store/");
     std::fs::create_dir_all(&store).unwrap();

@@ -21,6 +21,7 @@ mod demo;
 mod embedded;
 mod faults;
 mod hostile;
+mod kafka_outage;
 mod loadtest;
 mod malformed;
 mod mosquitto;

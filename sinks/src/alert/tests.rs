@@ -95,3 +95,31 @@ fn the_book_survives_a_save_and_load() {
     book.save(&path).unwrap();
     assert_eq!(AlertBook::load(&path).unwrap(), book);
 }
+
+#[test]
+fn a_resolved_notification_that_failed_becomes_a_row_a_parquet_error_action_takes() {
+    let mut book = AlertBook::default();
+    fired(book.observe(hot("d1", 0), 0, T));
+    let resolved = book.sweep(600, T).remove(0);
+    let row = super::notification_row(&resolved).expect("a row");
+    assert_eq!(row.num_rows(), 1);
+    // The error action's rows carry the reason, and a Parquet sink must accept them.
+    let failed = sluice_processors::rule::route::with_error(&row, "webhook down").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = crate::parquet::ParquetSink::new(
+        "failed",
+        dir.path().into(),
+        Default::default(),
+        std::sync::Arc::default(),
+    )
+    .unwrap();
+    let output = crate::RuleOutput {
+        source: failed.clone(),
+        rows: failed,
+    };
+    crate::Sink::write(&mut sink, "hot", &output).unwrap();
+    let stats = crate::Sink::checkpoint(&mut sink).unwrap();
+    assert_eq!(stats.rows, 1);
+    let text = format!("{:?}", row.column_by_name("alert_status").unwrap());
+    assert!(text.contains("resolved"), "{text}");
+}
