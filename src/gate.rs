@@ -6,7 +6,9 @@
 //! closes first (no new connections, every device connection cut); ingest, still connected
 //! behind it, drains what rumqttd acknowledged; then ingest and the router stop.
 
+use sluice_common::Stats;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +28,14 @@ impl Gate {
     /// Stops accepting and cuts every relayed connection.
     pub fn close(&self) {
         self.closed.cancel();
+    }
+
+    /// Closes, then (with ingest's counters) waits until ingest drained the broker.
+    pub async fn close_and_drain(&self, ingest: Option<&Stats>) {
+        self.close();
+        if let Some(stats) = ingest {
+            drain_ingest(stats).await;
+        }
     }
 }
 
@@ -61,4 +71,27 @@ async fn relay(mut device: TcpStream, broker: SocketAddr, closed: CancellationTo
         _ = closed.cancelled() => {}
         _ = tokio::io::copy_bidirectional(&mut device, &mut upstream) => {}
     }
+}
+
+/// Waits until ingest has written every message it received to Kafka and nothing new came
+/// for a moment (the embedded broker has nothing left for it), within a deadline.
+async fn drain_ingest(stats: &Stats) {
+    const QUIET: Duration = Duration::from_millis(500);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let handled = || Stats::get(&stats.produced) + Stats::get(&stats.dead_lettered);
+    let mut last = (
+        Stats::get(&stats.mqtt_received),
+        tokio::time::Instant::now(),
+    );
+    while tokio::time::Instant::now() < deadline {
+        let received = Stats::get(&stats.mqtt_received);
+        if received != last.0 {
+            last = (received, tokio::time::Instant::now());
+        } else if last.1.elapsed() >= QUIET && handled() >= received {
+            tracing::info!(received, "ingest drained the embedded broker");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!("ingest did not drain the embedded broker within 20 s; stopping anyway");
 }

@@ -175,10 +175,7 @@ pub async fn run(
     // Order matters: the embedded broker's gate first (devices can no longer publish), then
     // ingest once it drained what that broker acknowledged, then the router's checkpoint.
     if let Some(gate) = &gate {
-        gate.close();
-        if roles.ingest {
-            drain_ingest(&stats).await;
-        }
+        gate.close_and_drain(roles.ingest.then_some(&*stats)).await;
     }
     ingest_stop.cancel();
     if let Some(h) = ingest {
@@ -190,29 +187,6 @@ pub async fn run(
     }
     tracing::info!("sluice stopped cleanly");
     Ok(())
-}
-
-/// Waits until ingest has written every message it received to Kafka and nothing new came
-/// for a moment (the embedded broker has nothing left for it), within a deadline.
-async fn drain_ingest(stats: &Stats) {
-    const QUIET: Duration = Duration::from_millis(500);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let handled = || Stats::get(&stats.produced) + Stats::get(&stats.dead_lettered);
-    let mut last = (
-        Stats::get(&stats.mqtt_received),
-        tokio::time::Instant::now(),
-    );
-    while tokio::time::Instant::now() < deadline {
-        let received = Stats::get(&stats.mqtt_received);
-        if received != last.0 {
-            last = (received, tokio::time::Instant::now());
-        } else if last.1.elapsed() >= QUIET && handled() >= received {
-            tracing::info!(received, "ingest drained the embedded broker");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tracing::warn!("ingest did not drain the embedded broker within 20 s; stopping anyway");
 }
 
 /// Starts the embedded brokers; with the MQTT one, its gate and its own address.
@@ -239,7 +213,7 @@ struct Gate;
 
 #[cfg(not(feature = "embedded"))]
 impl Gate {
-    fn close(&self) {}
+    async fn close_and_drain(&self, _: Option<&Stats>) {}
 }
 
 type StageRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;

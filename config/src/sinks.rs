@@ -344,9 +344,14 @@ impl SinkConfig {
             SinkConfig::Compliance(c) => (&c.state_file, "compliance"),
             SinkConfig::Parquet(_) => return None,
         };
-        Some(match set.as_os_str().is_empty() {
-            true => PathBuf::from(format!("{kind}/{name}.json")),
-            false => set.clone(),
-        })
+        Some(state_file_or_default(set, kind, name))
+    }
+}
+
+/// `set` unless empty, else `<kind>/<sink name>.json`.
+pub fn state_file_or_default(set: &std::path::Path, kind: &str, name: &str) -> PathBuf {
+    match set.as_os_str().is_empty() {
+        true => PathBuf::from(format!("{kind}/{name}.json")),
+        false => set.to_path_buf(),
     }
 }

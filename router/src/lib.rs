@@ -46,7 +46,7 @@ use dlq::DeadLetters;
 use offsets::Offsets;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use rebalance::{Change, RebalanceContext};
+use rebalance::RebalanceContext;
 use sluice_common::Event;
 use sluice_common::Stats;
 use sluice_config::Config;
@@ -247,54 +247,6 @@ impl Router {
             tracing::warn!(error = %e, "rejoining the consumer group failed; will retry");
         }
         self.unassigned_since = None;
-    }
-
-    /// Applies the assignment changes the consumer queued since the last step: revoked
-    /// partitions' unwritten rows and offsets are dropped and the sinks forget them; assigned
-    /// ones are recovered by the sinks before their first record is processed.
-    fn apply_rebalances(&mut self) -> Result<(), RouterError> {
-        for change in self.rebalances.take() {
-            match change {
-                Change::Revoked(ps) | Change::Assigned(ps) if ps.is_empty() => {}
-                Change::Revoked(ps) => {
-                    let before = self.raw.len();
-                    let raw = &self.raw;
-                    let kept: Vec<usize> = (0..raw.len())
-                        .filter(|&i| !ps.contains(&raw.partition(i)))
-                        .collect();
-                    if kept.len() < before {
-                        self.raw = self.raw.subset(kept);
-                    }
-                    self.offsets.forget(&ps);
-                    self.recent.forget(&ps);
-                    for sink in self.sinks.values_mut() {
-                        sink.revoked(&ps);
-                    }
-                    self.owned.retain(|p| !ps.contains(p));
-                    events::PartitionsRevoked {
-                        partitions: &ps,
-                        dropped_rows: before - self.raw.len(),
-                        owned: self.owned.len(),
-                    }
-                    .emit();
-                }
-                Change::Assigned(ps) => {
-                    sluice_common::blocking(|| -> Result<(), RouterError> {
-                        for sink in self.sinks.values_mut() {
-                            sink.assigned(&ps)?;
-                        }
-                        Ok(())
-                    })?;
-                    self.owned.extend(&ps);
-                    events::PartitionsAssigned {
-                        partitions: &ps,
-                        owned: self.owned.len(),
-                    }
-                    .emit();
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Adds one Kafka message to the current batch (or the DLQ if it breaks the contract).

@@ -7,8 +7,10 @@
 //! unwritten rows are dropped, their offsets are never committed, and their new owner
 //! replays them from the last commit.
 
+use crate::{events, Router, RouterError};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
+use sluice_common::Event as _;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,4 +75,52 @@ impl ConsumerContext for RebalanceContext {
     }
 }
 
-use sluice_common::Event as _;
+impl Router {
+    /// Applies the assignment changes the consumer queued since the last step: revoked
+    /// partitions' unwritten rows and offsets are dropped and the sinks forget them; assigned
+    /// ones are recovered by the sinks before their first record is processed.
+    pub(crate) fn apply_rebalances(&mut self) -> Result<(), RouterError> {
+        for change in self.rebalances.take() {
+            match change {
+                Change::Revoked(ps) | Change::Assigned(ps) if ps.is_empty() => {}
+                Change::Revoked(ps) => {
+                    let before = self.raw.len();
+                    let raw = &self.raw;
+                    let kept: Vec<usize> = (0..raw.len())
+                        .filter(|&i| !ps.contains(&raw.partition(i)))
+                        .collect();
+                    if kept.len() < before {
+                        self.raw = self.raw.subset(kept);
+                    }
+                    self.offsets.forget(&ps);
+                    self.recent.forget(&ps);
+                    for sink in self.sinks.values_mut() {
+                        sink.revoked(&ps);
+                    }
+                    self.owned.retain(|p| !ps.contains(p));
+                    events::PartitionsRevoked {
+                        partitions: &ps,
+                        dropped_rows: before - self.raw.len(),
+                        owned: self.owned.len(),
+                    }
+                    .emit();
+                }
+                Change::Assigned(ps) => {
+                    sluice_common::blocking(|| -> Result<(), RouterError> {
+                        for sink in self.sinks.values_mut() {
+                            sink.assigned(&ps)?;
+                        }
+                        Ok(())
+                    })?;
+                    self.owned.extend(&ps);
+                    events::PartitionsAssigned {
+                        partitions: &ps,
+                        owned: self.owned.len(),
+                    }
+                    .emit();
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -5,7 +5,8 @@
 //! - [`book`]: the state (firing keys, outbox) and its transitions; saved at every checkpoint.
 //! - [`deliver`]: the worker thread that sends notifications (webhook, Kafka, log).
 //! - [`AlertSink`]: the router side: rows → occurrences → notifications on a bounded queue.
-//! - [`AlertBoard`]: the state shared by the sink, the worker and the HTTP API (`/alerts`).
+//! - [`board`]: [`AlertBoard`], the state shared by the sink, the worker and the HTTP API
+//!   (`/alerts`), and the delivery backlog.
 //!
 //! Delivery: a notification is in the outbox from the moment it is created; the outbox is
 //! saved (fsync, rename) at each checkpoint, before the router commits offsets, so an alert is
@@ -13,6 +14,7 @@
 //! restart the rest are sent again (at-least-once). A notification that still fails after the
 //! retries goes, with its source row, to the rule's error action or the dead-letter topic.
 
+mod board;
 pub mod book;
 pub mod deliver;
 #[cfg(test)]
@@ -21,77 +23,14 @@ mod tests;
 use crate::{CheckpointStats, DeliveryFailure, RuleOutput, Sink, SinkError};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::TimestampMillisecondType;
-use book::{Alert, AlertBook, Notification, Observed, Occurrence, Timing};
+pub use board::AlertBoard;
+use book::{AlertBook, Notification, Observed, Occurrence, Timing};
 use sluice_config::AlertSinkConfig;
 use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-/// Alert state shared by the sink, its delivery worker and the HTTP API.
-pub struct AlertBoard {
-    book: Mutex<AlertBook>,
-    failures: Mutex<Vec<(u64, String)>>,
-    /// Notifications handed to the delivery worker and not yet done (the backlog).
-    queued: std::sync::atomic::AtomicUsize,
-}
-
-impl AlertBoard {
-    fn book(&self) -> MutexGuard<'_, AlertBook> {
-        self.book.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn delivered(&self, id: u64) {
-        self.book().outbox.remove(&id);
-        self.done();
-    }
-
-    fn failed(&self, id: u64, reason: String) {
-        self.hand_to_error_action(id, reason);
-        self.done();
-    }
-
-    fn hand_to_error_action(&self, id: u64, reason: String) {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        f.push((id, reason));
-    }
-
-    fn done(&self) {
-        let _ = self.queued.fetch_update(
-            std::sync::atomic::Ordering::AcqRel,
-            std::sync::atomic::Ordering::Acquire,
-            |n| n.checked_sub(1),
-        );
-    }
-
-    /// Notifications waiting for the delivery worker.
-    pub fn backlog(&self) -> usize {
-        self.queued.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// The firing alerts, for `GET /alerts`.
-    pub fn firing(&self) -> Vec<Alert> {
-        self.book().firing().cloned().collect()
-    }
-
-    /// Notifications not yet delivered.
-    pub fn pending(&self) -> usize {
-        self.book().outbox.len()
-    }
-
-    /// Marks a firing alert acknowledged; false when no such key is firing.
-    pub fn acknowledge(&self, key: &str) -> bool {
-        let mut book = self.book();
-        match book.alerts.get_mut(key) {
-            Some(a) if a.status == book::AlertStatus::Firing => {
-                a.acknowledged = true;
-                true
-            }
-            _ => false,
-        }
-    }
-}
+use std::sync::Arc;
 
 pub struct AlertSink {
     name: String,
@@ -131,11 +70,7 @@ impl AlertSink {
                 p.notification.clone()
             })
             .collect();
-        let board = Arc::new(AlertBoard {
-            book: Mutex::new(book),
-            failures: Mutex::new(vec![]),
-            queued: Default::default(),
-        });
+        let board = Arc::new(AlertBoard::new(book));
         let (queue, receiver) = std::sync::mpsc::channel();
         let (worker_board, worker_name) = (board.clone(), name.to_string());
         std::thread::Builder::new()
@@ -180,9 +115,7 @@ impl AlertSink {
             self.board.hand_to_error_action(n.id, reason);
             return Ok(());
         }
-        self.board
-            .queued
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.board.queued();
         self.queue
             .send(n)
             .map_err(|_| SinkError::external(&self.name, "the delivery worker stopped"))
@@ -315,14 +248,7 @@ impl Sink for AlertSink {
     }
 
     fn take_failures(&mut self) -> Vec<DeliveryFailure> {
-        let failed: Vec<(u64, String)> = {
-            let mut f = self
-                .board
-                .failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut *f)
-        };
+        let failed = self.board.take_failed();
         let mut book = self.board.book();
         let handed_in = book.checkpoints + 1;
         failed

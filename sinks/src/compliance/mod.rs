@@ -81,8 +81,8 @@ impl ComplianceSink {
         config: &Config,
         retired: Arc<RetiredDevices>,
     ) -> Result<(ComplianceSink, Arc<ComplianceBoard>), SinkError> {
-        let file = sluice_config::SinkConfig::Compliance(c.clone()).state_file(name);
-        let state_path = config.under_data_dir(&file.unwrap_or_default());
+        let file = sluice_config::state_file_or_default(&c.state_file, "compliance", name);
+        let state_path = config.under_data_dir(&file);
         let mut fleet: Fleet = crate::read_state(&state_path).map_err(|e| {
             SinkError::external(name, format!("reading {}: {e}", state_path.display()))
         })?;
