@@ -78,8 +78,6 @@ pub struct Router {
     consumer: Arc<StreamConsumer<RebalanceContext>>,
     /// Where the consumer's rebalance callbacks queue assignment changes.
     rebalances: RebalanceContext,
-    /// Partitions of the raw topic this router owns now.
-    owned: std::collections::BTreeSet<i32>,
     dead_letters: DeadLetters,
     rules: RuleSet,
     /// Where a reloaded rule set arrives; taken between batches.
@@ -143,7 +141,6 @@ impl Router {
         Ok(Self {
             consumer: Arc::new(consumer),
             rebalances,
-            owned: Default::default(),
             dead_letters,
             rules,
             control,

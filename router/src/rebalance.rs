@@ -8,7 +8,7 @@
 //! replays them from the last commit.
 
 use crate::{events, Router, RouterError};
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
 use sluice_common::Event as _;
 use std::sync::{Arc, Mutex};
@@ -79,6 +79,11 @@ impl Router {
     /// Applies the assignment changes the consumer queued since the last step: revoked
     /// partitions' unwritten rows and offsets are dropped and the sinks forget them; assigned
     /// ones are recovered by the sinks before their first record is processed.
+    /// Partitions this router owns now (librdkafka's assignment; for the gauge).
+    fn owned(&self) -> usize {
+        self.consumer.assignment().map_or(0, |a| a.count())
+    }
+
     pub(crate) fn apply_rebalances(&mut self) -> Result<(), RouterError> {
         for change in self.rebalances.take() {
             match change {
@@ -97,11 +102,10 @@ impl Router {
                     for sink in self.sinks.values_mut() {
                         sink.revoked(&ps);
                     }
-                    self.owned.retain(|p| !ps.contains(p));
                     events::PartitionsRevoked {
                         partitions: &ps,
                         dropped_rows: before - self.raw.len(),
-                        owned: self.owned.len(),
+                        owned: self.owned(),
                     }
                     .emit();
                 }
@@ -112,10 +116,9 @@ impl Router {
                         }
                         Ok(())
                     })?;
-                    self.owned.extend(&ps);
                     events::PartitionsAssigned {
                         partitions: &ps,
-                        owned: self.owned.len(),
+                        owned: self.owned(),
                     }
                     .emit();
                 }
