@@ -58,3 +58,23 @@ pub fn parquet_sink(dir: &std::path::Path, compression: sluice_config::Compressi
     )
     .expect("parquet sink")
 }
+
+/// `output` as if its records sat `shift` offsets later in Kafka: a sink that keeps a ledger
+/// skips records it already wrote, so a bench writing one batch again and again moves it on.
+pub fn shifted(output: &sluice_sinks::RuleOutput, shift: i64) -> sluice_sinks::RuleOutput {
+    use arrow::array::{Array, AsArray, Int64Array};
+    use arrow::datatypes::Int64Type;
+    use sluice_processors::decode::OFFSET;
+    let source = &output.source;
+    let Some(i) = source.schema().index_of(OFFSET).ok() else {
+        return output.clone();
+    };
+    let offsets = source.column(i).as_primitive::<Int64Type>();
+    let moved: Int64Array = offsets.iter().map(|o| o.map(|o| o + shift)).collect();
+    let mut columns = source.columns().to_vec();
+    columns[i] = Arc::new(moved) as Arc<dyn Array>;
+    sluice_sinks::RuleOutput {
+        rows: output.rows.clone(),
+        source: arrow::array::RecordBatch::try_new(source.schema(), columns).expect("same schema"),
+    }
+}

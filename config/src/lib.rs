@@ -24,6 +24,9 @@ pub use validate::{check_topic_filter, ConfigError, ConfigErrors};
 
 use std::path::Path;
 
+/// The placeholder in `mqtt.client_id` for this replica's identity.
+pub const REPLICA: &str = "{replica}";
+
 impl Config {
     /// Parses TOML text (no environment overrides, no validation).
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
@@ -47,7 +50,9 @@ impl Config {
     /// Applies `SLUICE_*` environment overrides, and reads the embedded MQTT users' passwords
     /// from their `password_env`. Secrets come from here or `*_file` keys, never the file.
     ///
-    /// - `SLUICE_MQTT_BROKER`, `SLUICE_MQTT_CLIENT_ID` (one per ingest replica),
+    /// - `SLUICE_MQTT_BROKER`, `SLUICE_MQTT_CLIENT_ID` (one per ingest replica; or
+    ///   `{replica}` in `mqtt.client_id`, replaced by `SLUICE_REPLICA`, else the host name:
+    ///   the pod name of a StatefulSet, stable across restarts and distinct per replica),
     ///   `SLUICE_MQTT_USERNAME`, `SLUICE_MQTT_PASSWORD`
     /// - `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_KAFKA_SASL_USERNAME`, `SLUICE_KAFKA_SASL_PASSWORD`
     ///   and `SLUICE_KAFKA_SSL_KEY_PASSWORD` (into `[kafka.security]`)
@@ -58,6 +63,15 @@ impl Config {
         }
         if let Some(v) = env("SLUICE_MQTT_CLIENT_ID") {
             self.mqtt.client_id = v;
+        }
+        if self.mqtt.client_id.contains(REPLICA) {
+            let replica = env("SLUICE_REPLICA")
+                .or_else(|| env("HOSTNAME"))
+                .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "0".into());
+            self.mqtt.client_id = self.mqtt.client_id.replace(REPLICA, &replica);
         }
         if let Some(v) = env("SLUICE_MQTT_USERNAME") {
             self.mqtt.username = Some(v);

@@ -174,7 +174,7 @@ fn default_dlq_topic() -> String {
 const fn default_partitions() -> i32 {
     4
 }
-const fn default_true() -> bool {
+pub(crate) const fn default_true() -> bool {
     true
 }
 

@@ -16,9 +16,14 @@ pub enum SinkConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkConfig {
-    /// Output root; relative paths resolve under `data_dir`.
+    /// Output root: a directory (relative paths resolve under `data_dir`) or an object-store
+    /// URL, `s3://bucket/prefix`, `gs://…`, `az://container/prefix`, `file:///abs/dir`.
     #[serde(default = "default_parquet_path")]
     pub path: PathBuf,
+    /// Non-secret object-store settings (`endpoint`, `region`, `allow_http`, …) on top of the
+    /// standard environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`), where credentials must come from.
+    #[serde(default)]
+    pub storage_options: std::collections::BTreeMap<String, String>,
     /// Column compression.
     #[serde(default)]
     pub compression: Compression,
@@ -71,6 +76,7 @@ impl Default for ParquetSinkConfig {
     fn default() -> Self {
         Self {
             path: default_parquet_path(),
+            storage_options: Default::default(),
             compression: Compression::default(),
             max_rows: default_file_rows(),
             max_bytes: default_file_bytes(),
@@ -205,6 +211,13 @@ pub struct ComplianceSinkConfig {
     /// How often a snapshot is written, in ms (0 = never).
     #[serde(default = "default_snapshot_interval")]
     pub snapshot_interval_ms: u64,
+    /// Keep the device inventory in a compacted Kafka topic too, so it follows its partition
+    /// to whichever router is assigned it and every router answers for the whole fleet.
+    #[serde(default = "crate::model::default_true")]
+    pub changelog: bool,
+    /// That topic; default `<kafka.raw_topic>.changelog.<sink name>`.
+    #[serde(default)]
+    pub changelog_topic: String,
 }
 
 /// A published update: its id, version and the device models it is compatible with.
@@ -246,6 +259,25 @@ const fn default_snapshot_interval() -> u64 {
 }
 
 impl crate::Config {
+    /// The changelog topic of a stateful sink, if it keeps one.
+    pub fn changelog_topic(&self, sink: &str) -> Option<String> {
+        match self.sinks.get(sink)? {
+            SinkConfig::Compliance(c) if c.changelog => Some(match c.changelog_topic.is_empty() {
+                true => format!("{}.changelog.{sink}", self.kafka.raw_topic),
+                false => c.changelog_topic.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Every changelog topic (created at start, compacted, partitioned like the raw topic).
+    pub fn changelog_topics(&self) -> Vec<String> {
+        self.sinks
+            .keys()
+            .filter_map(|name| self.changelog_topic(name))
+            .collect()
+    }
+
     /// Kafka topics alert sinks deliver to (created at start with the others).
     pub fn alert_topics(&self) -> Vec<String> {
         let mut topics: Vec<String> = self
@@ -332,6 +364,57 @@ mod version_tests {
         assert!(v("1.2.0-rc1") > v("1.1.9"));
         assert!(Version::parse("").is_none());
         assert!(Version::parse("one.two").is_none());
+    }
+}
+
+/// Where a Parquet sink writes: a local directory or an object store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParquetLocation {
+    Directory(PathBuf),
+    ObjectStore(url::Url),
+}
+
+/// URL schemes a Parquet `path` may use (`file` is a directory).
+pub const OBJECT_STORE_SCHEMES: [&str; 6] = ["s3", "s3a", "gs", "az", "abfs", "abfss"];
+
+/// `storage_options` keys that would put a secret in the config file.
+pub fn is_secret_option(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "secret",
+        "access_key",
+        "token",
+        "password",
+        "sas",
+        "credential",
+        "account_key",
+        "service_account_key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+impl ParquetSinkConfig {
+    /// The configured `path` as a location; an error names what is wrong with a URL.
+    pub fn location(&self) -> Result<ParquetLocation, String> {
+        let text = self.path.to_string_lossy();
+        if !text.contains("://") {
+            return Ok(ParquetLocation::Directory(self.path.clone()));
+        }
+        let url = url::Url::parse(&text).map_err(|e| format!("not a URL: {e}"))?;
+        match url.scheme() {
+            "file" => url
+                .to_file_path()
+                .map(ParquetLocation::Directory)
+                .map_err(|()| "a file:// URL needs an absolute path".into()),
+            s if OBJECT_STORE_SCHEMES.contains(&s) => match url.host_str() {
+                Some(h) if !h.is_empty() => Ok(ParquetLocation::ObjectStore(url)),
+                _ => Err("needs a bucket or container: s3://bucket/prefix".into()),
+            },
+            s => Err(format!(
+                "unsupported scheme '{s}' (expected a directory, file://, s3://, gs:// or az://)"
+            )),
+        }
     }
 }
 

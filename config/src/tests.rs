@@ -58,6 +58,31 @@ fn env_overrides_secrets() {
 }
 
 #[test]
+fn each_replica_gets_its_own_client_id_from_one_config() {
+    let id = |replica: Option<&str>, host: Option<&str>| {
+        let mut c =
+            Config::from_toml_str("[mqtt]\nclient_id = \"sluice-ingest-{replica}\"").unwrap();
+        let (replica, host) = (replica.map(String::from), host.map(String::from));
+        c.apply_env(|k| match k {
+            "SLUICE_REPLICA" => replica.clone(),
+            "HOSTNAME" => host.clone(),
+            _ => None,
+        });
+        c.mqtt.client_id
+    };
+    assert_eq!(id(Some("2"), Some("node-a")), "sluice-ingest-2");
+    assert_eq!(
+        id(None, Some("sluice-ingest-1")),
+        "sluice-ingest-sluice-ingest-1"
+    );
+    assert_ne!(id(Some("a"), None), id(Some("b"), None));
+    // Without the placeholder the configured id stays as it is.
+    let mut c = Config::from_toml_str("").unwrap();
+    c.apply_env(|k| (k == "SLUICE_REPLICA").then(|| "9".to_string()));
+    assert_eq!(c.mqtt.client_id, "sluice-ingest");
+}
+
+#[test]
 fn topic_filters_are_checked() {
     assert!(validate::check_topic_filter("a/+/b/#").is_ok());
     assert!(validate::check_topic_filter("a/#/b").is_err());

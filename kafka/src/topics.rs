@@ -1,5 +1,5 @@
 //! Topic creation at start: the raw topic (partitions from `kafka.partitions`), the
-//! dead-letter topic and every alert sink's topic.
+//! dead-letter topic, every alert sink's topic and every stateful sink's compacted changelog.
 
 use crate::client::kafka_client_config;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -36,6 +36,13 @@ pub async fn ensure_topics(config: &Config, bootstrap: &str) -> Result<(), Topic
     let alert_topics = config.alert_topics();
     for topic in &alert_topics {
         topics.push(NewTopic::new(topic, 1, TopicReplication::Fixed(1)));
+    }
+    let changelogs = config.changelog_topics();
+    for topic in &changelogs {
+        // Same partitions as the raw topic: a device's state sits in its records' partition.
+        let changelog = NewTopic::new(topic, config.kafka.partitions, TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact");
+        topics.push(changelog);
     }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -24,6 +24,7 @@ sluice_common::metrics! {
     Gauge ALERTS_FIRING = "sluice_alerts_firing", "Alerts firing now, per alert sink";
     Counter RETIRED_REPORTS = "sluice_compliance_retired_reports_dropped_total", "Reports of retired devices ignored by the compliance tracker";
     Counter SNAPSHOTS = "sluice_compliance_snapshots_total", "Compliance Parquet snapshots written";
+    Counter COMPLIANCE_RESTORES = "sluice_compliance_restores_total", "Assignments whose device state was restored from the compliance changelog before routing";
     Gauge COMPLIANCE_DEVICES = "sluice_compliance_devices", "Devices per compliance state and group";
     Gauge COMPLIANCE_PERCENT = "sluice_compliance_percent", "Percent of a group's devices on the latest update";
     Gauge FLEET_DEVICES = "sluice_compliance_fleet_devices", "Devices tracked (not retired)";
@@ -34,7 +35,8 @@ sluice_common::metrics! {
 /// A Parquet file was closed, fsynced and renamed into place.
 pub struct ParquetFileWritten<'a> {
     pub rule: &'a str,
-    pub path: &'a Path,
+    /// A path or an object-store URL.
+    pub path: &'a str,
     pub rows: u64,
     pub took: Duration,
     pub stats: &'a Stats,
@@ -42,7 +44,7 @@ pub struct ParquetFileWritten<'a> {
 
 impl Event for ParquetFileWritten<'_> {
     fn emit(self) {
-        tracing::debug!(path = %self.path.display(), rows = self.rows, "parquet file closed");
+        tracing::debug!(path = self.path, rows = self.rows, "parquet file closed");
         FLUSH_SECONDS.observe(self.took.as_secs_f64());
         FILES_WRITTEN.count_with(&[("rule", self.rule.to_string())], 1);
         Stats::add(&self.stats.files_written, 1);
@@ -292,5 +294,31 @@ impl Event for ComplianceMeasured<'_> {
             ];
             DEPLOYMENT_FAILED.gauge_set_with(&labels, f.devices as f64);
         }
+    }
+}
+
+/// A router was assigned partitions and restored their devices' compliance state from the
+/// changelog before routing their records.
+pub struct ComplianceStateRestored<'a> {
+    pub sink: &'a str,
+    pub partitions: &'a [i32],
+    /// Changelog records the tailer has read in all (every partition).
+    pub changelog_records: u64,
+    /// Devices the fleet view holds after the restore.
+    pub devices: usize,
+    pub took: Duration,
+}
+
+impl Event for ComplianceStateRestored<'_> {
+    fn emit(self) {
+        tracing::info!(
+            sink = self.sink,
+            partitions = ?self.partitions,
+            changelog_records = self.changelog_records,
+            devices = self.devices,
+            took_ms = self.took.as_millis() as u64,
+            "compliance state restored from the changelog"
+        );
+        COMPLIANCE_RESTORES.count_with(&[("sink", self.sink.to_string())], 1);
     }
 }

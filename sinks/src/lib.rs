@@ -9,6 +9,7 @@
 //!   a reader never sees a partial file and each record's rows land exactly once.
 //! - [`alert`]: alerts deduplicated by key, notified by webhook, Kafka or log.
 //! - [`compliance`]: the device-update compliance tracker.
+//! - [`changelog`]: sink state in a compacted Kafka topic, restored when a partition moves.
 //! - [`build_sinks`]: config → runtime sinks, by name, and the boards the HTTP API reads.
 //!
 //! A [`SinkError`] is always outside trouble (disk, HTTP, Kafka): the router hands the rows
@@ -16,12 +17,13 @@
 //! supervisor restarts with backoff, replaying from the last committed offset.
 
 pub mod alert;
+pub mod changelog;
 pub mod compliance;
 pub mod events;
 pub mod parquet;
 
 use sluice_common::Stats;
-use sluice_config::{Config, SinkConfig};
+use sluice_config::{Config, ParquetLocation, SinkConfig};
 pub use sluice_processors::rule::RuleOutput;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -128,21 +130,43 @@ pub struct BuiltSinks {
     pub boards: Boards,
 }
 
+/// A Parquet sink on its configured directory or object store.
+fn parquet_sink(
+    name: &str,
+    p: &sluice_config::ParquetSinkConfig,
+    config: &Config,
+    ctx: &SinkContext,
+) -> Result<parquet::ParquetSink, SinkError> {
+    use parquet::store::{local::Directory, object::Bucket, Store};
+    let location = p.location().map_err(|e| SinkError::external(name, e))?;
+    let store: Box<dyn Store> = match location {
+        ParquetLocation::Directory(dir) => Box::new(
+            Directory::open(config.under_data_dir(&dir))
+                .map_err(|e| SinkError::external(name, e))?,
+        ),
+        ParquetLocation::ObjectStore(url) => {
+            let staging = config.data_dir.join("staging").join(name);
+            Box::new(
+                Bucket::open(url, &p.storage_options, staging)
+                    .map_err(|e| SinkError::external(name, e))?,
+            )
+        }
+    };
+    Ok(parquet::ParquetSink::with_store(
+        name,
+        store,
+        p.clone(),
+        ctx.stats.clone(),
+    ))
+}
+
 /// Builds every configured sink, keyed by its name in `[sinks]`.
 pub fn build_sinks(config: &Config, ctx: &SinkContext) -> Result<BuiltSinks, SinkError> {
     let mut sinks: BTreeMap<String, Box<dyn Sink>> = BTreeMap::new();
     let mut boards = Boards::default();
     for (name, sink) in &config.sinks {
         let built: Box<dyn Sink> = match sink {
-            SinkConfig::Parquet(p) => {
-                let root = config.under_data_dir(&p.path);
-                Box::new(parquet::ParquetSink::new(
-                    name,
-                    root,
-                    p.clone(),
-                    ctx.stats.clone(),
-                )?)
-            }
+            SinkConfig::Parquet(p) => Box::new(parquet_sink(name, p, config, ctx)?),
             SinkConfig::Alert(a) => {
                 let state = config.under_data_dir(&sink.state_file(name).unwrap_or_default());
                 let (sink, board) = alert::AlertSink::new(name, a.clone(), state, &ctx.kafka)?;
@@ -150,8 +174,13 @@ pub fn build_sinks(config: &Config, ctx: &SinkContext) -> Result<BuiltSinks, Sin
                 Box::new(sink)
             }
             SinkConfig::Compliance(c) => {
-                let (sink, board) =
-                    compliance::ComplianceSink::new(name, c, config, boards.retired.clone())?;
+                let (sink, board) = compliance::ComplianceSink::new(
+                    name,
+                    c,
+                    config,
+                    boards.retired.clone(),
+                    &ctx.kafka,
+                )?;
                 boards.compliance.insert(name.clone(), board);
                 Box::new(sink)
             }

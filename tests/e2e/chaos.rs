@@ -19,17 +19,18 @@ const DOWN: Duration = Duration::from_secs(1);
 const RATE: u64 = 400;
 const DEVICES: usize = 40;
 
-struct Process {
-    name: String,
-    config: PathBuf,
-    args: Vec<&'static str>,
-    http: Option<String>,
-    env: Vec<(&'static str, String)>,
-    running: Option<Sluice>,
+/// One Sluice process of a deployment, restartable with the same config and environment.
+pub struct Process {
+    pub name: String,
+    pub config: PathBuf,
+    pub args: Vec<&'static str>,
+    pub http: Option<String>,
+    pub env: Vec<(&'static str, String)>,
+    pub running: Option<Sluice>,
 }
 
 impl Process {
-    fn start(&mut self) {
+    pub fn start(&mut self) {
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.running = Some(Sluice::start_with_env(
             &self.config,

@@ -13,6 +13,16 @@ impl Config {
                     r.check(p.max_rows > 0, at("max_rows"), "must be > 0");
                     r.check(p.max_bytes > 0, at("max_bytes"), "must be > 0");
                     r.check(p.max_open_files > 0, at("max_open_files"), "must be > 0");
+                    if let Err(e) = p.location() {
+                        r.check(false, at("path"), &e);
+                    }
+                    for key in p.storage_options.keys() {
+                        r.check(
+                            !crate::is_secret_option(key),
+                            at(&format!("storage_options.{key}")),
+                            "credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*), never the config file",
+                        );
+                    }
                 }
                 SinkConfig::Alert(a) => self.validate_alert(r, name, a),
                 SinkConfig::Compliance(c) => validate_compliance(r, name, c),

@@ -6,10 +6,12 @@
 //! - [`ComplianceSink`]: rows from rules → device reports; state saved at each checkpoint.
 //! - [`ComplianceBoard`]: the state shared with the HTTP API (`/compliance`, retire, catalog).
 //!
-//! State lives in one JSON file under `data_dir`, written atomically at each checkpoint, so it
-//! survives restarts. With several routers each keeps the devices of its Kafka partitions (a
-//! device's reports are keyed by its id, so they all reach one router); see the README for
-//! what a rebalance does.
+//! Device state is saved at each checkpoint to a compacted Kafka topic ([`crate::changelog`],
+//! on by default): a device's record goes to the partition its reports come from, the router
+//! assigned that partition restores it before routing the partition's records, and every
+//! router tails the others' records, so `/compliance` on any router covers the whole fleet.
+//! A JSON file under `data_dir` is written too, as a cache (and the only store when
+//! `changelog = false`).
 
 pub mod fleet;
 pub mod snapshot;
@@ -19,13 +21,13 @@ mod tests;
 use crate::events::{ComplianceMeasured, RetiredReportsDropped};
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Int32Type, TimestampMillisecondType};
 use fleet::{ComplianceReport, Fleet, Report};
 use sluice_common::Event;
 use sluice_config::{ComplianceSinkConfig, Config, UpdateConfig};
-use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
+use sluice_processors::decode::{DEVICE_ID, PARTITION, RECEIVED_AT};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use sluice_processors::record::RetiredDevices;
@@ -71,6 +73,9 @@ pub struct ComplianceSink {
     board: Arc<ComplianceBoard>,
     state_path: PathBuf,
     snapshots: snapshot::Snapshots,
+    changelog: Option<crate::changelog::Changelog>,
+    /// Devices changed since the last checkpoint, with the Kafka partition of their reports.
+    changed: BTreeMap<String, i32>,
 }
 
 impl ComplianceSink {
@@ -80,6 +85,7 @@ impl ComplianceSink {
         c: &ComplianceSinkConfig,
         config: &Config,
         retired: Arc<RetiredDevices>,
+        kafka: &rdkafka::ClientConfig,
     ) -> Result<(ComplianceSink, Arc<ComplianceBoard>), SinkError> {
         let file = sluice_config::state_file_or_default(&c.state_file, "compliance", name);
         let state_path = config.under_data_dir(&file);
@@ -105,14 +111,45 @@ impl ComplianceSink {
             config.under_data_dir(&c.snapshot_path),
             c.snapshot_interval_ms,
         );
+        let changelog = match config.changelog_topic(name) {
+            Some(topic) => Some(
+                crate::changelog::Changelog::start(&topic, kafka, apply_to(&board))
+                    .map_err(|e| SinkError::external(name, e))?,
+            ),
+            None => None,
+        };
         let sink = ComplianceSink {
             name: name.into(),
             board: board.clone(),
             state_path,
             snapshots,
+            changelog,
+            changed: BTreeMap::new(),
         };
         Ok((sink, board))
     }
+}
+
+/// Applies another router's changelog record to the fleet view.
+fn apply_to(board: &Arc<ComplianceBoard>) -> crate::changelog::Apply {
+    let board = Arc::downgrade(board);
+    Box::new(move |device, value| {
+        let Some(board) = board.upgrade() else {
+            return;
+        };
+        let mut fleet = board.fleet();
+        match value.map(serde_json::from_slice::<fleet::DeviceRecord>) {
+            Some(Ok(record)) => {
+                fleet.devices.insert(device.to_string(), record);
+            }
+            None => {
+                fleet.devices.remove(device);
+            }
+            Some(Err(e)) => {
+                tracing::warn!(device, error = %e, "changelog record is not a device record; skipped")
+            }
+        }
+    })
 }
 
 /// A column of the rule's output as text (any type cast), if the rule selected it.
@@ -128,8 +165,8 @@ fn value(col: &Option<arrow::array::StringArray>, i: usize) -> Option<String> {
         .map(|c| c.value(i).to_string())
 }
 
-/// The device reports in one rule output.
-fn reports(output: &RuleOutput) -> Vec<Report> {
+/// The device reports in one rule output, with the Kafka partition of each one's record.
+fn reports(output: &RuleOutput) -> Vec<(i32, Report)> {
     let rows = &output.rows;
     let named = text_column(rows, "device_id");
     let source_device = text_column(&output.source, DEVICE_ID);
@@ -145,9 +182,18 @@ fn reports(output: &RuleOutput) -> Vec<Report> {
         .source
         .column_by_name(RECEIVED_AT)
         .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
+    let partitions = output
+        .source
+        .column_by_name(PARTITION)
+        .and_then(|c| c.as_primitive_opt::<Int32Type>());
+    let partition = |i| {
+        partitions
+            .filter(|p| p.is_valid(i))
+            .map_or(-1, |p| p.value(i))
+    };
     (0..rows.num_rows())
         .filter_map(|i| {
-            Some(Report {
+            let report = Report {
                 device: value(&named, i).or_else(|| value(&source_device, i))?,
                 model: value(&model, i),
                 version: value(&version, i),
@@ -155,7 +201,8 @@ fn reports(output: &RuleOutput) -> Vec<Report> {
                 deployment: value(&deployment, i),
                 deployment_state: value(&deployment_state, i),
                 seen_ms: seen.filter(|s| s.is_valid(i)).map_or(0, |s| s.value(i)),
-            })
+            };
+            Some((partition(i), report))
         })
         .collect()
 }
@@ -165,11 +212,12 @@ impl Sink for ComplianceSink {
         let reports = reports(output);
         let mut fleet = self.board.fleet();
         let mut dropped = 0u64;
-        for r in reports {
+        for (partition, r) in reports {
             if fleet.retired.contains(&r.device) {
                 dropped += 1;
                 continue;
             }
+            self.changed.insert(r.device.clone(), partition);
             fleet.observe(r);
         }
         RetiredReportsDropped { reports: dropped }.emit();
@@ -180,6 +228,18 @@ impl Sink for ComplianceSink {
     fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
         let fleet = self.board.fleet().clone();
         let err = |m: String| SinkError::external(&self.name, m);
+        if let Some(changelog) = &self.changelog {
+            let records =
+                self.changed
+                    .iter()
+                    .filter(|(_, p)| **p >= 0)
+                    .filter_map(|(device, p)| {
+                        let record = fleet.devices.get(device)?;
+                        Some((*p, device.clone(), serde_json::to_vec(record).ok()?))
+                    });
+            changelog.checkpoint(records).map_err(err)?;
+        }
+        self.changed.clear();
         let json = serde_json::to_vec(&fleet).map_err(|e| err(e.to_string()))?;
         crate::atomic_write(&self.state_path, &json)
             .map_err(|e| err(format!("saving {}: {e}", self.state_path.display())))?;
@@ -193,5 +253,33 @@ impl Sink for ComplianceSink {
             .maybe_write(&report)
             .map_err(|e| err(e.to_string()))?;
         Ok(CheckpointStats::default())
+    }
+
+    /// Waits for the previous owner's device state of these partitions.
+    fn assigned(&mut self, partitions: &[i32]) -> Result<(), SinkError> {
+        let Some(changelog) = &self.changelog else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let read = changelog
+            .restore(partitions)
+            .map_err(|e| SinkError::external(&self.name, e))?;
+        crate::events::ComplianceStateRestored {
+            sink: &self.name,
+            partitions,
+            changelog_records: read,
+            devices: self.board.fleet().devices.len(),
+            took: started.elapsed(),
+        }
+        .emit();
+        Ok(())
+    }
+
+    /// The new owner saves these partitions' devices from now on.
+    fn revoked(&mut self, partitions: &[i32]) {
+        self.changed.retain(|_, p| !partitions.contains(p));
+        if let Some(changelog) = &self.changelog {
+            changelog.release(partitions);
+        }
     }
 }

@@ -5,6 +5,9 @@
 //! <root>/_sluice/ledger/p<partition>.json   {"next_offset": N, "files": [{"tmp", "final"}]}
 //! ```
 //!
+//! `<root>` is a directory or an object-store prefix: the moves below go through
+//! [`super::store::Store`], which does each one atomically on either.
+//!
 //! A checkpoint finishes the partition's files under temporary names, writes the partition's
 //! ledger atomically (the commit point: records below `next_offset` are in the output once
 //! the files it lists are in place), renames the files into place, and only then does the
@@ -18,9 +21,10 @@
 //! The `_sluice` directory starts with `_`, which Hive-style readers (pyarrow, Spark, DuckDB's
 //! `hive_partitioning`) skip.
 
-use super::writer::{self, Finished, WriteError};
+use super::store::{Store, StoreError};
+use super::writer::Finished;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 
 /// One partition's ledger entry.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,32 +39,27 @@ pub struct Ledger {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("ledger {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Store(#[from] StoreError),
+    #[error("ledger of partition {partition} is not valid: {source}")]
+    Invalid {
+        partition: i32,
+        source: serde_json::Error,
+    },
 }
 
-pub fn path(root: &Path, partition: i32) -> PathBuf {
-    root.join("_sluice")
-        .join("ledger")
-        .join(format!("p{partition}.json"))
-}
-
-pub fn read(root: &Path, partition: i32) -> Result<Ledger, LedgerError> {
-    let path = path(root, partition);
-    crate::read_state(&path).map_err(|source| LedgerError::Io { path, source })
+pub fn read(store: &dyn Store, partition: i32) -> Result<Ledger, LedgerError> {
+    match store.read_ledger(partition)? {
+        None => Ok(Ledger::default()),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|source| LedgerError::Invalid { partition, source }),
+    }
 }
 
 /// The commit point of a checkpoint for one partition.
-pub fn write(root: &Path, partition: i32, ledger: &Ledger) -> Result<(), LedgerError> {
-    let path = path(root, partition);
+pub fn write(store: &dyn Store, partition: i32, ledger: &Ledger) -> Result<(), LedgerError> {
     let bytes = serde_json::to_vec(ledger).unwrap_or_default();
-    sluice_common::fs::atomic_write(&path, &bytes)
-        .map_err(|source| LedgerError::Io { path, source })
+    Ok(store.write_ledger(partition, &bytes)?)
 }
 
 /// What [`recover`] did for a partition.
@@ -72,23 +71,22 @@ pub struct Recovered {
 }
 
 /// Brings a partition's output to the state its ledger describes (see the module docs).
-pub fn recover(root: &Path, partition: i32) -> Result<Recovered, LedgerError> {
-    let ledger = read(root, partition)?;
+pub fn recover(store: &dyn Store, partition: i32) -> Result<Recovered, LedgerError> {
+    let ledger = read(store, partition)?;
+    let mut staged: BTreeSet<_> = store.staged(partition)?.into_iter().collect();
     let mut republished = 0;
     for file in &ledger.files {
-        if root.join(&file.tmp).exists() {
-            file.publish(root)?;
+        if staged.remove(&file.tmp) {
+            store.publish(&file.tmp, &file.final_name)?;
             republished += 1;
         }
     }
-    let removed_temporary = sluice_common::fs::files_under(root)
-        .into_iter()
-        .filter(|p| writer::temporary_partition(p) == Some(partition))
-        .filter(|p| std::fs::remove_file(p).is_ok())
-        .count();
+    for leftover in &staged {
+        store.remove(leftover)?;
+    }
     Ok(Recovered {
         next_offset: ledger.next_offset,
         republished,
-        removed_temporary,
+        removed_temporary: staged.len(),
     })
 }

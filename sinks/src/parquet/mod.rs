@@ -14,10 +14,12 @@
 //! checkpoint. A closed file has its footer written and is fsynced under a temporary name;
 //! it is renamed into place only at the checkpoint, after the partition's [`ledger`] names
 //! it. That makes the output effectively-once: after any crash or rebalance, each Kafka
-//! record's rows are in the output exactly once (see [`ledger`] for how).
+//! record's rows are in the output exactly once (see [`ledger`] for how). The root is a
+//! local directory or an object-store URL ([`store`]).
 
 pub mod ledger;
 mod partition;
+pub mod store;
 mod writer;
 
 #[cfg(test)]
@@ -35,13 +37,14 @@ use sluice_config::ParquetSinkConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use store::Store;
 use writer::{Finished, OpenFile};
 
 pub use partition::split_by_partition;
 
 pub struct ParquetSink {
     name: String,
-    root: PathBuf,
+    store: Box<dyn Store>,
     config: ParquetSinkConfig,
     open: HashMap<PartitionKey, OpenFile>,
     /// When each open file was last written (a counter), to close the least recent at the cap.
@@ -57,18 +60,27 @@ pub struct ParquetSink {
 }
 
 impl ParquetSink {
+    /// A sink writing into a local directory.
     pub fn new(
         name: &str,
         root: PathBuf,
         config: ParquetSinkConfig,
         stats: Arc<Stats>,
     ) -> Result<Self, SinkError> {
-        sluice_common::fs::create_dir_durably(&root).map_err(|e| {
-            SinkError::external(name, format!("cannot create {}: {e}", root.display()))
-        })?;
-        Ok(Self {
+        let store =
+            store::local::Directory::open(root).map_err(|e| SinkError::external(name, e))?;
+        Ok(Self::with_store(name, Box::new(store), config, stats))
+    }
+
+    pub fn with_store(
+        name: &str,
+        store: Box<dyn Store>,
+        config: ParquetSinkConfig,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
             name: name.into(),
-            root,
+            store,
             config,
             open: HashMap::new(),
             last_write: HashMap::new(),
@@ -77,11 +89,12 @@ impl ParquetSink {
             written_to: BTreeMap::new(),
             durable_to: HashMap::new(),
             stats,
-        })
+        }
     }
 
+    /// Where open files are written (the output root for a directory).
     pub fn root(&self) -> &Path {
-        &self.root
+        self.store.local_root()
     }
 
     /// (max age, max lead) of event times, in ms.
@@ -117,8 +130,12 @@ impl ParquetSink {
             return Ok(0);
         };
         let partition = file.partition();
-        let finished = file
+        let mut finished = file
             .finish()
+            .map_err(|e| SinkError::external(&self.name, e))?;
+        finished.tmp = self
+            .store
+            .stage(partition, &finished.tmp)
             .map_err(|e| SinkError::external(&self.name, e))?;
         let rows = finished.rows;
         self.finished.entry(partition).or_default().push(finished);
@@ -134,7 +151,7 @@ impl ParquetSink {
         if let Some(&offset) = self.durable_to.get(&partition) {
             return Ok(offset);
         }
-        let recovered = ledger::recover(&self.root, partition)
+        let recovered = ledger::recover(self.store.as_ref(), partition)
             .map_err(|e| SinkError::external(&self.name, e))?;
         ParquetPartitionRecovered {
             sink: &self.name,
@@ -168,15 +185,16 @@ impl ParquetSink {
     fn publish(&mut self, partition: i32, next_offset: i64) -> Result<CheckpointStats, SinkError> {
         let files = self.finished.remove(&partition).unwrap_or_default();
         let entry = ledger::Ledger { next_offset, files };
-        ledger::write(&self.root, partition, &entry)
+        ledger::write(self.store.as_ref(), partition, &entry)
             .map_err(|e| SinkError::external(&self.name, e))?;
         let mut stats = CheckpointStats::default();
         for file in &entry.files {
-            file.publish(&self.root)
+            self.store
+                .publish(&file.tmp, &file.final_name)
                 .map_err(|e| SinkError::external(&self.name, e))?;
             ParquetFileWritten {
                 rule: &file.rule,
-                path: &self.root.join(&file.final_name),
+                path: &self.store.show(&file.final_name),
                 rows: file.rows,
                 took: file.took,
                 stats: &self.stats,
@@ -218,9 +236,10 @@ impl Sink for ParquetSink {
             }
             if !self.open.contains_key(&key) {
                 self.make_room()?;
-                let dir = key.directory(&self.root);
+                let root = self.store.local_root();
+                let dir = key.directory(root);
                 let file = OpenFile::create(
-                    &self.root,
+                    root,
                     &dir,
                     &key,
                     batch.schema(),
@@ -289,7 +308,7 @@ impl Sink for ParquetSink {
         }
         for p in partitions {
             for file in self.finished.remove(p).unwrap_or_default() {
-                let _ = std::fs::remove_file(self.root.join(&file.tmp));
+                let _ = self.store.remove(&file.tmp);
             }
             self.written_to.remove(p);
             self.durable_to.remove(p);

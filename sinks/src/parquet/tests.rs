@@ -217,7 +217,7 @@ fn a_crash_between_ledger_and_renames_is_rolled_forward() {
         next_offset: 10,
         files: files_written,
     };
-    ledger::write(dir.path(), 0, &entry).unwrap();
+    ledger::write(s.store.as_ref(), 0, &entry).unwrap();
     drop(s);
     let mut s = sink(dir.path(), 4);
     s.assigned(&[0]).unwrap();

@@ -1,6 +1,6 @@
-//! One Parquet file being written. `finish` writes the footer and fsyncs it under its
-//! temporary name; [`Finished::publish`] renames it into place once the partition's ledger
-//! names it (see [`super::ledger`]).
+//! One Parquet file being written, in the store's local root. `finish` writes the footer and
+//! fsyncs it under its temporary name; the store stages it and publishes it once the
+//! partition's ledger names it (see [`super::ledger`]).
 
 use super::partition::PartitionKey;
 use arrow::array::RecordBatch;
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// A complete, fsynced file still under its temporary name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Finished {
-    /// Both relative to the sink's root.
+    /// Both relative to the sink's root: the staged name, and the name readers see.
     pub tmp: PathBuf,
     #[serde(rename = "final")]
     pub final_name: PathBuf,
@@ -27,18 +27,6 @@ pub struct Finished {
     /// Footer plus fsync.
     #[serde(skip)]
     pub took: std::time::Duration,
-}
-
-impl Finished {
-    /// Renames the file into place (durably). Already in place (a roll-forward after a crash
-    /// during an earlier publish) is fine.
-    pub fn publish(&self, root: &Path) -> Result<(), WriteError> {
-        let (tmp, target) = (root.join(&self.tmp), root.join(&self.final_name));
-        match sluice_common::fs::rename_durably(&tmp, &target) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => Ok(()),
-            other => other.map_err(io("rename to", &target)),
-        }
-    }
 }
 
 /// Makes temporary names unique within a process, across restarts of the router stage.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod mosquitto;
+pub mod s3;
 pub mod webhook;
 
 use arrow::array::{Array, AsArray};
