@@ -130,6 +130,13 @@ pub struct AlertSinkConfig {
     /// `alerts/<sink name>.json`; no two sinks may share one.
     #[serde(default)]
     pub state_file: PathBuf,
+    /// Keep each alert key's firing state in a compacted Kafka topic too, so a key keeps its
+    /// dedup and resolve state when its partition moves to another router.
+    #[serde(default = "crate::model::default_true")]
+    pub changelog: bool,
+    /// That topic; default `<kafka.raw_topic>.changelog.<sink name>`.
+    #[serde(default)]
+    pub changelog_topic: String,
 }
 
 fn default_severity() -> String {
@@ -261,13 +268,15 @@ const fn default_snapshot_interval() -> u64 {
 impl crate::Config {
     /// The changelog topic of a stateful sink, if it keeps one.
     pub fn changelog_topic(&self, sink: &str) -> Option<String> {
-        match self.sinks.get(sink)? {
-            SinkConfig::Compliance(c) if c.changelog => Some(match c.changelog_topic.is_empty() {
-                true => format!("{}.changelog.{sink}", self.kafka.raw_topic),
-                false => c.changelog_topic.clone(),
-            }),
-            _ => None,
-        }
+        let (on, topic) = match self.sinks.get(sink)? {
+            SinkConfig::Compliance(c) => (c.changelog, &c.changelog_topic),
+            SinkConfig::Alert(a) => (a.changelog, &a.changelog_topic),
+            SinkConfig::Parquet(_) => return None,
+        };
+        on.then(|| match topic.is_empty() {
+            true => format!("{}.changelog.{sink}", self.kafka.raw_topic),
+            false => topic.clone(),
+        })
     }
 
     /// Every changelog topic (created at start, compacted, partitioned like the raw topic).

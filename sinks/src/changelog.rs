@@ -134,18 +134,21 @@ impl Changelog {
         &self.topic
     }
 
-    /// Saves each `(partition, key, value)` and waits until Kafka has all of them.
+    /// Saves each `(partition, key, value)` (`None`: a tombstone, the key is forgotten) and
+    /// waits until Kafka has all of them.
     pub fn checkpoint(
         &self,
-        records: impl IntoIterator<Item = (i32, String, Vec<u8>)>,
+        records: impl IntoIterator<Item = (i32, String, Option<Vec<u8>>)>,
     ) -> Result<usize, String> {
         let records: Vec<_> = records.into_iter().collect();
         let mut deliveries = Vec::with_capacity(records.len());
         for (partition, key, value) in &records {
-            let record = FutureRecord::to(&self.topic)
+            let mut record = FutureRecord::to(&self.topic)
                 .partition(*partition)
-                .key(key.as_bytes())
-                .payload(value.as_slice());
+                .key(key.as_bytes());
+            if let Some(value) = value {
+                record = record.payload(value.as_slice());
+            }
             match self.producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((e, _)) => return Err(format!("changelog '{}': {e}", self.topic)),

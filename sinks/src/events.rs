@@ -24,6 +24,7 @@ sluice_common::metrics! {
     Gauge ALERTS_FIRING = "sluice_alerts_firing", "Alerts firing now, per alert sink";
     Counter RETIRED_REPORTS = "sluice_compliance_retired_reports_dropped_total", "Reports of retired devices ignored by the compliance tracker";
     Counter SNAPSHOTS = "sluice_compliance_snapshots_total", "Compliance Parquet snapshots written";
+    Counter ALERT_RESTORES = "sluice_alert_restores_total", "Assignments whose alert keys were restored from the alert changelog before routing";
     Counter COMPLIANCE_RESTORES = "sluice_compliance_restores_total", "Assignments whose device state was restored from the compliance changelog before routing";
     Gauge COMPLIANCE_DEVICES = "sluice_compliance_devices", "Devices per compliance state and group";
     Gauge COMPLIANCE_PERCENT = "sluice_compliance_percent", "Percent of a group's devices on the latest update";
@@ -320,5 +321,25 @@ impl Event for ComplianceStateRestored<'_> {
             "compliance state restored from the changelog"
         );
         COMPLIANCE_RESTORES.count_with(&[("sink", self.sink.to_string())], 1);
+    }
+}
+
+/// A router was assigned partitions and took over their alert keys from the changelog.
+pub struct AlertStateRestored<'a> {
+    pub sink: &'a str,
+    pub partitions: &'a [i32],
+    /// Alert keys (firing or in cooldown) handed over.
+    pub keys: usize,
+}
+
+impl Event for AlertStateRestored<'_> {
+    fn emit(self) {
+        tracing::info!(
+            sink = self.sink,
+            partitions = ?self.partitions,
+            keys = self.keys,
+            "alert state restored from the changelog"
+        );
+        ALERT_RESTORES.count_with(&[("sink", self.sink.to_string())], 1);
     }
 }

@@ -95,6 +95,16 @@ pub trait Sink: Send {
 
 pub use sluice_common::fs::atomic_write;
 
+/// The Kafka partition of each source row (−1 for a row from no record), for state that
+/// follows its partition.
+pub(crate) fn source_partitions(source: &arrow::array::RecordBatch) -> impl Fn(usize) -> i32 + '_ {
+    use arrow::array::{Array, AsArray};
+    let column = source
+        .column_by_name(sluice_processors::decode::PARTITION)
+        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>());
+    move |i| column.filter(|c| c.is_valid(i)).map_or(-1, |c| c.value(i))
+}
+
 /// Reads JSON state written with [`atomic_write`]; no file yet (a first start) is the default.
 pub fn read_state<T: serde::de::DeserializeOwned + Default>(
     path: &std::path::Path,
@@ -169,7 +179,9 @@ pub fn build_sinks(config: &Config, ctx: &SinkContext) -> Result<BuiltSinks, Sin
             SinkConfig::Parquet(p) => Box::new(parquet_sink(name, p, config, ctx)?),
             SinkConfig::Alert(a) => {
                 let state = config.under_data_dir(&sink.state_file(name).unwrap_or_default());
-                let (sink, board) = alert::AlertSink::new(name, a.clone(), state, &ctx.kafka)?;
+                let changelog = config.changelog_topic(name);
+                let (sink, board) =
+                    alert::AlertSink::new(name, a.clone(), state, &ctx.kafka, changelog)?;
                 boards.alerts.insert(name.clone(), board);
                 Box::new(sink)
             }

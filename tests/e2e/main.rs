@@ -10,6 +10,7 @@
 
 mod common;
 
+mod alert_handover;
 mod alert_outage;
 mod alerts;
 mod api;

@@ -79,6 +79,8 @@ impl AlertBoard {
         match book.alerts.get_mut(key) {
             Some(a) if a.status == book::AlertStatus::Firing => {
                 a.acknowledged = true;
+                let partition = a.partition;
+                book.changed.insert(key.to_string(), partition);
                 true
             }
             _ => false,

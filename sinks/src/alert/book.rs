@@ -37,6 +37,14 @@ pub struct Alert {
     pub notified: bool,
     /// Who acknowledged this firing (`POST /alerts/{key}/ack`), if anyone.
     pub acknowledged: bool,
+    /// The Kafka partition of the row that last fired it: its state follows that partition
+    /// (the changelog). −1: none known (state saved before partitions were kept).
+    #[serde(default = "no_partition")]
+    pub partition: i32,
+}
+
+const fn no_partition() -> i32 {
+    -1
 }
 
 /// One message to the destinations: the alert as it was when it fired or resolved.
@@ -57,6 +65,8 @@ pub struct Occurrence {
     pub severity: String,
     pub columns: serde_json::Map<String, serde_json::Value>,
     pub seen_ms: i64,
+    /// The Kafka partition of its row.
+    pub partition: i32,
 }
 
 /// What observing an occurrence did.
@@ -82,6 +92,9 @@ pub struct AlertBook {
     pub outbox: BTreeMap<u64, Pending>,
     pub next_id: u64,
     pub checkpoints: u64,
+    /// Keys changed since the last checkpoint, with their partition (for the changelog).
+    #[serde(skip)]
+    pub changed: BTreeMap<String, i32>,
 }
 
 /// Timing of the transitions, from the sink's config.
@@ -93,12 +106,14 @@ pub struct Timing {
 
 impl AlertBook {
     pub fn observe(&mut self, o: Occurrence, now: i64, t: Timing) -> Observed {
+        self.changed.insert(o.key.clone(), o.partition);
         if let Some(a) = self.alerts.get_mut(&o.key) {
             if a.status == AlertStatus::Firing {
                 a.count += 1;
                 a.last_seen_ms = a.last_seen_ms.max(o.seen_ms);
                 a.updated_ms = now;
                 a.columns = o.columns;
+                a.partition = o.partition;
                 return Observed::Suppressed;
             }
         }
@@ -126,6 +141,7 @@ impl AlertBook {
             },
             notified: !in_cooldown,
             acknowledged: false,
+            partition: o.partition,
         };
         self.alerts.insert(o.key, alert.clone());
         if in_cooldown {
@@ -149,16 +165,45 @@ impl AlertBook {
                 continue;
             };
             a.status = AlertStatus::Resolved;
+            self.changed.insert(key.clone(), a.partition);
             if a.notified {
                 let alert = a.clone();
                 out.push(self.enqueue(alert, now));
             }
         }
-        self.alerts.retain(|_, a| {
-            a.status == AlertStatus::Firing
-                || a.fired_notice_ms.is_some_and(|at| now - at < t.cooldown_ms)
+        let changed = &mut self.changed;
+        self.alerts.retain(|key, a| {
+            let keep = a.status == AlertStatus::Firing
+                || a.fired_notice_ms.is_some_and(|at| now - at < t.cooldown_ms);
+            if !keep {
+                changed.insert(key.clone(), a.partition);
+            }
+            keep
         });
         out
+    }
+
+    /// The keys changed since the last call, each with its state now (`None`: forgotten).
+    pub fn take_changes(&mut self) -> Vec<(i32, String, Option<Alert>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|(key, partition)| {
+                let alert = self.alerts.get(&key).cloned();
+                (partition, key, alert)
+            })
+            .collect()
+    }
+
+    /// Removes and returns the alerts of `partitions` (moved to another router).
+    pub fn release(&mut self, partitions: &[i32]) -> Vec<Alert> {
+        self.changed.retain(|_, p| !partitions.contains(p));
+        let keys: Vec<String> = self
+            .alerts
+            .values()
+            .filter(|a| partitions.contains(&a.partition))
+            .map(|a| a.key.clone())
+            .collect();
+        keys.iter().filter_map(|k| self.alerts.remove(k)).collect()
     }
 
     fn enqueue(&mut self, alert: Alert, now: i64) -> Notification {

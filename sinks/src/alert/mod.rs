@@ -7,6 +7,7 @@
 //! - [`AlertSink`]: the router side: rows → occurrences → notifications on a bounded queue.
 //! - [`board`]: [`AlertBoard`], the state shared by the sink, the worker and the HTTP API
 //!   (`/alerts`), and the delivery backlog.
+//! - [`handover`]: key state in the changelog topic, handed to a partition's next owner.
 //!
 //! Delivery: a notification is in the outbox from the moment it is created; the outbox is
 //! saved (fsync, rename) at each checkpoint, before the router commits offsets, so an alert is
@@ -17,6 +18,7 @@
 mod board;
 pub mod book;
 pub mod deliver;
+mod handover;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +42,7 @@ pub struct AlertSink {
     /// The source row of each queued firing, for the error action if delivery fails.
     sources: HashMap<u64, (String, RecordBatch)>,
     state_path: PathBuf,
+    changelog: Option<(crate::changelog::Changelog, Arc<handover::Shadow>)>,
 }
 
 use crate::events::{AlertBacklog, AlertOverflowed, AlertResolved, AlertsFiring, AlertsObserved};
@@ -52,10 +55,22 @@ impl AlertSink {
         config: AlertSinkConfig,
         state_path: PathBuf,
         kafka: &rdkafka::ClientConfig,
+        changelog_topic: Option<String>,
     ) -> Result<(AlertSink, Arc<AlertBoard>), SinkError> {
         let err = |m: String| SinkError::external(name, m);
         let mut book = AlertBook::load(&state_path)
             .map_err(|e| err(format!("reading {}: {e}", state_path.display())))?;
+        let changelog = match changelog_topic {
+            Some(topic) => {
+                let shadow = Arc::new(handover::Shadow::default());
+                shadow.take_partitioned(&mut book);
+                let apply = handover::Shadow::apply(&shadow);
+                let changelog =
+                    crate::changelog::Changelog::start(&topic, kafka, apply).map_err(&err)?;
+                Some((changelog, shadow))
+            }
+            None => None,
+        };
         let destinations = config
             .destinations
             .iter()
@@ -84,6 +99,7 @@ impl AlertSink {
             queue,
             sources: HashMap::new(),
             state_path,
+            changelog,
         };
         for n in undelivered {
             sink.send(n)?;
@@ -139,6 +155,7 @@ impl AlertSink {
             .get(rule)
             .unwrap_or(&self.config.default_severity);
         let now = now_ms();
+        let partition = crate::source_partitions(&output.source);
         Ok(rows
             .into_iter()
             .enumerate()
@@ -155,6 +172,7 @@ impl AlertSink {
                     severity: severity.clone(),
                     columns,
                     seen_ms: seen.filter(|s| s.is_valid(i)).map_or(now, |s| s.value(i)),
+                    partition: partition(i),
                 }
             })
             .collect())
@@ -244,7 +262,47 @@ impl Sink for AlertSink {
         })?;
         let live: std::collections::HashSet<u64> = book.outbox.keys().copied().collect();
         self.sources.retain(|id, _| live.contains(id));
+        let changes = book.take_changes();
+        drop(book);
+        if let Some((changelog, _)) = &self.changelog {
+            let records = changes
+                .into_iter()
+                .filter(|(p, _, _)| *p >= 0)
+                .map(|(p, key, alert)| {
+                    let value = alert.and_then(|a| serde_json::to_vec(&a).ok());
+                    (p, key, value)
+                });
+            changelog
+                .checkpoint(records)
+                .map_err(|e| SinkError::external(&self.name, e))?;
+        }
         Ok(CheckpointStats::default())
+    }
+
+    /// Takes over the alert keys of these partitions from the changelog before their rows.
+    fn assigned(&mut self, partitions: &[i32]) -> Result<(), SinkError> {
+        let Some((changelog, shadow)) = &self.changelog else {
+            return Ok(());
+        };
+        changelog
+            .restore(partitions)
+            .map_err(|e| SinkError::external(&self.name, e))?;
+        let keys = shadow.adopt(&mut self.board.book(), partitions);
+        crate::events::AlertStateRestored {
+            sink: &self.name,
+            partitions,
+            keys,
+        }
+        .emit();
+        Ok(())
+    }
+
+    /// The new owner of these partitions sweeps and resolves their keys from now on.
+    fn revoked(&mut self, partitions: &[i32]) {
+        if let Some((changelog, shadow)) = &self.changelog {
+            changelog.release(partitions);
+            shadow.release(&mut self.board.book(), partitions);
+        }
     }
 
     fn take_failures(&mut self) -> Vec<DeliveryFailure> {

@@ -14,6 +14,7 @@ fn hot(device: &str, seen: i64) -> Occurrence {
         severity: "critical".into(),
         columns: Map::new(),
         seen_ms: seen,
+        partition: 0,
     }
 }
 

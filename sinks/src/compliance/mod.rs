@@ -21,11 +21,11 @@ mod tests;
 use crate::events::{ComplianceMeasured, RetiredReportsDropped};
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int32Type, TimestampMillisecondType};
+use arrow::datatypes::{DataType, TimestampMillisecondType};
 use fleet::{ComplianceReport, Fleet, Report};
 use sluice_common::Event;
 use sluice_config::{ComplianceSinkConfig, Config, UpdateConfig};
-use sluice_processors::decode::{DEVICE_ID, PARTITION, RECEIVED_AT};
+use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -182,15 +182,7 @@ fn reports(output: &RuleOutput) -> Vec<(i32, Report)> {
         .source
         .column_by_name(RECEIVED_AT)
         .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
-    let partitions = output
-        .source
-        .column_by_name(PARTITION)
-        .and_then(|c| c.as_primitive_opt::<Int32Type>());
-    let partition = |i| {
-        partitions
-            .filter(|p| p.is_valid(i))
-            .map_or(-1, |p| p.value(i))
-    };
+    let partition = crate::source_partitions(&output.source);
     (0..rows.num_rows())
         .filter_map(|i| {
             let report = Report {
@@ -235,7 +227,7 @@ impl Sink for ComplianceSink {
                     .filter(|(_, p)| **p >= 0)
                     .filter_map(|(device, p)| {
                         let record = fleet.devices.get(device)?;
-                        Some((*p, device.clone(), serde_json::to_vec(record).ok()?))
+                        Some((*p, device.clone(), Some(serde_json::to_vec(record).ok()?)))
                     });
             changelog.checkpoint(records).map_err(err)?;
         }
