@@ -93,8 +93,46 @@ fn the_book_survives_a_save_and_load() {
     assert_eq!(AlertBook::load(&path).unwrap(), AlertBook::default());
     let mut book = AlertBook::default();
     fired(book.observe(hot("d1", 5), 5, T));
+    // What changed since the checkpoint is for the changelog, not the file.
+    assert_eq!(book.take_changes().len(), 1);
     book.save(&path).unwrap();
     assert_eq!(AlertBook::load(&path).unwrap(), book);
+}
+
+#[test]
+fn changes_follow_their_partition_and_a_released_partition_leaves_the_book() {
+    let mut book = AlertBook::default();
+    let on = |device: &str, partition: i32| Occurrence {
+        partition,
+        ..hot(device, 0)
+    };
+    fired(book.observe(on("d0", 0), 0, T));
+    fired(book.observe(on("d1", 1), 0, T));
+    let changes = book.take_changes();
+    let keys: Vec<(i32, &str, bool)> = changes
+        .iter()
+        .map(|(p, k, a)| (*p, k.as_str(), a.is_some()))
+        .collect();
+    assert_eq!(keys, [(0, "hot/d0", true), (1, "hot/d1", true)]);
+    assert!(book.take_changes().is_empty(), "taken once");
+
+    // Partition 1 moves away: its key leaves this book (its new owner resolves it).
+    let released = book.release(&[1]);
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].key, "hot/d1");
+    assert!(book.alerts.contains_key("hot/d0") && !book.alerts.contains_key("hot/d1"));
+    assert_eq!(
+        book.sweep(600, T).len(),
+        1,
+        "only the owned key resolves here"
+    );
+
+    // Past the cooldown a resolved key is forgotten: a tombstone for the changelog.
+    book.take_changes();
+    book.sweep(10_000, T);
+    let forgotten = book.take_changes();
+    assert_eq!(forgotten.len(), 1);
+    assert_eq!((forgotten[0].0, forgotten[0].2.is_none()), (0, true));
 }
 
 #[test]
