@@ -318,3 +318,76 @@ fn open_files_are_capped_by_closing_the_least_recently_written() {
     seqs.sort();
     assert_eq!(seqs, (0..10).collect::<Vec<_>>());
 }
+
+/// A sink on an object store: `object_store`'s local file system as the client, so the
+/// objects can be read back as files under `<dir>/bucket/lake`.
+fn bucket_sink(dir: &Path, max_rows: usize) -> ParquetSink {
+    std::fs::create_dir_all(dir.join("bucket")).unwrap();
+    let client = object_store::local::LocalFileSystem::new_with_prefix(dir.join("bucket"));
+    let client = Arc::new(client.unwrap());
+    let url = url::Url::parse("s3://bucket/lake").unwrap();
+    let store = super::store::object::Bucket::with_client(url, client, dir.join("staging"));
+    let config = ParquetSinkConfig {
+        max_rows,
+        ..Default::default()
+    };
+    ParquetSink::with_store(
+        "lake",
+        Box::new(store.unwrap()),
+        config,
+        Arc::new(Stats::default()),
+    )
+}
+
+#[test]
+fn an_object_store_root_is_exactly_once_across_a_crash_between_ledger_and_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bucket/lake");
+    let mut s = bucket_sink(dir.path(), 4);
+    s.write("all", &seq_rows(0, 0..10)).unwrap();
+    assert!(
+        all_seqs(&root).is_empty(),
+        "nothing visible before the checkpoint"
+    );
+    s.checkpoint().unwrap();
+    assert_eq!(all_seqs(&root), (0..10).collect::<Vec<_>>());
+
+    // The next checkpoint's first half: files staged (uploaded), the ledger written; crash.
+    s.write("all", &seq_rows(0, 10..20)).unwrap();
+    let keys: Vec<PartitionKey> = s.open.keys().cloned().collect();
+    for key in keys {
+        s.close(&key).unwrap();
+    }
+    let staged = s.finished.remove(&0).unwrap();
+    assert!(staged
+        .iter()
+        .all(|f| f.tmp.starts_with("_sluice/staging/p0")));
+    let entry = ledger::Ledger {
+        next_offset: 20,
+        files: staged,
+    };
+    ledger::write(s.store.as_ref(), 0, &entry).unwrap();
+    // A file staged after the ledger (the crash came mid-way through the next batch).
+    s.write("all", &seq_rows(0, 20..23)).unwrap();
+    let keys: Vec<PartitionKey> = s.open.keys().cloned().collect();
+    for key in keys {
+        s.close(&key).unwrap();
+    }
+    drop(s);
+
+    let mut s = bucket_sink(dir.path(), 4);
+    s.assigned(&[0]).unwrap();
+    assert_eq!(
+        all_seqs(&root),
+        (0..20).collect::<Vec<_>>(),
+        "rolled forward"
+    );
+    assert!(
+        files(&root.join("_sluice/staging")).is_empty(),
+        "the unlisted staged file is removed"
+    );
+    // Kafka replays from the last commit (10): only 20.. is written again.
+    s.write("all", &seq_rows(0, 10..25)).unwrap();
+    s.checkpoint().unwrap();
+    assert_eq!(all_seqs(&root), (0..25).collect::<Vec<_>>());
+}

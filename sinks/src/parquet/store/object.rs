@@ -88,6 +88,16 @@ impl Bucket {
         staging: PathBuf,
     ) -> Result<Self, StoreError> {
         let store = client(&url, options).map_err(|e| StoreError::new("open", &url, e))?;
+        Self::with_client(url, store, staging)
+    }
+
+    /// A bucket reached through an already built client (`url` names it in logs and gives
+    /// the prefix).
+    pub fn with_client(
+        url: url::Url,
+        store: Arc<dyn ObjectStore>,
+        staging: PathBuf,
+    ) -> Result<Self, StoreError> {
         let prefix =
             Key::from_url_path(url.path()).map_err(|e| StoreError::new("open", &url, e))?;
         let _ = std::fs::remove_dir_all(&staging);
