@@ -59,12 +59,23 @@ impl Acker {
         shutdown: CancellationToken,
     ) -> Result<(), IngestError> {
         let mut pending = FuturesOrdered::new();
+        let mut unsent = Unsent::default();
+        let mut retry = tokio::time::interval(ACK_RETRY);
         let mut open = true;
-        while open || !pending.is_empty() {
+        // After the messages end, acknowledgements still waiting get a while to go out (the
+        // connection is polled until this task ends).
+        let mut ack_until = None;
+        while open || !pending.is_empty() || unsent.waits(&mut ack_until) {
             tokio::select! {
                 biased;
                 Some((inbound, result)) = pending.next(), if !pending.is_empty() => {
-                    self.acknowledge(inbound, result).await?;
+                    if let Some(inbound) = self.confirmed(inbound, result)? {
+                        unsent.push(inbound);
+                        unsent.flush(&self.client, &self.connection);
+                    }
+                }
+                _ = retry.tick(), if !unsent.is_empty() => {
+                    unsent.flush(&self.client, &self.connection);
                 }
                 msg = rx.recv(), if open && pending.len() < self.max_inflight => match msg {
                     Some(inbound) => {
@@ -81,14 +92,15 @@ impl Acker {
         Ok(())
     }
 
-    async fn acknowledge(
+    /// Counts a delivered message; returns it when it is to be acknowledged.
+    fn confirmed(
         &self,
         inbound: Inbound,
         result: Result<Outcome, Undelivered>,
-    ) -> Result<(), IngestError> {
+    ) -> Result<Option<Inbound>, IngestError> {
         let outcome = match result {
             Ok(outcome) => outcome,
-            Err(Undelivered::Stopping) => return Ok(()),
+            Err(Undelivered::Stopping) => return Ok(None),
             Err(Undelivered::Fatal(why)) => {
                 ProducerFailed { why: &why }.emit();
                 return Err(IngestError::ProducerFatal(why));
@@ -104,14 +116,53 @@ impl Acker {
             }
             .emit(),
         }
-        if inbound.connection != self.connection.load(Ordering::Acquire) {
-            AckDropped.emit();
-            return Ok(());
+        Ok(Some(inbound))
+    }
+}
+
+/// How often acknowledgements that found the MQTT client's request queue full are retried.
+const ACK_RETRY: Duration = Duration::from_millis(5);
+/// How long acknowledgements may still wait once no message is left to deliver.
+const ACK_GRACE: Duration = Duration::from_secs(5);
+
+/// Acknowledgements in arrival order that the MQTT client could not take yet.
+///
+/// Never wait for room in the client's queue: it empties only while the connection is
+/// polled, and the connection is not polled while ingest holds its most messages (Kafka is
+/// slow) — waiting here would stop the deliveries that let it poll again (a deadlock seen at
+/// 20 000 msg/s). So the acker keeps delivering, and these go out as room appears.
+#[derive(Default)]
+struct Unsent(std::collections::VecDeque<Inbound>);
+
+impl Unsent {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether to keep going for acknowledgements alone: some wait, and the grace period
+    /// (started by the first call) has not run out.
+    fn waits(&self, until: &mut Option<std::time::Instant>) -> bool {
+        let until = until.get_or_insert_with(|| std::time::Instant::now() + ACK_GRACE);
+        !self.0.is_empty() && std::time::Instant::now() < *until
+    }
+
+    fn push(&mut self, inbound: Inbound) {
+        self.0.push_back(inbound);
+    }
+
+    /// Hands acknowledgements to the client, in order, until its queue is full.
+    fn flush(&mut self, client: &AsyncClient, connection: &AtomicU64) {
+        while let Some(front) = self.0.front() {
+            if front.connection != connection.load(Ordering::Acquire) {
+                AckDropped.emit();
+            } else if let Err(e) = client.try_ack(&front.publish) {
+                if matches!(e, rumqttc::ClientError::TryRequest(_)) {
+                    return; // Full: retried at the next tick.
+                }
+                tracing::warn!(error = %e, "could not queue MQTT ack; the broker will redeliver");
+            }
+            self.0.pop_front();
         }
-        if let Err(e) = self.client.ack(&inbound.publish).await {
-            tracing::warn!(error = %e, "could not queue MQTT ack; the broker will redeliver");
-        }
-        Ok(())
     }
 }
 
