@@ -6,11 +6,9 @@
 //! (upload, PUT of the ledger, copy and delete per file), not of a network.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sluice_bench::{payload_bytes, raw_batch, shifted};
+use sluice_bench::{all_columns_output, payload_bytes, shifted};
 use sluice_common::Stats;
-use sluice_config::{ParquetSinkConfig, RuleConfig};
-use sluice_processors::decode::BatchDecoder;
-use sluice_processors::rule::RuleSet;
+use sluice_config::ParquetSinkConfig;
 use sluice_sinks::parquet::store::{local::Directory, object::Bucket, Store};
 use sluice_sinks::parquet::ParquetSink;
 use sluice_sinks::Sink;
@@ -80,8 +78,7 @@ fn bucket(dir: &std::path::Path) -> Option<(Server, Box<dyn Store>)> {
 }
 
 fn write_and_checkpoint(c: &mut Criterion) {
-    let raw = raw_batch(ROWS, 1000);
-    let batch = BatchDecoder::new().decode(&raw).batch.expect("rows");
+    let (raw, output) = all_columns_output(ROWS);
     let rule = RuleConfig {
         name: "all".into(),
         sql: "SELECT * FROM telemetry".into(),

@@ -2,10 +2,8 @@
 //! file close (footer, fsync, rename) every 16 batches. Prints bytes per row of each codec.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sluice_bench::{parquet_sink, payload_bytes, raw_batch, shifted};
-use sluice_config::{Compression, RuleConfig};
-use sluice_processors::decode::BatchDecoder;
-use sluice_processors::rule::RuleSet;
+use sluice_bench::{all_columns_output, parquet_sink, payload_bytes, shifted};
+use sluice_config::Compression;
 use sluice_sinks::Sink;
 
 const ROWS: usize = 4096;
@@ -19,8 +17,7 @@ fn dir_bytes(root: &std::path::Path) -> u64 {
 }
 
 fn write(c: &mut Criterion) {
-    let raw = raw_batch(ROWS, 1000);
-    let batch = BatchDecoder::new().decode(&raw).batch.expect("rows");
+    let (raw, output) = all_columns_output(ROWS);
     let rule = RuleConfig {
         name: "all".into(),
         sql: "SELECT * FROM telemetry".into(),

@@ -78,3 +78,24 @@ pub fn shifted(output: &sluice_sinks::RuleOutput, shift: i64) -> sluice_sinks::R
         source: arrow::array::RecordBatch::try_new(source.schema(), columns).expect("same schema"),
     }
 }
+
+/// One rule's output selecting every column of `rows` readings (what a Parquet sink gets),
+/// with the raw batch it came from.
+pub fn all_columns_output(rows: usize) -> (RawBatch, sluice_sinks::RuleOutput) {
+    use sluice_processors::decode::BatchDecoder;
+    use sluice_processors::rule::RuleSet;
+    let raw = raw_batch(rows, 1000);
+    let batch = BatchDecoder::new().decode(&raw).batch.expect("rows");
+    let rule = sluice_config::RuleConfig {
+        name: "all".into(),
+        sql: "SELECT * FROM telemetry".into(),
+        ..Default::default()
+    };
+    let output = RuleSet::compile(&[rule])
+        .expect("rule")
+        .evaluate(&batch)
+        .remove(0)
+        .output
+        .expect("rows");
+    (raw, output)
+}

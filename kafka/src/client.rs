@@ -108,3 +108,17 @@ pub fn preflight(config: &Config, bootstrap: &str, within: Duration) -> Result<(
         }
     }
 }
+
+/// The partition ids of `topic` as the cluster reports them (none: the topic is missing).
+pub fn partition_ids(
+    consumer: &impl Consumer,
+    topic: &str,
+    within: Duration,
+) -> rdkafka::error::KafkaResult<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), within)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}

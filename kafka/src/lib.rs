@@ -14,7 +14,8 @@ pub mod presets;
 pub mod topics;
 
 pub use client::{
-    bootstrap, check_client_config, kafka_client_config, preflight, ClientError, FETCH_WAIT_MS,
+    bootstrap, check_client_config, kafka_client_config, partition_ids, preflight, ClientError,
+    FETCH_WAIT_MS,
 };
 pub use presets::{idempotent_producer, router_consumer};
 pub use topics::{ensure_topics, TopicError};

@@ -88,14 +88,8 @@ impl Changelog {
             .create()
             .map_err(|e| format!("changelog producer: {e}"))?;
         let probe = consumer(kafka)?;
-        let metadata = probe
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
+        let partitions = sluice_kafka::partition_ids(&probe, topic, Duration::from_secs(10))
             .map_err(|e| format!("changelog topic '{topic}': {e}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
         if partitions.is_empty() {
             return Err(format!(
                 "changelog topic '{topic}' has no partitions (create it)"

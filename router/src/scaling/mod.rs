@@ -145,12 +145,7 @@ impl ScalingMonitor {
 
     fn read_offsets(&self) -> Result<Offsets, ScalingError> {
         let topic = &self.config.kafka.raw_topic;
-        let metadata = self.consumer.fetch_metadata(Some(topic), KAFKA_TIMEOUT)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions = sluice_kafka::partition_ids(&self.consumer, topic, KAFKA_TIMEOUT)?;
         if partitions.is_empty() {
             return Err(ScalingError::NoPartitions(topic.clone()));
         }
