@@ -79,17 +79,6 @@ fn bucket(dir: &std::path::Path) -> Option<(Server, Box<dyn Store>)> {
 
 fn write_and_checkpoint(c: &mut Criterion) {
     let (raw, output) = all_columns_output(ROWS);
-    let rule = RuleConfig {
-        name: "all".into(),
-        sql: "SELECT * FROM telemetry".into(),
-        ..Default::default()
-    };
-    let output = RuleSet::compile(&[rule])
-        .expect("rule")
-        .evaluate(&batch)
-        .remove(0)
-        .output
-        .expect("rows");
     let mut group = c.benchmark_group("parquet_store_16x4096");
     group.sample_size(10);
     group.throughput(Throughput::ElementsAndBytes {

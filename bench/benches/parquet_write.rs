@@ -18,18 +18,6 @@ fn dir_bytes(root: &std::path::Path) -> u64 {
 
 fn write(c: &mut Criterion) {
     let (raw, output) = all_columns_output(ROWS);
-    let rule = RuleConfig {
-        name: "all".into(),
-        sql: "SELECT * FROM telemetry".into(),
-        actions: vec![],
-        ..Default::default()
-    };
-    let output = RuleSet::compile(&[rule])
-        .expect("rule")
-        .evaluate(&batch)
-        .remove(0)
-        .output
-        .expect("rows");
     let mut group = c.benchmark_group("parquet_write_4096");
     // Bytes are those of the JSON the rows came from, so every bench reads on one scale.
     group.throughput(Throughput::ElementsAndBytes {
