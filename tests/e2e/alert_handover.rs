@@ -39,14 +39,6 @@ fn hot_readings(seq: i64) -> Vec<(String, serde_json::Value)> {
         .collect()
 }
 
-fn publish(broker: &str, readings: &[(String, serde_json::Value)]) {
-    let borrowed: Vec<(&str, serde_json::Value)> = readings
-        .iter()
-        .map(|(d, v)| (d.as_str(), v.clone()))
-        .collect();
-    publish_json(broker, &borrowed);
-}
-
 fn metric(http: &str, name: &str) -> f64 {
     let text = http_get(http, "/metrics").map(|r| r.1).unwrap_or_default();
     metric_value(&text, name, &[]).unwrap_or(0.0)
@@ -86,7 +78,7 @@ fn a_killed_routers_alerts_fire_and_resolve_once_on_the_survivor() {
         || owned(0) > 0.0 && owned(1) > 0.0,
     );
 
-    publish(&setup.mqtt, &hot_readings(0));
+    publish_json(&setup.mqtt, &hot_readings(0));
     let firing = |hook: &WebhookServer| {
         (0..DEVICES)
             .map(|i| hook.count("firing", &format!("hot-{i}")))
@@ -110,7 +102,7 @@ fn a_killed_routers_alerts_fire_and_resolve_once_on_the_survivor() {
         || owned(1) + owned(2) >= 4.0,
     );
     // The condition goes on: no key may fire again on its new owner.
-    publish(&setup.mqtt, &hot_readings(1));
+    publish_json(&setup.mqtt, &hot_readings(1));
     wait_until(
         "every key resolved after the quiet period",
         Duration::from_secs(90),

@@ -56,14 +56,6 @@ fn quiet_reports(value: impl Fn(usize) -> serde_json::Value) -> Vec<(String, ser
         .collect()
 }
 
-fn publish(broker: &str, reports: &[(String, serde_json::Value)]) {
-    let borrowed: Vec<(&str, serde_json::Value)> = reports
-        .iter()
-        .map(|(d, v)| (d.as_str(), v.clone()))
-        .collect();
-    publish_json(broker, &borrowed);
-}
-
 #[test]
 fn replicas_share_one_bucket_and_state_follows_its_partition() {
     let setup = Setup::new();
@@ -112,7 +104,7 @@ fn replicas_share_one_bucket_and_state_follows_its_partition() {
         |processes: &BTreeMap<String, Process>, name: &str| processes[name].http.clone().unwrap();
 
     // Quiet devices report model, version and group once.
-    publish(
+    publish_json(
         &broker,
         &quiet_reports(|_| json!({"model": "cam", "version": "1.9", "fleet_group": "a"})),
     );
@@ -161,7 +153,7 @@ fn replicas_share_one_bucket_and_state_follows_its_partition() {
     // deployment: the survivors must merge that onto what they were told before the deaths
     // (model cam, group a). Without that history a device would be "on latest" (no model)
     // in the default group.
-    publish(
+    publish_json(
         &broker,
         &quiet_reports(|i| match i % 2 {
             0 => json!({"version": "1.9", "deployment": "dep-a", "deployment_state": "failed"}),

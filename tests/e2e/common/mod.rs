@@ -451,10 +451,13 @@ pub fn get_json(addr: &str, path: &str) -> serde_json::Value {
 }
 
 /// Publishes one JSON message per (device, payload) on `devices/<device>/telemetry`.
-pub fn publish_json(broker: &str, messages: &[(&str, serde_json::Value)]) {
+pub fn publish_json<D: AsRef<str>>(broker: &str, messages: &[(D, serde_json::Value)]) {
     let raw = messages
         .iter()
-        .map(|(d, v)| (format!("devices/{d}/telemetry"), v.to_string().into_bytes()))
+        .map(|(d, v)| {
+            let topic = format!("devices/{}/telemetry", d.as_ref());
+            (topic, v.to_string().into_bytes())
+        })
         .collect();
     publish_raw(broker, raw);
 }
