@@ -124,10 +124,6 @@ impl Changelog {
         })
     }
 
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
     /// Saves each `(partition, key, value)` (`None`: a tombstone, the key is forgotten) and
     /// waits until Kafka has all of them.
     pub fn checkpoint(
