@@ -12,6 +12,7 @@
 
 mod model;
 mod ops;
+mod parse;
 pub mod rule_files;
 pub mod security;
 mod sinks;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use model::*;
 pub use ops::*;
+pub use parse::locate;
 pub use sinks::*;
 pub use validate::{check_topic_filter, ConfigError, ConfigErrors};
 
@@ -28,23 +30,12 @@ use std::path::Path;
 pub const REPLICA: &str = "{replica}";
 
 impl Config {
-    /// Parses TOML text (no environment overrides, no validation).
+    /// Parses TOML text (no environment overrides, no validation); every problem, located.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            let position = e
-                .span()
-                .map(|span| line_col(text, span.start))
-                .map(|(l, c)| format!(" (line {l}, column {c})"))
-                .unwrap_or_default();
-            ConfigErrors(vec![ConfigError {
-                path: "<toml>".into(),
-                message: format!("{}{position}", e.message()),
-            }])
-        })?;
-        for (i, rule) in config.rules.iter_mut().enumerate() {
-            rule.origin = RuleOrigin::Config(i);
+        match parse::parse(text) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(ConfigErrors(problems)),
         }
-        Ok(config)
     }
 
     /// Applies `SLUICE_*` environment overrides, and reads the embedded MQTT users' passwords
@@ -105,11 +96,16 @@ impl Config {
     }
 }
 
-/// Reads, overrides from the process environment, and validates a config file.
+/// Reads, overrides from the process environment, and validates a config file. Every
+/// problem at once (unknown keys, wrong types, semantic mistakes, unreadable rule files),
+/// each with its key path and line.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let (config, mut errors) = load_unvalidated(path)?;
     if let Err(ConfigErrors(more)) = config.validate() {
         errors.extend(more);
+    }
+    if let Ok(text) = std::fs::read_to_string(path) {
+        locate(&text, &mut errors);
     }
     if errors.is_empty() {
         Ok(config)
@@ -118,8 +114,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Reads a config file and its rule files without validating. Returns the config and the
-/// problems reading rule files; `Err` only when the TOML itself cannot be read.
+/// Reads a config file and its rule files without validating. Returns the config (what could
+/// be read of it) and the problems found reading it; `Err` only when there is nothing to
+/// check: the file cannot be read or is not TOML.
+///
+/// Every path in the file is relative to the file's folder: `data_dir`, `rule_paths`,
+/// `devices.file`, TLS and secret files (`SLUICE_DATA_DIR` is relative to the working
+/// directory, as paths on a command line are).
 pub fn load_unvalidated(path: &Path) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -127,20 +128,24 @@ pub fn load_unvalidated(path: &Path) -> Result<(Config, Vec<ConfigError>), Confi
             message: format!("cannot read: {e}"),
         }])
     })?;
-    let mut config = Config::from_toml_str(&text).map_err(|mut errs| {
-        for e in &mut errs.0 {
+    let (config, mut errors) = parse::parse(&text);
+    let Some(mut config) = config else {
+        for e in &mut errors {
             e.path = format!("{}: {}", path.display(), e.path);
         }
-        errs
-    })?;
-    config.apply_env(|k| std::env::var(k).ok());
+        return Err(ConfigErrors(errors));
+    };
     let base = path.parent().unwrap_or(Path::new("."));
-    let (file_rules, errors) = rule_files::load_rule_paths(base, &config.rule_paths);
+    if config.data_dir.is_relative() {
+        config.data_dir = base.join(&config.data_dir);
+    }
+    config.apply_env(|k| std::env::var(k).ok());
+    let (file_rules, rule_errors) = rule_files::load_rule_paths(base, &config.rule_paths);
     config.rules.extend(file_rules);
+    errors.extend(rule_errors);
     if let Some(file) = &config.devices.file {
         config.devices.file = Some(base.join(file));
     }
-    let mut errors = errors;
     errors.extend(config.read_secret_files(base));
     config.source = Some(path.to_path_buf());
     Ok((config, errors))
@@ -152,6 +157,16 @@ impl Config {
     pub fn read_secret_files(&mut self, base: &Path) -> Vec<ConfigError> {
         use security::{read_secret_file, rebase};
         let mut errors = vec![];
+        for (i, token) in self.http.tokens.iter().enumerate() {
+            if let Some(var) = token.env.as_ref().filter(|v| std::env::var_os(v).is_none()) {
+                errors.push(ConfigError {
+                    path: format!("http.tokens[{i}].env"),
+                    message: format!(
+                        "environment variable {var} is not set (the API cannot start without it)"
+                    ),
+                });
+            }
+        }
         let mut read = |key: String,
                         file: &mut Option<std::path::PathBuf>,
                         into: &mut Option<security::Secret>| {

@@ -221,3 +221,93 @@ fn each_stateful_sink_gets_its_own_state_file_and_sharing_one_is_refused() {
         "{errs}"
     );
 }
+
+#[test]
+fn unknown_keys_type_errors_and_semantic_mistakes_come_in_one_report_in_file_order() {
+    let dir = tempdir();
+    let file = dir.join("sluice.toml");
+    let text = "[mqtt]\nkeepalive = 30\nkeep_alive_secs = \"x\"\n[router]\nbatchsize = 5\n\
+                [router.batch]\nmax_rows = 0\n\
+                [sinks.updates]\ntype = \"compliance\"\n[[sinks.updates.updates]]\nid = \"u1\"\n\
+                version = \"1.2\"\nmodels = [\"cam\"]\n[[sinks.updates.deployments]]\nid = \"d1\"\n\
+                group = \"g\"\nupdate = \"u1\"\nstatus = \"failed\"\n";
+    std::fs::write(&file, text).unwrap();
+    let errs = load(&file).unwrap_err().0;
+    let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    let expected = [
+        ("mqtt.keepalive", "unknown field `keepalive`", 2),
+        (
+            "mqtt.keep_alive_secs",
+            "invalid type: string \"x\", expected u64",
+            3,
+        ),
+        ("router.batchsize", "unknown field `batchsize`", 5),
+        ("router.batch.max_rows", "must be > 0", 7),
+        (
+            "sinks.updates.deployments[0].status",
+            "unknown variant `failed`, expected `active` or `cancelled`",
+            18,
+        ),
+    ];
+    assert_eq!(errs.len(), expected.len(), "{shown:#?}");
+    for ((path, message, line), e) in expected.iter().zip(&errs) {
+        assert_eq!(&e.path, path, "{shown:#?}");
+        assert!(e.message.starts_with(message), "{e}");
+        assert!(e.message.ends_with(&format!("(line {line})")), "{e}");
+    }
+}
+
+#[test]
+fn a_sink_without_a_known_type_names_the_allowed_ones() {
+    let errs = Config::from_toml_str("[sinks.x]\ntype = \"s3\"\n[sinks.y]\npath = \"p\"\n")
+        .unwrap_err()
+        .0;
+    assert_eq!(errs[0].path, "sinks.x.type");
+    assert!(errs[0]
+        .message
+        .contains("`parquet`, `alert` or `compliance`"));
+    assert!(errs[0].message.ends_with("(line 2)"), "{}", errs[0]);
+    assert_eq!(errs[1].path, "sinks.y");
+    assert!(errs[1].message.contains("missing `type`"), "{}", errs[1]);
+}
+
+#[test]
+fn every_path_in_the_file_is_relative_to_the_file() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.join("conf")).unwrap();
+    let file = dir.join("conf/sluice.toml");
+    std::fs::write(&file, "data_dir = \"state\"\n").unwrap();
+    let (config, _) = load_unvalidated(&file).unwrap();
+    assert_eq!(config.data_dir, dir.join("conf/state"));
+    std::fs::write(&file, "").unwrap();
+    let (config, _) = load_unvalidated(&file).unwrap();
+    assert_eq!(config.data_dir, dir.join("conf/data"), "the default too");
+}
+
+#[test]
+fn a_token_whose_variable_is_unset_is_a_config_problem() {
+    let dir = tempdir();
+    let file = dir.join("sluice.toml");
+    let text = "[[http.tokens]]\nenv = \"SLUICE_TEST_TOKEN_NEVER_SET\"\nrole = \"viewer\"\n";
+    std::fs::write(&file, text).unwrap();
+    let errs = load(&file).unwrap_err().0;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].path, "http.tokens[0].env");
+    assert!(errs[0]
+        .message
+        .contains("SLUICE_TEST_TOKEN_NEVER_SET is not set"));
+    assert!(errs[0].message.ends_with("(line 2)"), "{}", errs[0]);
+}
+
+/// A fresh directory, removed when the test ends.
+fn tempdir() -> TempDir {
+    TempDir(tempfile::tempdir().unwrap())
+}
+
+struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    fn join(&self, p: &str) -> std::path::PathBuf {
+        self.0.path().join(p)
+    }
+}

@@ -65,10 +65,14 @@ pub fn config_problems(file: &Path) -> Vec<String> {
         Ok(c) => c,
         Err(errs) => return errs.0.iter().map(ToString::to_string).collect(),
     };
-    let mut problems: Vec<String> = read_errors.iter().map(ToString::to_string).collect();
+    let mut errors = read_errors;
     if let Err(errs) = config.validate() {
-        problems.extend(errs.0.iter().map(ToString::to_string));
+        errors.extend(errs.0);
     }
+    if let Ok(text) = std::fs::read_to_string(file) {
+        sluice_config::locate(&text, &mut errors);
+    }
+    let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
     problems.extend(sql_problems(&config.rules));
     if let Err(e) = sluice_kafka::check_client_config(&config) {
         problems.push(format!(

@@ -37,6 +37,12 @@ fn roles(only: &[Role]) -> Roles {
 }
 
 pub async fn exec(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !args.config.exists() {
+        anyhow::bail!(
+            "{}: no such file (name the config with --config <file>; the default is relative to the working directory)",
+            args.config.display()
+        );
+    }
     let config = sluice_config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::http::prometheus();
     let shutdown = CancellationToken::new();
