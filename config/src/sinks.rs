@@ -225,6 +225,16 @@ pub struct ComplianceSinkConfig {
     /// That topic; default `<kafka.raw_topic>.changelog.<sink name>`.
     #[serde(default)]
     pub changelog_topic: String,
+    /// Distinct `group` label values on the compliance gauges at most. Groups come from device
+    /// reports, so a misbehaving fleet could invent thousands: past this many, further groups
+    /// are counted under `group="_overflow"` (groups named in `deployments` and
+    /// `default_group` always get their own label).
+    #[serde(default = "default_max_group_labels")]
+    pub max_group_labels: usize,
+}
+
+const fn default_max_group_labels() -> usize {
+    100
 }
 
 /// A published update: its id, version and the device models it is compatible with.

@@ -1,6 +1,7 @@
 //! What happens in the sinks, each one [`Event`] that logs and counts.
 
-use crate::compliance::fleet::ComplianceReport;
+use crate::compliance::fleet::Counts;
+use crate::compliance::gauges::Labelled;
 use sluice_common::{Event, Stats};
 use std::path::Path;
 use std::time::Duration;
@@ -31,6 +32,7 @@ sluice_common::metrics! {
     Gauge FLEET_DEVICES = "sluice_compliance_fleet_devices", "Devices tracked (not retired)";
     Gauge FLEET_PERCENT = "sluice_compliance_fleet_percent", "Percent of all devices on the latest update";
     Gauge DEPLOYMENT_FAILED = "sluice_deployment_failed_devices", "Devices whose last report says the deployment failed, per deployment and group";
+    Counter UNKNOWN_DEPLOYMENT = "sluice_compliance_unknown_deployment_reports_total", "Device reports naming a deployment id the config does not define";
 }
 
 /// A Parquet file was closed, fsynced and renamed into place.
@@ -260,16 +262,18 @@ impl Event for SnapshotWritten<'_> {
     }
 }
 
-/// The compliance report after a checkpoint, as gauges.
+/// The compliance report after a checkpoint, as gauges (labels bounded and emptied label
+/// sets zeroed by `compliance::gauges`).
 pub struct ComplianceMeasured<'a> {
     pub sink: &'a str,
-    pub report: &'a ComplianceReport,
+    pub total: &'a Counts,
+    pub labelled: &'a Labelled,
 }
 
 impl Event for ComplianceMeasured<'_> {
     fn emit(self) {
-        let (s, r) = (self.sink.to_string(), self.report);
-        for (group, c) in &r.groups {
+        let s = self.sink.to_string();
+        for (group, c) in &self.labelled.groups {
             for (state, n) in [
                 ("on_latest_update", c.on_latest_update),
                 ("update_in_progress", c.update_in_progress),
@@ -285,16 +289,59 @@ impl Event for ComplianceMeasured<'_> {
             let labels = [("sink", s.clone()), ("group", group.clone())];
             COMPLIANCE_PERCENT.gauge_set_with(&labels, c.compliance_percent);
         }
-        FLEET_PERCENT.gauge_set_with(&[("sink", s.clone())], r.total.compliance_percent);
-        FLEET_DEVICES.gauge_set_with(&[("sink", s.clone())], r.total.devices as f64);
-        for f in &r.failed {
+        FLEET_PERCENT.gauge_set_with(&[("sink", s.clone())], self.total.compliance_percent);
+        FLEET_DEVICES.gauge_set_with(&[("sink", s.clone())], self.total.devices as f64);
+        for ((deployment, group), n) in &self.labelled.failed {
             let labels = [
                 ("sink", s.clone()),
-                ("deployment", f.deployment.clone()),
-                ("group", f.group.clone()),
+                ("deployment", deployment.clone()),
+                ("group", group.clone()),
             ];
-            DEPLOYMENT_FAILED.gauge_set_with(&labels, f.devices as f64);
+            DEPLOYMENT_FAILED.gauge_set_with(&labels, *n as f64);
         }
+    }
+}
+
+/// Device reports named more groups than the gauges give labels to; the rest are counted
+/// under `group="_overflow"` from now on (logged once per sink).
+pub struct ComplianceGroupsOverflowed<'a> {
+    pub sink: &'a str,
+    pub limit: usize,
+    /// The first group that did not get its own label.
+    pub group: &'a str,
+}
+
+impl Event for ComplianceGroupsOverflowed<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            sink = self.sink,
+            limit = self.limit,
+            group = self.group,
+            "more device groups than max_group_labels; further groups are counted as group=\"_overflow\""
+        );
+    }
+}
+
+/// Devices reported a deployment id the config does not define. Their reports still count
+/// (model, version, group); the deployment is not counted as theirs. Logged once per id.
+pub struct UnknownDeploymentReported<'a> {
+    pub sink: &'a str,
+    pub deployment: &'a str,
+    pub reports: u64,
+    /// Whether this id is logged now (its first sighting).
+    pub first: bool,
+}
+
+impl Event for UnknownDeploymentReported<'_> {
+    fn emit(self) {
+        if self.first {
+            tracing::warn!(
+                sink = self.sink,
+                deployment = self.deployment,
+                "a device reported a deployment id that is not in the config; counted, not logged again"
+            );
+        }
+        UNKNOWN_DEPLOYMENT.count_with(&[("sink", self.sink.to_string())], self.reports);
     }
 }
 

@@ -187,3 +187,86 @@ fn snapshot_rows(root: &std::path::Path) -> usize {
         .map(|b| b.unwrap().num_rows())
         .sum()
 }
+
+/// The sum of every series of `name` that carries all of `labels`.
+fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn compliance_gauges_follow_devices_that_move_group_or_recover() {
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let cfg = setup.write_config("sluice.toml", &http, CONFIG);
+    let sluice = Sluice::start(&cfg, &[], Some(http.clone()));
+    let cam = |group: &str| json!({"model": "cam", "version": "1.9", "fleet_group": group});
+    let mut failed = json!({"model": "gw", "version": "2.0", "fleet_group": "b"});
+    failed["deployment"] = "dep-b".into();
+    failed["deployment_state"] = "failed".into();
+    let mut made_up = cam("c");
+    made_up["deployment"] = "dep-made-up".into();
+    made_up["deployment_state"] = "failed".into();
+    publish_json(
+        &setup.mqtt,
+        &[
+            ("m1", cam("a")),
+            ("m2", cam("a")),
+            ("m3", failed.clone()),
+            ("m4", made_up),
+        ],
+    );
+    let devices = |text: &str, group: &str| {
+        let group = format!("group=\"{group}\"");
+        metric_sum(
+            text,
+            "sluice_compliance_devices",
+            &["sink=\"updates\"", &group],
+        )
+    };
+    let failed_gauge = |text: &str| {
+        let labels = ["deployment=\"dep-b\"", "group=\"b\""];
+        metric_value(text, "sluice_deployment_failed_devices", &labels)
+    };
+    wait_until(
+        "four devices on the gauges",
+        Duration::from_secs(60),
+        || {
+            let m = http_get(&http, "/metrics").unwrap().1;
+            metric_sum(&m, "sluice_compliance_devices", &[]) == 4.0 && failed_gauge(&m) == Some(1.0)
+        },
+    );
+    let m = http_get(&http, "/metrics").unwrap().1;
+    assert_eq!(devices(&m, "a"), 2.0);
+    assert!(
+        !m.contains("dep-made-up"),
+        "a made-up deployment id is no label value"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "sluice_compliance_unknown_deployment_reports_total",
+            &[]
+        ),
+        Some(1.0)
+    );
+
+    // m2 moves to group b; m3's deployment succeeds after all.
+    failed["deployment_state"] = "succeeded".into();
+    publish_json(&setup.mqtt, &[("m2", cam("b")), ("m3", failed)]);
+    wait_until("m2 counted in b", Duration::from_secs(60), || {
+        devices(&http_get(&http, "/metrics").unwrap().1, "b") == 2.0
+    });
+    let m = http_get(&http, "/metrics").unwrap().1;
+    assert_eq!(devices(&m, "a"), 1.0, "m2 left group a:\n{m}");
+    assert_eq!(
+        metric_sum(&m, "sluice_compliance_devices", &[]),
+        metric_value(&m, "sluice_compliance_fleet_devices", &[]).unwrap(),
+        "the groups add up to the fleet"
+    );
+    assert_eq!(failed_gauge(&m), Some(0.0), "m3 recovered");
+    sluice.stop();
+}

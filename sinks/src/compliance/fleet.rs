@@ -101,6 +101,27 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// A group without devices (100 %, as an empty fleet).
+    pub fn empty() -> Counts {
+        Counts {
+            compliance_percent: 100.0,
+            ..Counts::default()
+        }
+    }
+
+    /// Adds another group's counts (several groups under one label).
+    pub fn merge(&mut self, other: &Counts) {
+        self.devices += other.devices;
+        self.on_latest_update += other.on_latest_update;
+        self.update_in_progress += other.update_in_progress;
+        self.new_updates_available += other.new_updates_available;
+        self.compliance_percent = if self.devices == 0 {
+            100.0
+        } else {
+            self.on_latest_update as f64 * 100.0 / self.devices as f64
+        };
+    }
+
     fn add(&mut self, s: UpdateState) {
         self.devices += 1;
         match s {
@@ -210,8 +231,11 @@ impl Fleet {
             let c = self.evaluate(id, d);
             total.add(c.state);
             groups.entry(c.group.clone()).or_default().add(c.state);
+            // Only configured deployments: an id a device made up is no label value.
             if let (Some(dep), Some("failed")) = (&c.deployment, c.deployment_state.as_deref()) {
-                *failed.entry((dep.clone(), c.group.clone())).or_default() += 1;
+                if self.deployments.contains_key(dep) {
+                    *failed.entry((dep.clone(), c.group.clone())).or_default() += 1;
+                }
             }
             devices.push(c);
         }

@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`fleet`]: catalog, deployments, inventory and the compliance definitions (pure state).
 //! - [`snapshot`]: the periodic Parquet snapshot of the inventory, for analytics.
+//! - [`gauges`]: the compliance gauges, with bounded group labels and no stale series.
 //! - [`ComplianceSink`]: rows from rules → device reports; state saved at each checkpoint.
 //! - [`ComplianceBoard`]: the state shared with the HTTP API (`/compliance`, retire, catalog).
 //!
@@ -14,11 +15,12 @@
 //! `changelog = false`).
 
 pub mod fleet;
+pub mod gauges;
 pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use crate::events::{ComplianceMeasured, RetiredReportsDropped};
+use crate::events::{RetiredReportsDropped, UnknownDeploymentReported};
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimestampMillisecondType};
@@ -26,7 +28,7 @@ use fleet::{ComplianceReport, Fleet, Report};
 use sluice_common::Event;
 use sluice_config::{ComplianceSinkConfig, Config, UpdateConfig};
 use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -76,7 +78,13 @@ pub struct ComplianceSink {
     changelog: Option<crate::changelog::Changelog>,
     /// Devices changed since the last checkpoint, with the Kafka partition of their reports.
     changed: BTreeMap<String, i32>,
+    gauges: gauges::ComplianceGauges,
+    /// Unknown deployment ids already logged (at most [`MAX_UNKNOWN_LOGGED`]).
+    unknown_logged: BTreeSet<String>,
 }
+
+/// Unknown deployment ids remembered for "log once"; past this, they are only counted.
+const MAX_UNKNOWN_LOGGED: usize = 1000;
 
 impl ComplianceSink {
     /// Loads the saved state; the config's catalog, deployments and retirements apply on top.
@@ -125,6 +133,15 @@ impl ComplianceSink {
             snapshots,
             changelog,
             changed: BTreeMap::new(),
+            gauges: gauges::ComplianceGauges::new(
+                name,
+                c.max_group_labels,
+                c.deployments
+                    .iter()
+                    .map(|d| d.group.clone())
+                    .chain([c.default_group.clone()]),
+            ),
+            unknown_logged: BTreeSet::new(),
         };
         Ok((sink, board))
     }
@@ -204,15 +221,33 @@ impl Sink for ComplianceSink {
         let reports = reports(output);
         let mut fleet = self.board.fleet();
         let mut dropped = 0u64;
+        let mut unknown: BTreeMap<String, u64> = BTreeMap::new();
         for (partition, r) in reports {
             if fleet.retired.contains(&r.device) {
                 dropped += 1;
                 continue;
             }
+            if let Some(d) = r.deployment.as_ref() {
+                if !fleet.deployments.contains_key(d) {
+                    *unknown.entry(d.clone()).or_default() += 1;
+                }
+            }
             self.changed.insert(r.device.clone(), partition);
             fleet.observe(r);
         }
+        drop(fleet);
         RetiredReportsDropped { reports: dropped }.emit();
+        for (deployment, reports) in unknown {
+            let first = self.unknown_logged.len() < MAX_UNKNOWN_LOGGED
+                && self.unknown_logged.insert(deployment.clone());
+            UnknownDeploymentReported {
+                sink: &self.name,
+                deployment: &deployment,
+                reports,
+                first,
+            }
+            .emit();
+        }
         Ok(())
     }
 
@@ -236,11 +271,7 @@ impl Sink for ComplianceSink {
         crate::atomic_write(&self.state_path, &json)
             .map_err(|e| err(format!("saving {}: {e}", self.state_path.display())))?;
         let report = fleet.report();
-        ComplianceMeasured {
-            sink: &self.name,
-            report: &report,
-        }
-        .emit();
+        self.gauges.publish(&report);
         self.snapshots
             .maybe_write(&report)
             .map_err(|e| err(e.to_string()))?;

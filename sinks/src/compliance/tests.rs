@@ -111,3 +111,75 @@ fn counts_per_group_exclude_retired_devices_and_a_new_update_flips_on_latest() {
     assert_eq!(r.groups["b"].new_updates_available, 2);
     assert_eq!(r.total.compliance_percent, 0.0);
 }
+
+fn failed_report(device: &str, deployment: &str, state: &str) -> Report {
+    Report {
+        device: device.into(),
+        deployment: Some(deployment.into()),
+        deployment_state: Some(state.into()),
+        ..Report::default()
+    }
+}
+
+fn devices(l: &super::gauges::Labelled) -> BTreeMap<String, u64> {
+    l.groups
+        .iter()
+        .map(|(g, c)| (g.clone(), c.devices))
+        .collect()
+}
+
+use std::collections::BTreeMap;
+
+#[test]
+fn a_device_that_changes_group_leaves_its_old_group_and_the_groups_add_up() {
+    let mut f = fleet();
+    let mut gauges = super::gauges::ComplianceGauges::new("s", 100, ["a".to_string()]);
+    for (d, g) in [("c1", "a"), ("c2", "a"), ("c3", "b"), ("c4", "old")] {
+        f.observe(report(d, "cam", "1.9", g));
+    }
+    let before = gauges.labelled(&f.report());
+    assert_eq!(devices(&before).values().sum::<u64>(), 4);
+    f.observe(report("c4", "cam", "1.9", "b"));
+    let after = gauges.labelled(&f.report());
+    let expect: BTreeMap<String, u64> =
+        [("a".to_string(), 2), ("b".into(), 2), ("old".into(), 0)].into();
+    assert_eq!(devices(&after), expect, "the emptied group is set to 0");
+    assert_eq!(after.groups["old"].compliance_percent, 100.0);
+    let next = gauges.labelled(&f.report());
+    assert!(!next.groups.contains_key("old"), "zeroed once, then left");
+}
+
+#[test]
+fn a_failed_device_that_recovers_is_no_longer_counted_as_failed() {
+    let mut f = fleet();
+    let mut gauges = super::gauges::ComplianceGauges::new("s", 100, ["a".to_string()]);
+    f.observe(report("c1", "cam", "1.9", "a"));
+    f.observe(failed_report("c1", "dep-a", "failed"));
+    let key = ("dep-a".to_string(), "a".to_string());
+    assert_eq!(gauges.labelled(&f.report()).failed[&key], 1);
+    f.observe(failed_report("c1", "dep-a", "succeeded"));
+    assert_eq!(gauges.labelled(&f.report()).failed[&key], 0);
+}
+
+#[test]
+fn an_unknown_deployment_id_is_not_a_failed_deployment() {
+    let mut f = fleet();
+    f.observe(report("c1", "cam", "1.9", "a"));
+    f.observe(failed_report("c1", "dep-made-up", "failed"));
+    assert!(f.report().failed.is_empty());
+}
+
+#[test]
+fn groups_past_the_label_limit_are_counted_under_one_overflow_label() {
+    let mut f = fleet();
+    let mut gauges = super::gauges::ComplianceGauges::new("s", 3, ["a".to_string()]);
+    f.observe(report("in-a", "cam", "1.9", "a"));
+    for i in 0..50 {
+        f.observe(report(&format!("d{i}"), "cam", "1.9", &format!("g{i:02}")));
+    }
+    let l = gauges.labelled(&f.report());
+    assert_eq!(l.groups.len(), 1 + 3 + 1, "pinned + limit + overflow");
+    assert_eq!(l.groups[super::gauges::OVERFLOW].devices, 47);
+    assert_eq!(devices(&l).values().sum::<u64>(), 51);
+    assert_eq!(l.groups["g00"].devices, 1, "first come keep their label");
+}
