@@ -122,12 +122,23 @@ pub fn watch_scaling(
         let client = reqwest::Client::new();
         let token = std::env::var("SLUICE_TOKEN").ok();
         let url = format!("{}/scaling", base.trim_end_matches('/'));
+        let mut refused = false;
         while !stop.load(Ordering::Relaxed) {
             let mut req = client.get(&url).timeout(Duration::from_secs(2));
             if let Some(t) = &token {
                 req = req.bearer_auth(t.trim());
             }
             if let Ok(r) = req.send().await {
+                let status = r.status().as_u16();
+                if matches!(status, 401 | 403) && !refused {
+                    refused = true;
+                    let why = if token.is_some() {
+                        "the token in SLUICE_TOKEN was refused"
+                    } else {
+                        "it needs a token: set SLUICE_TOKEN to a viewer token"
+                    };
+                    tracing::warn!(url = %url, status, "cannot read Sluice's lag: {why}; lag columns stay '-'");
+                }
                 let body = r.bytes().await.unwrap_or_default();
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
                     samples

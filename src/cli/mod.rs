@@ -8,9 +8,11 @@
 //!   [`preview`]: `sluice rules preview`.
 //! - [`ops`]: `sluice scale`, `sluice compliance report` (a running instance's API).
 //! - [`loadtest`]: `sluice loadtest` (the generator is `sluice_loadtest`).
+//! - [`logs`]: what `SLUICE_LOG` and `SLUICE_LOG_FORMAT` mean.
 
 pub mod demo;
 pub mod loadtest;
+mod logs;
 pub mod ops;
 pub mod preview;
 pub mod rules;
@@ -62,7 +64,7 @@ enum Command {
 /// Parses the command line, sets up logging and the runtime, runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    logs::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -89,18 +91,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scale(args) => ops::scale(args).await,
         Command::Compliance { command } => ops::compliance(command).await,
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "warn,rumqttd=off,tansu_storage=off,sluice=info,sluice_ingest=info,sluice_router=info,sluice_sinks=info",
-        )
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// Success or failure as the process's exit code.

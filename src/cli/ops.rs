@@ -1,16 +1,61 @@
 //! `sluice scale` and `sluice compliance report`: read a running instance's API and print it
-//! for people. The token, when the API needs one, comes from `SLUICE_TOKEN`.
+//! for people. The address comes from `--url`, else from the config's `[http]` (`--config`,
+//! default `config/sluice.toml`); the token, when the API needs one, from `SLUICE_TOKEN`.
 
 use anyhow::Context;
 use serde_json::Value;
 use sluice_router::scaling::ScalingReport;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Where the API is: `--url`, or the config's `http.listen`.
+#[derive(clap::Args)]
+pub struct ApiArgs {
+    /// Base URL of the instance's HTTP API; default: from the config's `[http]`. Token:
+    /// `SLUICE_TOKEN`.
+    #[arg(long)]
+    url: Option<String>,
+    /// Config whose `[http].listen` (and `[http.tls]`) give the URL when --url is not given.
+    #[arg(long, short, default_value = "config/sluice.toml")]
+    config: PathBuf,
+}
+
+impl ApiArgs {
+    /// The API's base URL.
+    pub fn base_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.url {
+            return Ok(url.trim_end_matches('/').to_string());
+        }
+        let (config, _) = sluice_config::load_unvalidated(&self.config).map_err(|e| {
+            anyhow::anyhow!("{e} (pass --url http://host:port, or --config <file>)")
+        })?;
+        let listen = &config.http.listen;
+        anyhow::ensure!(
+            !listen.is_empty(),
+            "{}: the HTTP API is off (http.listen is empty); pass --url",
+            self.config.display()
+        );
+        let addr: std::net::SocketAddr = listen
+            .parse()
+            .with_context(|| format!("{}: http.listen = {listen:?}", self.config.display()))?;
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        let scheme = if config.http.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        Ok(format!("{scheme}://{host}:{}", addr.port()))
+    }
+}
 
 #[derive(clap::Args)]
 pub struct ScaleArgs {
-    /// Base URL of the instance's HTTP API (`[http].listen`). Token: `SLUICE_TOKEN`.
-    #[arg(long, default_value = "http://127.0.0.1:9464")]
-    url: String,
+    #[command(flatten)]
+    api: ApiArgs,
     /// Print the raw `/scaling` JSON.
     #[arg(long)]
     json: bool,
@@ -20,8 +65,8 @@ pub struct ScaleArgs {
 pub enum ComplianceCommand {
     /// Print per-group counts and failed deployments; with a filter, the devices too.
     Report {
-        #[arg(long, default_value = "http://127.0.0.1:9464")]
-        url: String,
+        #[command(flatten)]
+        api: ApiArgs,
         /// Only devices in this state (on_latest_update, update_in_progress, new_updates_available).
         #[arg(long)]
         state: Option<String>,
@@ -31,20 +76,22 @@ pub enum ComplianceCommand {
 }
 
 pub async fn scale(args: ScaleArgs) -> anyhow::Result<ExitCode> {
-    print_scale(&args.url, args.json).await?;
+    print_scale(&args.api.base_url()?, args.json).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn compliance(command: ComplianceCommand) -> anyhow::Result<ExitCode> {
-    let ComplianceCommand::Report { url, state, group } = command;
-    compliance_report(&url, state.as_deref(), group.as_deref()).await?;
+    let ComplianceCommand::Report { api, state, group } = command;
+    compliance_report(&api.base_url()?, state.as_deref(), group.as_deref()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// GETs `url` with the bearer token from `SLUICE_TOKEN`, if set; fails on a non-2xx answer.
+/// GETs `url` with the bearer token from `SLUICE_TOKEN`, if set; fails on a non-2xx answer,
+/// naming the variable when the API wants a token.
 async fn get_json(url: &str) -> anyhow::Result<Value> {
     let mut request = reqwest::Client::new().get(url);
-    if let Ok(token) = std::env::var("SLUICE_TOKEN") {
+    let token = std::env::var("SLUICE_TOKEN").ok();
+    if let Some(token) = &token {
         request = request.bearer_auth(token.trim());
     }
     let response = request
@@ -53,13 +100,19 @@ async fn get_json(url: &str) -> anyhow::Result<Value> {
         .with_context(|| format!("GET {url} (is `sluice run` up, and is --url right?)"))?;
     let status = response.status();
     let body = response.text().await?;
-    anyhow::ensure!(status.is_success(), "GET {url}: {status}: {body}");
+    let hint = match (status.as_u16(), &token) {
+        (401, None) => ": the API needs a token: set SLUICE_TOKEN to a viewer token",
+        (401, Some(_)) => ": the token in SLUICE_TOKEN is not one of the API's tokens",
+        (403, _) => ": the token in SLUICE_TOKEN has too low a role",
+        _ => "",
+    };
+    anyhow::ensure!(status.is_success(), "GET {url}: {status}{hint} ({body})");
     serde_json::from_str(&body).with_context(|| format!("GET {url}: not JSON"))
 }
 
 /// Prints the replica advice of a running instance.
 async fn print_scale(base: &str, json: bool) -> anyhow::Result<()> {
-    let value = get_json(&format!("{}/scaling", base.trim_end_matches('/'))).await?;
+    let value = get_json(&format!("{base}/scaling")).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -99,53 +152,124 @@ async fn print_scale(base: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A JSON value as a person reads it: strings without quotes, `-` for null.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints rows under headers, each column as wide as its widest cell: columns of numbers
+/// right-aligned, text left-aligned.
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let numeric = |s: &str| s.trim_end_matches('%').parse::<f64>().is_ok();
+    let columns: Vec<(usize, bool)> = (0..headers.len())
+        .map(|i| {
+            let cells = rows.iter().map(|r| r[i].chars().count());
+            let width = cells.chain([headers[i].len()]).max().unwrap_or(0);
+            let right = !rows.is_empty() && rows.iter().all(|r| numeric(&r[i]));
+            (width, right)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let out: Vec<String> = cells
+            .iter()
+            .zip(&columns)
+            .map(|(c, (w, right))| match right {
+                true => format!("{c:>w$}"),
+                false => format!("{c:<w$}"),
+            })
+            .collect();
+        println!("{}", out.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
 /// Prints per-group compliance counts, failed deployments and (filtered) devices.
 async fn compliance_report(
     base: &str,
     state: Option<&str>,
     group: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut url = format!("{}/compliance?", base.trim_end_matches('/'));
+    let mut url = url::Url::parse(&format!("{base}/compliance"))?;
     for (k, v) in [("state", state), ("group", group)] {
         if let Some(v) = v {
-            url.push_str(&format!("{k}={v}&"));
+            url.query_pairs_mut().append_pair(k, v);
         }
     }
-    let r = get_json(url.trim_end_matches(['?', '&'])).await?;
-    println!(
-        "{:<16} {:>8} {:>10} {:>12} {:>10} {:>8}",
-        "group", "devices", "on_latest", "in_progress", "new_avail", "percent"
-    );
-    let row = |name: &str, c: &Value| {
-        println!(
-            "{:<16} {:>8} {:>10} {:>12} {:>10} {:>7.1}%",
-            name,
-            c["devices"],
-            c["on_latest_update"],
-            c["update_in_progress"],
-            c["new_updates_available"],
-            c["compliance_percent"].as_f64().unwrap_or(0.0)
-        )
+    let r = get_json(url.as_str()).await?;
+    let counts = |name: &str, c: &Value| {
+        let percent = c["compliance_percent"].as_f64().unwrap_or(0.0);
+        let mut row = vec![name.to_string()];
+        for k in [
+            "devices",
+            "on_latest_update",
+            "update_in_progress",
+            "new_updates_available",
+        ] {
+            row.push(plain(&c[k]));
+        }
+        row.push(format!("{percent:.1}%"));
+        row
     };
-    if let Some(groups) = r["groups"].as_object() {
-        for (g, c) in groups {
-            row(g, c);
-        }
-    }
-    row("TOTAL", &r["total"]);
-    for f in r["failed"].as_array().into_iter().flatten() {
-        println!(
-            "failed: deployment {} in group {}: {} device(s)",
-            f["deployment"], f["group"], f["devices"]
-        );
+    let mut rows: Vec<Vec<String>> = r["groups"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(g, c)| counts(g, c))
+        .collect();
+    rows.push(counts("TOTAL", &r["total"]));
+    let headers = [
+        "group",
+        "devices",
+        "on_latest",
+        "in_progress",
+        "new_available",
+        "compliant",
+    ];
+    print_table(&headers, &rows);
+    let failed: Vec<Vec<String>> = r["failed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            ["deployment", "group", "devices"]
+                .map(|k| plain(&f[k]))
+                .to_vec()
+        })
+        .collect();
+    if !failed.is_empty() {
+        println!();
+        print_table(&["failed deployment", "group", "devices"], &failed);
     }
     if state.is_some() || group.is_some() {
-        for d in r["devices"].as_array().into_iter().flatten() {
-            println!(
-                "  {} model={} version={} latest={} state={}",
-                d["device"], d["model"], d["version"], d["latest_version"], d["state"]
-            );
-        }
+        let devices: Vec<Vec<String>> = r["devices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                [
+                    "device",
+                    "group",
+                    "model",
+                    "version",
+                    "latest_version",
+                    "state",
+                ]
+                .map(|k| plain(&d[k]))
+                .to_vec()
+            })
+            .collect();
+        println!();
+        print_table(
+            &["device", "group", "model", "version", "latest", "state"],
+            &devices,
+        );
     }
     Ok(())
 }

@@ -153,6 +153,32 @@ fn every_endpoint_answers_401_403_or_200_by_role() {
         "blocked family exported"
     );
     promtool_check(&metrics);
+
+    // The CLI finds the API in the config and names the variable the token goes in.
+    let scale = |token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(["scale", "--config", cfg.to_str().unwrap()]);
+        cmd.env_remove("SLUICE_TOKEN");
+        if let Some(t) = token {
+            cmd.env("SLUICE_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = scale(None);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("401") && out.contains("set SLUICE_TOKEN"),
+        "{out}"
+    );
+    let (ok, out) = scale(viewer);
+    assert!(ok && out.contains("replicas"), "{out}");
+    assert!(!out.contains("viewer-secret"), "{out}");
     sluice.stop();
 }
 

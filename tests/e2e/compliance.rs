@@ -154,12 +154,42 @@ fn compliance_follows_the_device_update_definitions() {
     wait_until("a Parquet snapshot", Duration::from_secs(30), || {
         !sluice::cli::summary::parquet_files(&snapshots).is_empty()
     });
+    // No --url: the address comes from the config's [http].
     let (code, out) = sluice_cli(
-        &["compliance", "report", "--url", &format!("http://{http}")],
+        &[
+            "compliance",
+            "report",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--group",
+            "b",
+        ],
         setup.dir.path(),
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("TOTAL") && out.contains("dep-b"), "{out}");
+    assert!(!out.contains('"'), "plain names, no JSON quotes:\n{out}");
+    let counts: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(
+        counts.len(),
+        1 + 3 + 1,
+        "header, groups a b c, TOTAL:\n{out}"
+    );
+    let width = counts[0].len();
+    assert!(
+        counts.iter().all(|l| l.len() == width),
+        "numbers sit under their headers:\n{out}"
+    );
+    let gw_b1 = out
+        .lines()
+        .find(|l| l.starts_with("gw-b1"))
+        .unwrap_or_default();
+    let words: Vec<&str> = gw_b1.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["gw-b1", "b", "gw", "2.0", "2.1", "update_in_progress"],
+        "{out}"
+    );
     let metrics = http_get(&http, "/metrics").unwrap().1;
     assert!(metrics.contains("sluice_compliance_percent{sink=\"updates\",group=\"a\"}"));
     sluice.stop();
