@@ -27,6 +27,37 @@ pub fn describe_all() {
     }
 }
 
+/// The process started its roles: the counters of the parts it runs exist from now on (at 0),
+/// so dashboards and alerting rules see them before anything happens; the parts it does not
+/// run stay absent ("not in this process" rather than a false 0).
+pub struct RolesStarted {
+    pub ingest: bool,
+    pub router: bool,
+}
+
+impl Event for RolesStarted {
+    fn emit(self) {
+        let mut parts: Vec<&[&Metric]> = vec![ALL];
+        if self.ingest {
+            parts.push(sluice_ingest::events::ALL);
+            STAGE_RESTARTS.count_with(&[("stage", "ingest".to_string())], 0);
+        }
+        if self.router {
+            parts.extend([
+                sluice_processors::events::ALL,
+                sluice_router::events::ALL,
+                sluice_sinks::events::ALL,
+            ]);
+            STAGE_RESTARTS.count_with(&[("stage", "router".to_string())], 0);
+            sluice_router::events::RELOAD_FAILED.gauge_set(0.0);
+            sluice_router::events::PARTITIONS_OWNED.gauge_set(0.0);
+        }
+        for metric in parts.into_iter().flatten() {
+            metric.zero();
+        }
+    }
+}
+
 /// A stage failed (or stopped on its own) and is restarted after `delay`.
 pub struct StageRestarting<'a> {
     pub stage: &'static str,

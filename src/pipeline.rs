@@ -133,6 +133,10 @@ pub async fn run(
         let _ = health.scaling.set(monitor.clone());
         tokio::spawn(monitor.watch(shutdown.clone()));
     }
+    sluice_common::Event::emit(crate::events::RolesStarted {
+        ingest: roles.ingest,
+        router: roles.router,
+    });
     let ingest_stop = CancellationToken::new();
     let router_stop = CancellationToken::new();
     let subscribed = Arc::new(AtomicBool::new(!roles.ingest));

@@ -53,6 +53,15 @@ impl Metric {
         metrics::histogram!(self.name, labels).record(value);
     }
 
+    /// Makes a label-less counter exist at 0, so `/metrics` lists it (and `rate()`/`increase()`
+    /// in alerting rules work) before the first increment. Other kinds are left alone: a
+    /// gauge's 0 would be a claim, and labelled series need their label values.
+    pub fn zero(&'static self) {
+        if self.kind == MetricKind::Counter {
+            metrics::counter!(self.name).increment(0);
+        }
+    }
+
     /// Registers the help text with the installed recorder (a `# HELP` line).
     pub fn describe(&'static self) {
         match self.kind {

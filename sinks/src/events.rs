@@ -164,6 +164,17 @@ impl Event for AlertBacklog<'_> {
     }
 }
 
+/// An alert sink started: its circuit gauge exists from now on (closed).
+pub struct AlertSinkStarted<'a> {
+    pub sink: &'a str,
+}
+
+impl Event for AlertSinkStarted<'_> {
+    fn emit(self) {
+        ALERT_CIRCUIT_OPEN.gauge_set_with(&[("sink", self.sink.to_string())], 0.0);
+    }
+}
+
 /// The circuit breaker opened (deliveries held back) or closed (a probe got through).
 pub struct CircuitChanged<'a> {
     pub sink: &'a str,

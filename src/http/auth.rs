@@ -1,5 +1,6 @@
 //! Bearer tokens → roles. With no tokens configured every endpoint is open (the default
-//! listener is loopback); with tokens, every path but `open_paths` needs one:
+//! listener is loopback); with tokens, every path but `open_paths` and the console's static
+//! files (no data in them) needs one:
 //! 401 without a known token, 403 when its role is too low.
 //!
 //! Token values come from the environment or a file, never the config, and are never logged.
@@ -84,7 +85,8 @@ pub fn required_role(method: &Method, path: &str) -> Role {
 
 pub async fn check(State(tokens): State<Arc<Tokens>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if tokens.tokens.is_empty() || tokens.open_paths.iter().any(|p| p == path) {
+    let open = tokens.open_paths.iter().any(|p| p == path);
+    if tokens.tokens.is_empty() || open || super::console::PATHS.contains(&path) {
         return next.run(request).await;
     }
     let needed = required_role(request.method(), path);

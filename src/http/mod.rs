@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - this file: the routes, `/metrics`, `/healthz`, `/readyz`, `/rules`, `POST /rules/reload`;
+//! - [`console`]: the operator console at `/` (static files built into the binary);
 //! - [`auth`]: bearer tokens → roles (viewer, operator, admin), checked before every route;
 //! - [`devices`]: device metadata (`/devices/{id}`) and retirement;
 //! - [`ops`]: `/alerts`, `/compliance`, `/scaling`;
@@ -9,6 +10,7 @@
 //! - [`tls`]: HTTPS when `[http.tls]` is set.
 
 pub mod auth;
+mod console;
 mod devices;
 pub mod metrics_filter;
 mod ops;
@@ -70,6 +72,7 @@ pub async fn serve(
         .route("/rules/reload", post(rules_reload))
         .merge(devices::routes())
         .merge(ops::routes())
+        .merge(console::routes())
         .layer(axum::middleware::from_fn_with_state(tokens, auth::check))
         .with_state(state);
     let https = config.http.tls.is_some();

@@ -90,10 +90,12 @@ struct ComplianceQuery {
     sink: Option<String>,
     state: Option<String>,
     group: Option<String>,
+    /// `false`: counts only, without the device list (the console polls this).
+    devices: Option<bool>,
 }
 
-/// `GET /compliance[?state=…&group=…&sink=…]`: totals, per-group counts, failed deployments
-/// and the device list, filtered by state and group.
+/// `GET /compliance[?state=…&group=…&sink=…&devices=false]`: totals, per-group counts,
+/// failed deployments and the device list, filtered by state and group (or left out).
 async fn compliance(State(s): State<AppState>, Query(q): Query<ComplianceQuery>) -> Response {
     let board = match board(&s, q.sink.as_deref()) {
         Ok(b) => b,
@@ -111,7 +113,9 @@ async fn compliance(State(s): State<AppState>, Query(q): Query<ComplianceQuery>)
     };
     let mut report = board.report();
     report.devices.retain(|d| {
-        wanted.is_none_or(|w| d.state == w) && q.group.as_ref().is_none_or(|g| &d.group == g)
+        q.devices != Some(false)
+            && wanted.is_none_or(|w| d.state == w)
+            && q.group.as_ref().is_none_or(|g| &d.group == g)
     });
     Json(report).into_response()
 }

@@ -17,6 +17,7 @@ mod api;
 mod chaos;
 mod cli;
 mod compliance;
+mod console;
 mod crash;
 mod demo;
 mod embedded;

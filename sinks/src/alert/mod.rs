@@ -86,6 +86,7 @@ impl AlertSink {
             })
             .collect();
         let board = Arc::new(AlertBoard::new(book));
+        crate::events::AlertSinkStarted { sink: name }.emit();
         let (queue, receiver) = std::sync::mpsc::channel();
         let (worker_board, worker_name) = (board.clone(), name.to_string());
         std::thread::Builder::new()
