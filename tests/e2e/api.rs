@@ -179,6 +179,21 @@ fn every_endpoint_answers_401_403_or_200_by_role() {
     let (ok, out) = scale(viewer);
     assert!(ok && out.contains("replicas"), "{out}");
     assert!(!out.contains("viewer-secret"), "{out}");
+    // The load generator says why it cannot show lag, instead of a silent '-'.
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "loadtest",
+            "--broker",
+            &setup.mqtt,
+            "--profile",
+            "steady:20:2",
+        ])
+        .args(["--devices", "2", "--sluice-url", &format!("http://{http}")])
+        .env_remove("SLUICE_TOKEN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("set SLUICE_TOKEN"), "{text}");
     sluice.stop();
 }
 
