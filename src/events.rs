@@ -6,7 +6,7 @@ use sluice_common::{Event, Metric};
 use std::time::Duration;
 
 sluice_common::metrics! {
-    Counter STAGE_RESTARTS = "sluice_stage_restarts_total", "Times a failed stage (ingest, router) was restarted by its supervisor";
+    Counter STAGE_RESTARTS["stage"] = "sluice_stage_restarts_total", "Times a failed stage (ingest, router) was restarted by its supervisor";
     Counter UNAUTHORIZED = "sluice_http_unauthorized_total", "API requests refused for a missing or unknown token";
     Counter FORBIDDEN = "sluice_http_forbidden_total", "API requests refused for a role too low";
 }

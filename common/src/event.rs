@@ -23,6 +23,8 @@ pub struct Metric {
     pub kind: MetricKind,
     pub name: &'static str,
     pub help: &'static str,
+    /// The label names its series carry (empty: one series without labels).
+    pub labels: &'static [&'static str],
 }
 
 /// Label pairs, e.g. `&[("rule", name.to_string())]`.
@@ -55,9 +57,10 @@ impl Metric {
 
     /// Makes a label-less counter exist at 0, so `/metrics` lists it (and `rate()`/`increase()`
     /// in alerting rules work) before the first increment. Other kinds are left alone: a
-    /// gauge's 0 would be a claim, and labelled series need their label values.
+    /// gauge's 0 would be a claim, and labelled series need their label values (a label-less
+    /// series beside them would be a stray one).
     pub fn zero(&'static self) {
-        if self.kind == MetricKind::Counter {
+        if self.kind == MetricKind::Counter && self.labels.is_empty() {
             metrics::counter!(self.name).increment(0);
         }
     }
@@ -72,22 +75,26 @@ impl Metric {
     }
 }
 
-/// Declares a module's metrics and `ALL`, the list the help catalog is built from:
+/// Declares a module's metrics and `ALL`, the list the help catalog is built from; a metric
+/// whose series carry labels names them in brackets:
 ///
 /// ```
 /// sluice_common::metrics! {
 ///     Counter MESSAGES_IN = "sluice_example_messages_in_total", "Messages received";
+///     Counter ROWS["rule"] = "sluice_example_rows_total", "Rows per rule";
 /// }
 /// assert_eq!(ALL[0].name, "sluice_example_messages_in_total");
+/// assert_eq!(ALL[1].labels, ["rule"]);
 /// ```
 #[macro_export]
 macro_rules! metrics {
-    ($( $kind:ident $ident:ident = $name:literal, $help:literal; )*) => {
+    ($( $kind:ident $ident:ident $([$($label:literal),+])? = $name:literal, $help:literal; )*) => {
         $(
             pub static $ident: $crate::Metric = $crate::Metric {
                 kind: $crate::MetricKind::$kind,
                 name: $name,
                 help: $help,
+                labels: &[$($($label),+)?],
             };
         )*
         /// Every metric this module declares.

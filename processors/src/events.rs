@@ -5,13 +5,13 @@ use sluice_common::{Event, Stats};
 use std::time::Duration;
 
 sluice_common::metrics! {
-    Counter DEAD_LETTERED = "sluice_dlq_total", "Records sent to the dead-letter topic";
+    Counter DEAD_LETTERED["stage", "reason"] = "sluice_dlq_total", "Records sent to the dead-letter topic";
     Counter TYPE_MISMATCHES = "sluice_decode_type_mismatch_total", "Payload values that did not fit their column's type (read as NULL)";
     Counter FIELDS_RETIRED = "sluice_decode_fields_retired_total", "Top-level payload fields dropped from the router's schema after router.decode.field_ttl_secs unseen";
-    Counter RULE_EVALUATED = "sluice_rule_evaluated_total", "Rows each rule evaluated";
-    Counter RULE_MATCHED = "sluice_rule_matched_total", "Rows each rule matched";
-    Counter RULE_FAILURES = "sluice_rule_failures_total", "Rows each rule failed on";
-    Counter RULE_PLANS = "sluice_rule_plans_total", "Rule query plans built (at load and reload, never per batch)";
+    Counter RULE_EVALUATED["rule"] = "sluice_rule_evaluated_total", "Rows each rule evaluated";
+    Counter RULE_MATCHED["rule"] = "sluice_rule_matched_total", "Rows each rule matched";
+    Counter RULE_FAILURES["rule"] = "sluice_rule_failures_total", "Rows each rule failed on";
+    Counter RULE_PLANS["rule"] = "sluice_rule_plans_total", "Rule query plans built (at load and reload, never per batch)";
     Histogram RULE_EVAL_SECONDS = "sluice_rule_eval_seconds", "Seconds to evaluate one rule on one batch";
 }
 
@@ -68,9 +68,8 @@ impl Event for RuleEvaluated<'_> {
         if let Some(m) = self.matched {
             RULE_MATCHED.count_with(&labels, m as u64);
         }
-        if self.failed > 0 {
-            RULE_FAILURES.count_with(&labels, self.failed as u64);
-        }
+        // Even 0: a rule's error series exists from its first batch (dashboards, alerting).
+        RULE_FAILURES.count_with(&labels, self.failed as u64);
     }
 }
 

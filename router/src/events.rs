@@ -15,10 +15,10 @@ sluice_common::metrics! {
     Counter RETIRED_DROPPED = "sluice_retired_messages_dropped_total", "Messages of retired devices dropped by the router";
     Counter POISON = "sluice_poison_messages_total", "Messages the router failed on repeatedly, isolated by bisecting their batch and dead-lettered";
     Counter UNMATCHED = "sluice_unmatched_total", "Rows no rule matched (sent to the fallback action)";
-    Counter RULE_ROWS = "sluice_rule_rows_total", "Rows each rule selected";
-    Counter ACTION_ROWS = "sluice_rule_action_rows_total", "Rows written per rule and action";
-    Counter ACTION_FAILURES = "sluice_rule_action_failures_total", "Failed writes per rule and action";
-    Counter RELOADS = "sluice_rules_reloads_total", "Rule reloads by outcome";
+    Counter RULE_ROWS["rule"] = "sluice_rule_rows_total", "Rows each rule selected";
+    Counter ACTION_ROWS["rule", "action"] = "sluice_rule_action_rows_total", "Rows written per rule and action";
+    Counter ACTION_FAILURES["rule", "action"] = "sluice_rule_action_failures_total", "Failed writes per rule and action";
+    Counter RELOADS["outcome"] = "sluice_rules_reloads_total", "Rule reloads by outcome";
     Gauge RULES_VERSION = "sluice_rules_version", "Version (hash) of the active rule set";
     Gauge RULES_ACTIVE = "sluice_rules_active", "Rules in the active rule set";
     Gauge RELOAD_FAILED = "sluice_rules_reload_failed", "1 when the last rule reload failed";

@@ -7,16 +7,16 @@ use std::path::Path;
 use std::time::Duration;
 
 sluice_common::metrics! {
-    Counter FILES_WRITTEN = "sluice_files_written_total", "Parquet files renamed into place";
+    Counter FILES_WRITTEN["rule"] = "sluice_files_written_total", "Parquet files renamed into place";
     Counter PARTITIONS_RECOVERED = "sluice_parquet_partitions_recovered_total", "Kafka partitions whose Parquet output was recovered from the ledger (on assignment)";
     Counter REPLAYED_ROWS_SKIPPED = "sluice_parquet_replayed_rows_skipped_total", "Rows not written again because the ledger shows their records already in Parquet";
     Counter FILES_EVICTED = "sluice_parquet_files_evicted_total", "Parquet files closed early to stay within max_open_files";
     Counter OUTSIDE_WINDOW = "sluice_event_time_outside_window_total", "Rows filed by receive time because their event time was outside the Parquet sink's window";
     Histogram FLUSH_SECONDS = "sluice_parquet_flush_seconds", "Seconds to write a Parquet file's footer and fsync it";
-    Counter ALERTS_FIRED = "sluice_alerts_fired_total", "Alerts that started firing and were notified, per rule";
-    Counter ALERTS_RESOLVED = "sluice_alerts_resolved_total", "Firing alerts resolved after the quiet period, per rule";
-    Counter ALERTS_SUPPRESSED = "sluice_alerts_suppressed_total", "Alert occurrences counted without a notification (dedup, cooldown), per rule";
-    Counter ALERTS_FAILED = "sluice_alerts_failed_total", "Alert notifications that failed after the retries, per rule";
+    Counter ALERTS_FIRED["rule"] = "sluice_alerts_fired_total", "Alerts that started firing and were notified, per rule";
+    Counter ALERTS_RESOLVED["rule"] = "sluice_alerts_resolved_total", "Firing alerts resolved after the quiet period, per rule";
+    Counter ALERTS_SUPPRESSED["rule"] = "sluice_alerts_suppressed_total", "Alert occurrences counted without a notification (dedup, cooldown), per rule";
+    Counter ALERTS_FAILED["rule"] = "sluice_alerts_failed_total", "Alert notifications that failed after the retries, per rule";
     Counter WEBHOOK_ATTEMPTS_FAILED = "sluice_alert_webhook_attempts_failed_total", "Webhook attempts that failed (each retry counts)";
     Histogram DELIVERY_SECONDS = "sluice_alert_delivery_seconds", "Seconds to deliver one alert notification (retries included)";
     Gauge ALERT_BACKLOG = "sluice_alert_backlog", "Alert notifications waiting for the delivery worker, per alert sink (at most queue_capacity)";
@@ -25,14 +25,14 @@ sluice_common::metrics! {
     Gauge ALERTS_FIRING = "sluice_alerts_firing", "Alerts firing now, per alert sink";
     Counter RETIRED_REPORTS = "sluice_compliance_retired_reports_dropped_total", "Reports of retired devices ignored by the compliance tracker";
     Counter SNAPSHOTS = "sluice_compliance_snapshots_total", "Compliance Parquet snapshots written";
-    Counter ALERT_RESTORES = "sluice_alert_restores_total", "Assignments whose alert keys were restored from the alert changelog before routing";
-    Counter COMPLIANCE_RESTORES = "sluice_compliance_restores_total", "Assignments whose device state was restored from the compliance changelog before routing";
+    Counter ALERT_RESTORES["sink"] = "sluice_alert_restores_total", "Assignments whose alert keys were restored from the alert changelog before routing";
+    Counter COMPLIANCE_RESTORES["sink"] = "sluice_compliance_restores_total", "Assignments whose device state was restored from the compliance changelog before routing";
     Gauge COMPLIANCE_DEVICES = "sluice_compliance_devices", "Devices per compliance state and group";
     Gauge COMPLIANCE_PERCENT = "sluice_compliance_percent", "Percent of a group's devices on the latest update";
     Gauge FLEET_DEVICES = "sluice_compliance_fleet_devices", "Devices tracked (not retired)";
     Gauge FLEET_PERCENT = "sluice_compliance_fleet_percent", "Percent of all devices on the latest update";
     Gauge DEPLOYMENT_FAILED = "sluice_deployment_failed_devices", "Devices whose last report says the deployment failed, per deployment and group";
-    Counter UNKNOWN_DEPLOYMENT = "sluice_compliance_unknown_deployment_reports_total", "Device reports naming a deployment id the config does not define";
+    Counter UNKNOWN_DEPLOYMENT["sink"] = "sluice_compliance_unknown_deployment_reports_total", "Device reports naming a deployment id the config does not define";
 }
 
 /// A Parquet file was closed, fsynced and renamed into place.

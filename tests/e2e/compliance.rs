@@ -218,15 +218,6 @@ fn snapshot_rows(root: &std::path::Path) -> usize {
         .sum()
 }
 
-/// The sum of every series of `name` that carries all of `labels`.
-fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn compliance_gauges_follow_devices_that_move_group_or_recover() {
     let setup = Setup::new();
