@@ -21,7 +21,7 @@ use toml::{Table, Value};
 /// At most this many problems are collected (each costs one more pass over the tree).
 const MAX_PROBLEMS: usize = 50;
 
-/// The sink types and what each deserializes into.
+/// The values `type` may take in a `[sinks.<name>]` table, as error messages list them.
 const SINK_TYPES: &str = "`parquet`, `alert` or `compliance`";
 
 /// Parses `text`; returns the config built from everything that could be read (`None` only

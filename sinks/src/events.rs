@@ -8,6 +8,7 @@ use std::time::Duration;
 
 sluice_common::metrics! {
     Counter FILES_WRITTEN["rule"] = "sluice_files_written_total", "Parquet files renamed into place";
+    Counter PARTITIONS_FENCED = "sluice_parquet_partitions_fenced_total", "Checkpoints refused because another router had written the partition's ledger since (this router had lost the partition); the router restarts";
     Counter PARTITIONS_RECOVERED = "sluice_parquet_partitions_recovered_total", "Kafka partitions whose Parquet output was recovered from the ledger (on assignment)";
     Counter REPLAYED_ROWS_SKIPPED = "sluice_parquet_replayed_rows_skipped_total", "Rows not written again because the ledger shows their records already in Parquet";
     Counter FILES_EVICTED = "sluice_parquet_files_evicted_total", "Parquet files closed early to stay within max_open_files";
@@ -74,6 +75,28 @@ impl Event for ParquetPartitionRecovered<'_> {
             "parquet partition recovered from its ledger"
         );
         PARTITIONS_RECOVERED.count(1);
+    }
+}
+
+/// A checkpoint found the partition's ledger moved on by another router (see
+/// `ParquetSink::fence`): nothing published, the router restarts.
+pub struct ParquetPartitionFenced<'a> {
+    pub sink: &'a str,
+    pub partition: i32,
+    pub ledger: i64,
+    pub this_router: i64,
+}
+
+impl Event for ParquetPartitionFenced<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            sink = self.sink,
+            partition = self.partition,
+            ledger_next_offset = self.ledger,
+            this_router_next_offset = self.this_router,
+            "partition taken over by another router; its files discarded, not published"
+        );
+        PARTITIONS_FENCED.count(1);
     }
 }
 

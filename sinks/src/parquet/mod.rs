@@ -26,8 +26,8 @@ mod writer;
 mod tests;
 
 use crate::events::{
-    EventTimeOutsideWindow, ParquetFileEvicted, ParquetFileWritten, ParquetPartitionRecovered,
-    ReplayedRowsSkipped,
+    EventTimeOutsideWindow, ParquetFileEvicted, ParquetFileWritten, ParquetPartitionFenced,
+    ParquetPartitionRecovered, ReplayedRowsSkipped,
 };
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use partition::PartitionKey;
@@ -184,6 +184,7 @@ impl ParquetSink {
     /// renames.
     fn publish(&mut self, partition: i32, next_offset: i64) -> Result<CheckpointStats, SinkError> {
         let files = self.finished.remove(&partition).unwrap_or_default();
+        self.fence(partition, &files)?;
         let entry = ledger::Ledger { next_offset, files };
         ledger::write(self.store.as_ref(), partition, &entry)
             .map_err(|e| SinkError::external(&self.name, e))?;
@@ -205,6 +206,52 @@ impl ParquetSink {
         }
         self.durable_to.insert(partition, next_offset);
         Ok(stats)
+    }
+}
+
+impl ParquetSink {
+    /// Fencing, just before the ledger write: this sink must still own the partition. It has
+    /// lost it if the ledger moved on since this sink last read or wrote it (the partition's new
+    /// owner has published), or if its staged files are gone (the new owner's recovery removed
+    /// them). Either happens when a router misses its revocation (a stall, a long rebalance);
+    /// publishing then would write records twice, or list files that no longer exist. The files
+    /// are discarded and the checkpoint fails, so the router restarts, rejoins its group and
+    /// replays from what the ledger says.
+    fn fence(&mut self, partition: i32, files: &[Finished]) -> Result<(), SinkError> {
+        let Some(&mine) = self.durable_to.get(&partition) else {
+            return Ok(());
+        };
+        let err = |e: String| SinkError::external(&self.name, e);
+        let current = ledger::read(self.store.as_ref(), partition)
+            .map_err(|e| err(e.to_string()))?
+            .next_offset;
+        let tmp: Vec<&Path> = files.iter().map(|f| f.tmp.as_path()).collect();
+        let staged = self
+            .store
+            .all_staged(partition, &tmp)
+            .map_err(|e| err(e.to_string()))?;
+        if current == mine && staged {
+            return Ok(());
+        }
+        for file in files {
+            let _ = self.store.remove(&file.tmp);
+        }
+        self.durable_to.remove(&partition);
+        ParquetPartitionFenced {
+            sink: &self.name,
+            partition,
+            ledger: current,
+            this_router: mine,
+        }
+        .emit();
+        Err(SinkError::external(
+            &self.name,
+            format!(
+                "partition {partition} was taken over: its ledger is at offset {current}, this \
+                 router's at {mine}, staged files {}; not publishing",
+                if staged { "in place" } else { "removed" }
+            ),
+        ))
     }
 }
 

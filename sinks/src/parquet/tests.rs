@@ -251,6 +251,59 @@ fn a_revoked_partition_is_written_once_by_its_new_owner_in_a_shared_root() {
     assert_eq!(all_seqs(dir.path()), expected);
 }
 
+/// A router that missed its revocation (a stall, a slow rebalance) while the partition's new
+/// owner recovered, wrote and published: its checkpoint is refused and writes nothing, and the
+/// ledger does not go back.
+#[test]
+fn a_router_that_missed_its_revocation_is_fenced_and_writes_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut zombie = sink(dir.path(), 1000);
+    zombie.write("all", &seq_rows(0, 0..5)).unwrap();
+    zombie.checkpoint().unwrap();
+    zombie.write("all", &seq_rows(0, 5..10)).unwrap();
+    let mut owner = sink(dir.path(), 1000);
+    owner.assigned(&[0]).unwrap();
+    owner.write("all", &seq_rows(0, 5..12)).unwrap();
+    owner.checkpoint().unwrap();
+    let err = zombie.checkpoint().unwrap_err();
+    assert!(err.message.contains("taken over"), "{err:?}");
+    assert_eq!(
+        ledger::read(owner.store.as_ref(), 0).unwrap().next_offset,
+        12
+    );
+    // The owner goes on; the next one to be assigned replays from the ledger.
+    owner.write("all", &seq_rows(0, 12..15)).unwrap();
+    owner.checkpoint().unwrap();
+    let mut next = sink(dir.path(), 1000);
+    next.assigned(&[0]).unwrap();
+    next.write("all", &seq_rows(0, 10..16)).unwrap();
+    next.checkpoint().unwrap();
+    assert_eq!(all_seqs(dir.path()), (0..16).collect::<Vec<_>>());
+}
+
+/// The same, earlier: the new owner has only recovered the partition (removing the files the
+/// stalled router had staged) when the stalled router checkpoints. Without the fence its
+/// ledger would list files that no longer exist: their records would be lost.
+#[test]
+fn a_router_whose_staged_files_a_new_owner_removed_is_fenced_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut zombie = sink(dir.path(), 1000);
+    zombie.write("all", &seq_rows(0, 0..5)).unwrap();
+    zombie.checkpoint().unwrap();
+    zombie.write("all", &seq_rows(0, 5..10)).unwrap();
+    let mut owner = sink(dir.path(), 1000);
+    owner.assigned(&[0]).unwrap();
+    let err = zombie.checkpoint().unwrap_err();
+    assert!(err.message.contains("staged files removed"), "{err:?}");
+    assert_eq!(
+        ledger::read(owner.store.as_ref(), 0).unwrap().next_offset,
+        5
+    );
+    owner.write("all", &seq_rows(0, 5..12)).unwrap();
+    owner.checkpoint().unwrap();
+    assert_eq!(all_seqs(dir.path()), (0..12).collect::<Vec<_>>());
+}
+
 #[test]
 fn event_times_outside_the_window_are_filed_by_receive_time() {
     let dir = tempfile::tempdir().unwrap();

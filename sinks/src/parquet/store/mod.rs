@@ -58,6 +58,13 @@ pub trait Store: Send {
     /// The staged files of one partition still in the store.
     fn staged(&self, partition: i32) -> Result<Vec<PathBuf>, StoreError>;
 
+    /// Whether all of these staged files of `partition` are still there (another router's
+    /// recovery of the partition removes them). The default lists the partition's staged files.
+    fn all_staged(&self, partition: i32, files: &[&Path]) -> Result<bool, StoreError> {
+        let staged = self.staged(partition)?;
+        Ok(files.iter().all(|f| staged.iter().any(|s| s == f)))
+    }
+
     /// Removes a staged file.
     fn remove(&self, staged: &Path) -> Result<(), StoreError>;
 
