@@ -35,20 +35,22 @@ impl ApiArgs {
             "{}: the HTTP API is off (http.listen is empty); pass --url",
             self.config.display()
         );
-        let addr: std::net::SocketAddr = listen
+        let mut addr: std::net::SocketAddr = listen
             .parse()
             .with_context(|| format!("{}: http.listen = {listen:?}", self.config.display()))?;
-        let host = if addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            addr.ip().to_string()
-        };
+        // Listening on every address: ask this host's loopback of the same family.
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
         let scheme = if config.http.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        Ok(format!("{scheme}://{host}:{}", addr.port()))
+        Ok(format!("{scheme}://{addr}"))
     }
 }
 
