@@ -3,8 +3,6 @@
 //! `/metrics` passes `promtool check metrics` and honours `[metrics]` block patterns.
 
 use crate::common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 const OPS: &str = r#"
 [[rules]]
@@ -155,20 +153,10 @@ fn every_endpoint_answers_401_403_or_200_by_role() {
     promtool_check(&metrics);
 
     // The CLI finds the API in the config and names the variable the token goes in.
-    let scale = |token: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        cmd.args(["scale", "--config", cfg.to_str().unwrap()]);
-        cmd.env_remove("SLUICE_TOKEN");
-        if let Some(t) = token {
-            cmd.env("SLUICE_TOKEN", t);
-        }
-        let out = cmd.output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+    let config = cfg.to_str().unwrap();
+    let scale = |token| {
+        let (code, out) = sluice_cli_token(&["scale", "--config", config], token);
+        (code == 0, out)
     };
     let (ok, out) = scale(None);
     assert!(!ok, "{out}");
@@ -180,46 +168,21 @@ fn every_endpoint_answers_401_403_or_200_by_role() {
     assert!(ok && out.contains("replicas"), "{out}");
     assert!(!out.contains("viewer-secret"), "{out}");
     // The load generator says why it cannot show lag, instead of a silent '-'.
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "loadtest",
-            "--broker",
-            &setup.mqtt,
-            "--profile",
-            "steady:20:2",
-        ])
-        .args(["--devices", "2", "--sluice-url", &format!("http://{http}")])
-        .env_remove("SLUICE_TOKEN")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
+    let url = format!("http://{http}");
+    let loadtest = [
+        "loadtest",
+        "--broker",
+        &setup.mqtt,
+        "--profile",
+        "steady:20:2",
+    ];
+    let args = [&loadtest[..], &["--devices", "2", "--sluice-url", &url]].concat();
+    let (_, text) = sluice_cli_token(&args, None);
     assert!(text.contains("set SLUICE_TOKEN"), "{text}");
     sluice.stop();
 }
 
-/// `promtool check metrics` (Debian's `prometheus` package; `.ci/run` installs it).
+/// `promtool check metrics` on the exposition.
 fn promtool_check(metrics: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool not found: apt-get install prometheus (as .ci/run does)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{report}"
-    );
+    promtool(&["check", "metrics"], metrics);
 }

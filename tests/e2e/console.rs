@@ -301,17 +301,8 @@ fn exported(metrics: &str, name: &str) -> bool {
     })
 }
 
-/// `promtool check rules` (Debian's `prometheus` package; `.ci/run` installs it).
+/// `promtool check rules` on the alerting rules.
 fn promtool_check_rules() {
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yml");
-    let out = Command::new("promtool")
-        .args(["check", "rules", rules])
-        .output()
-        .expect("promtool not found: apt-get install prometheus (as .ci/run does)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool check rules:\n{report}");
+    promtool(&["check", "rules", rules], "");
 }

@@ -464,11 +464,46 @@ pub fn publish_json<D: AsRef<str>>(broker: &str, messages: &[(D, serde_json::Val
 
 /// Runs the `sluice` command in `dir` to completion: (exit code, stdout then stderr).
 pub fn sluice_cli(args: &[&str], dir: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(args).current_dir(dir);
+    run_to_text(cmd)
+}
+
+/// [`sluice_cli`] in the working directory with `SLUICE_TOKEN` set to `token`, or unset.
+pub fn sluice_cli_token(args: &[&str], token: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(args).env_remove("SLUICE_TOKEN");
+    if let Some(t) = token {
+        cmd.env("SLUICE_TOKEN", t);
+    }
+    run_to_text(cmd)
+}
+
+/// `promtool <args>` (Debian's `prometheus` package; `.ci/run` installs it), `stdin` piped
+/// in; panics with its report unless it succeeds.
+pub fn promtool(args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
         .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: apt-get install prometheus (as .ci/run does)");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?} failed:\n{report}");
+}
+
+fn run_to_text(mut cmd: Command) -> (i32, String) {
+    let out = cmd.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
