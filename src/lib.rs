@@ -5,13 +5,14 @@
 //!
 //! - [`cli`]: one file per subcommand (`run`, `demo`, `config`/`rules`, `scale`,
 //!   `compliance`, `loadtest`).
-//! - [`pipeline`]: `sluice run` — starts the roles asked for (embedded brokers, ingest,
-//!   router), creates topics, serves HTTP, and shuts down in order on a signal: stop ingest
-//!   (acking what Kafka confirmed), then the router (final checkpoint). The embedded brokers'
-//!   tasks are detached and end with the process.
+//! - [`pipeline`]: `sluice run` — starts the roles asked for (the embedded Kafka broker,
+//!   ingest — the MQTT gateway, or a subscriber of the fleet's broker — and the router),
+//!   creates topics, serves HTTP, and shuts down in order on a signal: stop ingest (it
+//!   acknowledges what Kafka confirmed), then the router (final checkpoint). The embedded
+//!   broker's tasks are detached and end with the process.
 //! - [`supervise`]: runs each stage and restarts it with backoff after a failure.
-//! - [`embedded`]: the in-process MQTT (rumqttd) and Kafka-compatible (tansu, sqlite) brokers
-//!   used when the config names no external ones (cargo feature `embedded`).
+//! - [`embedded`]: the in-process Kafka-compatible broker (tansu, sqlite) used when the config
+//!   names no Kafka (cargo feature `embedded`).
 //! - [`http`]: the management API: `/metrics`, health, rules, devices, alerts, compliance,
 //!   scaling; bearer tokens with viewer/operator/admin roles.
 //! - [`events`]: supervision and API events, and the catalog of every crate's metrics.
@@ -21,8 +22,7 @@ pub mod cli;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod events;
-#[cfg(feature = "embedded")]
-pub mod gate;
+mod front;
 pub mod http;
 pub mod pipeline;
 pub mod ports;

@@ -11,6 +11,7 @@ use sluice_router::reload::Reloader;
 use sluice_router::reload::RuleControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use sluice_ingest::gateway::registry::RegistryWriter;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +51,8 @@ pub struct Health {
     /// Set when this process routes: alert and compliance state (replaced when the router
     /// restarts with new sinks).
     boards: std::sync::RwLock<Option<sluice_sinks::Boards>>,
+    /// Set with `gateway.device_auth`: provisions and retires device credentials.
+    pub devices: std::sync::OnceLock<Arc<RegistryWriter>>,
     /// Set when this process watches lag and rates (`/scaling`).
     pub scaling: std::sync::OnceLock<Arc<sluice_router::scaling::ScalingMonitor>>,
 }
@@ -103,14 +106,8 @@ pub async fn run(
     if !config.http.listen.is_empty() {
         crate::http::serve(&config, health.clone(), shutdown.clone()).await?;
     }
-    let mut gate = None;
-    let mut config = config;
     if roles.brokers {
-        if let Some((door, broker)) = start_brokers(&config).await? {
-            // Ingest here talks to the broker directly, behind the gate devices come through.
-            config.mqtt.broker = Some(broker);
-            gate = Some(door);
-        }
+        start_brokers(&config).await?;
     }
     let bootstrap = sluice_kafka::bootstrap(&config);
     if roles.ingest || roles.router {
@@ -140,8 +137,26 @@ pub async fn run(
     let ingest_stop = CancellationToken::new();
     let router_stop = CancellationToken::new();
     let subscribed = Arc::new(AtomicBool::new(!roles.ingest));
-    let ingest = match roles.ingest {
-        true => {
+    if config.gateway.device_auth {
+        let writer = RegistryWriter::new(
+            &sluice_kafka::kafka_client_config(&config, &bootstrap),
+            &config.gateway.devices_topic,
+        )
+        .map_err(|e| anyhow::anyhow!("device registry: {e}"))?;
+        let _ = health.devices.set(Arc::new(writer));
+    }
+    let ingest = match (roles.ingest, config.mqtt.broker.is_some()) {
+        (true, false) => {
+            let mut start =
+                crate::front::gateway_starter(&config, &bootstrap, &stats, &subscribed, &ingest_stop)
+                    .await?;
+            let first = start()?;
+            let (health, stop) = (health.clone(), ingest_stop.clone());
+            Some(tokio::spawn(async move {
+                supervise("ingest", &health.stages, stop, first, start).await
+            }))
+        }
+        (true, true) => {
             let mut start = ingest_starter(&config, &bootstrap, &stats, &subscribed, &ingest_stop);
             let first = start()?;
             let (health, stop) = (health.clone(), ingest_stop.clone());
@@ -149,7 +164,7 @@ pub async fn run(
                 supervise("ingest", &health.stages, stop, first, start).await
             }))
         }
-        false => None,
+        (false, _) => None,
     };
     let router = match roles.router {
         true => {
@@ -176,11 +191,8 @@ pub async fn run(
 
     shutdown.cancelled().await;
     health.ready.store(false, Ordering::Relaxed);
-    // Order matters: the embedded broker's gate first (devices can no longer publish), then
-    // ingest once it drained what that broker acknowledged, then the router's checkpoint.
-    if let Some(gate) = &gate {
-        gate.close_and_drain(roles.ingest.then_some(&*stats)).await;
-    }
+    // Order matters: ingest first (it stops reading devices and acknowledges what Kafka
+    // confirmed), then the router's checkpoint.
     ingest_stop.cancel();
     if let Some(h) = ingest {
         h.await.context("ingest supervisor")?;
@@ -193,34 +205,21 @@ pub async fn run(
     Ok(())
 }
 
-/// Starts the embedded brokers; with the MQTT one, its gate and its own address.
+/// Starts the embedded Kafka broker when the config names no Kafka.
 #[cfg(feature = "embedded")]
-async fn start_brokers(config: &Config) -> anyhow::Result<Option<(Gate, String)>> {
-    let mqtt = crate::embedded::start(config).await?;
-    Ok(mqtt.map(|m| (m.gate, m.broker.to_string())))
+async fn start_brokers(config: &Config) -> anyhow::Result<()> {
+    crate::embedded::start(config).await
 }
 
-#[cfg(feature = "embedded")]
-use crate::gate::Gate;
-
 #[cfg(not(feature = "embedded"))]
-async fn start_brokers(config: &Config) -> anyhow::Result<Option<(Gate, String)>> {
-    if config.mqtt.broker.is_none() || config.kafka.bootstrap.is_none() {
-        anyhow::bail!("this build has no embedded brokers: set mqtt.broker and kafka.bootstrap");
+async fn start_brokers(config: &Config) -> anyhow::Result<()> {
+    if config.kafka.bootstrap.is_none() {
+        anyhow::bail!("this build has no embedded Kafka broker: set kafka.bootstrap");
     }
-    Ok(None)
+    Ok(())
 }
 
-/// Without embedded brokers there is no gate to close.
-#[cfg(not(feature = "embedded"))]
-struct Gate;
-
-#[cfg(not(feature = "embedded"))]
-impl Gate {
-    async fn close_and_drain(&self, _: Option<&Stats>) {}
-}
-
-type StageRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+pub(crate) type StageRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
 
 /// Builds a fresh ingest (producer, MQTT connection) for each (re)start of the stage.
 fn ingest_starter(

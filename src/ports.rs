@@ -4,9 +4,8 @@ use std::net::{SocketAddr, TcpListener};
 
 /// Checks that `addr` can be bound; the error names `key`, the config key that sets it.
 pub fn check_free(addr: &str, key: &str) -> anyhow::Result<SocketAddr> {
-    let parsed: SocketAddr = addr
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{key} = '{addr}' is not ip:port"))?;
+    let parsed: SocketAddr = sluice_common::addr::listen_addr(addr)
+        .map_err(|_| anyhow::anyhow!("{key} = '{addr}' is not ip:port (or localhost:port)"))?;
     match TcpListener::bind(parsed) {
         Ok(_) => Ok(parsed),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow::anyhow!(

@@ -18,6 +18,20 @@ pub fn host_of(addr: &str) -> &str {
     addr.rsplit_once(':').map_or(addr, |(h, _)| h)
 }
 
+/// A listen address: `ip:port`, or `localhost:port` (which means 127.0.0.1: a listener that
+/// must be reachable from this machine only).
+pub fn listen_addr(addr: &str) -> Result<std::net::SocketAddr, AddrError> {
+    if let Ok(a) = addr.parse() {
+        return Ok(a);
+    }
+    match host_port(addr) {
+        Ok((host, port)) if host.eq_ignore_ascii_case("localhost") => {
+            Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        }
+        _ => Err(AddrError(addr.to_string())),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddrError(pub String);
 
@@ -41,5 +55,13 @@ mod tests {
         assert!(host_port(":1883").is_err());
         assert!(host_port("broker:99999").is_err());
         assert_eq!(host_of("10.0.0.1:9092"), "10.0.0.1");
+    }
+
+    #[test]
+    fn listen_addresses_take_localhost_as_loopback() {
+        assert_eq!(listen_addr("localhost:1883").unwrap().to_string(), "127.0.0.1:1883");
+        assert_eq!(listen_addr("[::1]:1883").unwrap().to_string(), "[::1]:1883");
+        assert!(listen_addr("example.com:1883").is_err());
+        assert!(listen_addr("localhost").is_err());
     }
 }

@@ -93,6 +93,9 @@ impl Config {
         if let Some(v) = env("SLUICE_HTTP_LISTEN") {
             self.http.listen = v;
         }
+        if let Some(v) = env("SLUICE_MQTT_LISTEN") {
+            self.embedded.mqtt_listen = v;
+        }
     }
 }
 

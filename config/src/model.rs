@@ -21,6 +21,8 @@ pub struct Config {
     #[serde(default)]
     pub embedded: EmbeddedConfig,
     #[serde(default)]
+    pub gateway: GatewayConfig,
+    #[serde(default)]
     pub ingest: IngestConfig,
     #[serde(default)]
     pub router: RouterConfig,
@@ -61,6 +63,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             kafka: KafkaConfig::default(),
             embedded: EmbeddedConfig::default(),
+            gateway: GatewayConfig::default(),
             ingest: IngestConfig::default(),
             router: RouterConfig::default(),
             rules: vec![],
@@ -196,20 +199,22 @@ impl Default for KafkaConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddedConfig {
-    /// Listen address of the embedded MQTT broker (rumqttd).
+    /// Where devices connect to Sluice's MQTT gateway (when `mqtt.broker` is unset).
     #[serde(default = "default_mqtt_listen")]
     pub mqtt_listen: String,
     /// Listen address of the embedded Kafka-compatible broker (tansu, sqlite storage).
     #[serde(default = "default_kafka_listen")]
     pub kafka_listen: String,
-    /// Max unacknowledged QoS1 messages the embedded MQTT broker sends one client.
+    /// Publishes of one device connection the gateway holds until Kafka confirms them; past
+    /// it the gateway stops reading that connection (backpressure instead of memory).
     #[serde(default = "default_broker_inflight")]
     pub mqtt_max_inflight: usize,
-    /// Who may connect to the embedded MQTT broker. None: anyone who reaches it, which is
-    /// why it then listens on loopback only.
+    /// Shared logins for the gateway (a bridge or a trusted back end: it may publish for any
+    /// device id in the topic). None, and no `gateway.device_auth`: anyone who reaches it,
+    /// which is why it then listens on loopback only.
     #[serde(default)]
     pub mqtt_users: Vec<MqttUserConfig>,
-    /// `[embedded.mqtt_tls]`: serve MQTT over TLS.
+    /// `[embedded.mqtt_tls]`: the gateway serves MQTT over TLS.
     #[serde(default)]
     pub mqtt_tls: Option<ServerTlsConfig>,
     /// Address the embedded Kafka broker tells clients to connect to, when a TLS terminator
@@ -237,6 +242,57 @@ impl Default for EmbeddedConfig {
             mqtt_users: vec![],
             mqtt_tls: None,
             kafka_advertised: None,
+        }
+    }
+}
+
+/// `[gateway]`: Sluice as the devices' own MQTT endpoint (when `mqtt.broker` is unset). It
+/// listens on `embedded.mqtt_listen` and sends each PUBACK only after Kafka confirmed the
+/// publish.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Device connections served at once; further ones are refused (and counted).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection that sends no CONNECT within this many seconds is closed.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Each device logs in with its own credentials (username = device id, a secret from
+    /// `sluice devices provision`) and may publish only under its own id.
+    #[serde(default)]
+    pub device_auth: bool,
+    /// Compacted Kafka topic holding device credentials and retirements (every gateway
+    /// replica reads it).
+    #[serde(default = "default_devices_topic")]
+    pub devices_topic: String,
+    /// Keep-alive (s) asked of clients that send 0 (none); a connection silent for 1.5 × its
+    /// keep-alive is closed.
+    #[serde(default = "default_max_keep_alive")]
+    pub max_keep_alive_secs: u64,
+}
+
+const fn default_max_connections() -> usize {
+    10_000
+}
+const fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_devices_topic() -> String {
+    "sluice.devices".into()
+}
+const fn default_max_keep_alive() -> u64 {
+    600
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            connect_timeout_secs: default_connect_timeout(),
+            device_auth: false,
+            devices_topic: default_devices_topic(),
+            max_keep_alive_secs: default_max_keep_alive(),
         }
     }
 }

@@ -7,7 +7,6 @@ mod security;
 use crate::Config;
 use std::collections::HashSet;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// One problem in the config: the key path (`router.batch.max_rows`) and what is wrong.
@@ -74,6 +73,9 @@ pub(crate) fn is_host_port(s: &str) -> bool {
     sluice_common::addr::host_port(s).is_ok()
 }
 
+/// The largest `ingest.max_payload_bytes`: room for headers under Kafka's 1 MB default.
+pub const MAX_PAYLOAD_CEILING: usize = 900_000;
+
 impl Config {
     /// Collects every semantic problem; `Ok` only when there are none.
     pub fn validate(&self) -> Result<(), crate::ConfigErrors> {
@@ -134,7 +136,8 @@ impl Config {
             ("embedded.mqtt_listen", &self.embedded.mqtt_listen),
             ("embedded.kafka_listen", &self.embedded.kafka_listen),
         ] {
-            r.check(value.parse::<SocketAddr>().is_ok(), key, "must be ip:port");
+            let ok = sluice_common::addr::listen_addr(value).is_ok();
+            r.check(ok, key, "must be ip:port (or localhost:port)");
         }
         if let Some(a) = &self.embedded.kafka_advertised {
             r.check(
@@ -144,8 +147,8 @@ impl Config {
             );
         }
         if !self.http.listen.is_empty() {
-            let ok = self.http.listen.parse::<SocketAddr>().is_ok();
-            r.check(ok, "http.listen", "must be ip:port (or empty to disable)");
+            let ok = sluice_common::addr::listen_addr(&self.http.listen).is_ok();
+            r.check(ok, "http.listen", "must be ip:port or localhost:port (or empty to disable)");
         }
     }
 
@@ -157,9 +160,36 @@ impl Config {
             "must be >= 1 (levels count from 1)",
         );
         r.check(
-            i.max_payload_bytes > 0,
+            (1..=MAX_PAYLOAD_CEILING).contains(&i.max_payload_bytes),
             "ingest.max_payload_bytes",
-            "must be > 0",
+            "must be between 1 and 900000: a record (payload and headers) must fit Kafka's \
+             default message.max.bytes (1000000), or its dead letter would be refused too",
+        );
+        let g = &self.gateway;
+        r.check(
+            (1..=1_000_000).contains(&g.max_connections),
+            "gateway.max_connections",
+            "must be between 1 and 1000000",
+        );
+        r.check(
+            (1..=300).contains(&g.connect_timeout_secs),
+            "gateway.connect_timeout_secs",
+            "must be between 1 and 300",
+        );
+        r.check(
+            (1..=65_535).contains(&g.max_keep_alive_secs),
+            "gateway.max_keep_alive_secs",
+            "must be between 1 and 65535",
+        );
+        r.check(
+            !g.devices_topic.is_empty() && g.devices_topic != self.kafka.raw_topic,
+            "gateway.devices_topic",
+            "must be a topic of its own",
+        );
+        r.check(
+            (1..=65_535).contains(&self.embedded.mqtt_max_inflight),
+            "embedded.mqtt_max_inflight",
+            "must be between 1 and 65535",
         );
         r.check(
             (1..=65_535).contains(&i.max_inflight),

@@ -11,6 +11,27 @@ sluice_common::metrics! {
     Counter ACKS_DROPPED = "sluice_ingest_acks_dropped_total", "Acknowledgements not sent because the connection the message came on had closed (the broker redelivers it)";
     Counter PRODUCER_FATAL = "sluice_ingest_producer_fatal_total", "Kafka producers librdkafka declared unusable (the ingest stage restarts)";
     Counter MQTT_ERRORS = "sluice_ingest_mqtt_errors_total", "MQTT connection errors in ingest";
+    Counter GW_CONNECTIONS = "sluice_gateway_connections_total", "Device connections the gateway accepted (logged in)";
+    Counter GW_REFUSED["reason"] = "sluice_gateway_connections_refused_total", "Device connections the gateway refused, by reason (login, limit, timeout, ...)";
+    Counter GW_DISCONNECTS["reason"] = "sluice_gateway_disconnects_total", "Device connections that ended, by why";
+    Gauge GW_OPEN = "sluice_gateway_connections", "Device connections open now (logged in or not yet)";
+    Counter GW_PROTOCOL = "sluice_gateway_protocol_errors_total", "Connections closed for packets that are not MQTT 3.1.1 a client may send";
+    Counter GW_RESENDS = "sluice_gateway_resends_skipped_total", "Resent publishes acknowledged without producing again: Kafka already had them (same session, packet id and content)";
+    Counter GW_SUBSCRIBE = "sluice_gateway_subscribes_refused_total", "SUBSCRIBE packets answered with failure (the gateway serves no subscriptions)";
+    Counter GW_KAFKA_FAILED = "sluice_gateway_kafka_failures_total", "Publishes Kafka did not confirm (the connection closes unacknowledged; the device resends)";
+}
+
+/// A connection was refused before or at its CONNECT.
+pub struct GatewayRefused<'a> {
+    pub reason: &'static str,
+    pub peer: &'a dyn std::fmt::Display,
+}
+
+impl Event for GatewayRefused<'_> {
+    fn emit(self) {
+        tracing::debug!(reason = self.reason, peer = %self.peer, "gateway refused a connection");
+        GW_REFUSED.count_with(&[("reason", self.reason.to_string())], 1);
+    }
 }
 
 /// A message arrived from the MQTT broker.

@@ -110,6 +110,47 @@ impl Forwarder {
         }
     }
 
+    /// Queues a telemetry record keyed by `device` (the gateway's authenticated id).
+    pub fn send_telemetry(
+        &self,
+        device: &str,
+        mqtt_topic: &str,
+        payload: &[u8],
+        received_ms: i64,
+    ) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
+        let rec = TelemetryRecord {
+            device_id: device,
+            mqtt_topic,
+            received_ms,
+            payload: &[],
+        };
+        let record = FutureRecord::to(&self.raw_topic)
+            .key(device)
+            .payload(payload)
+            .headers(to_headers(rec.headers()));
+        self.producer.send_result(record).map_err(|(e, _)| e)
+    }
+
+    /// Queues a dead-letter record with the reason, keyed by `device` ("" when unknown).
+    pub fn send_dead_letter(
+        &self,
+        device: &str,
+        mqtt_topic: &str,
+        reason: &str,
+        payload: &[u8],
+    ) -> Result<DeliveryFuture, rdkafka::error::KafkaError> {
+        let record = FutureRecord::<str, [u8]>::to(&self.dlq_topic)
+            .key(device)
+            .payload(payload)
+            .headers(to_headers(dlq_headers(reason, None, Some(mqtt_topic))));
+        self.producer.send_result(record).map_err(|(e, _)| e)
+    }
+
+    /// The largest payload that goes to the raw topic (`ingest.max_payload_bytes`).
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_payload_bytes
+    }
+
     /// A dead-letter record for a message Kafka refused for good (too large, invalid): the
     /// reason and topic, without the payload that was refused.
     pub fn dead_letter(

@@ -1,6 +1,11 @@
-//! Sluice ingest: MQTT subscription → Kafka producer, at-least-once.
+//! Sluice ingest: the front door, MQTT → Kafka, at-least-once. Two ways in:
 //!
-//! Layout:
+//! - [`gateway`]: Sluice is the devices' MQTT endpoint; a PUBACK is sent only after Kafka
+//!   confirmed the publish (the embedded default, and wherever devices connect to Sluice).
+//! - [`Ingest`] (broker mode): a subscriber of the fleet's own broker (AWS IoT Core, EMQX,
+//!   HiveMQ, Mosquitto), acknowledging to that broker after Kafka.
+//!
+//! Layout of broker mode:
 //! - [`Ingest`]: subscribes to the configured topic filters with QoS 1 on a persistent
 //!   session (`clean_session = false`, stable client id, manual acks).
 //! - [`forward`]: turns each MQTT publish into one Kafka record (the contract in
@@ -22,6 +27,7 @@
 mod deliver;
 pub mod events;
 mod forward;
+pub mod gateway;
 mod mqtt;
 pub mod tls;
 

@@ -179,3 +179,17 @@ impl ServerCertVerifier for NamedVerifier {
         self.inner.supported_verify_schemes()
     }
 }
+
+/// The gateway's TLS server (`[embedded.mqtt_tls]`): its certificate chain and key, no client
+/// certificates asked for (devices log in with their credentials).
+pub fn server_config(
+    tls: &sluice_config::security::ServerTlsConfig,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(rejected("embedded.mqtt_tls"))?
+        .with_no_client_auth()
+        .with_single_cert(read_certs(&tls.cert_file)?, read_key(&tls.key_file)?)
+        .map_err(rejected("embedded.mqtt_tls"))
+}

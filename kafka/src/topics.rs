@@ -44,6 +44,12 @@ pub async fn ensure_topics(config: &Config, bootstrap: &str) -> Result<(), Topic
             .set("cleanup.policy", "compact");
         topics.push(changelog);
     }
+    if config.gateway.device_auth {
+        // One partition: every gateway replica reads the whole registry anyway.
+        let devices = NewTopic::new(&config.gateway.devices_topic, 1, TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact");
+        topics.push(devices);
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut backoff = Backoff::new(CREATE_RETRY);

@@ -3,9 +3,13 @@
 //! - **router vs bare consumer**: a bare rdkafka consumer (no processing) reads the raw topic
 //!   from the beginning — the transport limit — then Sluice's router, in this process with a
 //!   fresh group and the instance's rules, routes the same records into a scratch directory.
-//! - **ingest vs bare subscriber**: a burst is published while a bare MQTT subscriber and the
-//!   running ingest both receive it; the subscriber's receive rate is the broker's limit,
-//!   ingest's rate is how fast the burst lands in Kafka.
+//! - **ingest vs bare subscriber** (broker mode): a burst is published while a bare MQTT
+//!   subscriber and the running ingest both receive it; the subscriber's receive rate is the
+//!   broker's limit, ingest's rate is how fast the burst lands in Kafka.
+//! - **gateway vs bare producer** (gateway mode: the endpoint refuses subscriptions): how fast
+//!   the burst lands in Kafka through the gateway, against a bare rdkafka producer writing
+//!   the same number of records of the same size (acks=all, idempotent, as the gateway does)
+//!   to a scratch topic — the embedded Kafka broker's own limit.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
@@ -28,6 +32,11 @@ pub struct Baselines {
     pub ingest_rate: f64,
     /// ingest ÷ bare subscriber.
     pub ingest_ratio: f64,
+    /// The front door measured: "ingest" (a broker's subscriber) or "gateway".
+    pub front_door: String,
+    /// Gateway mode: a bare rdkafka producer's records/s, and gateway ÷ producer.
+    pub bare_producer_rate: f64,
+    pub gateway_ratio: f64,
 }
 
 impl Baselines {
@@ -37,10 +46,17 @@ impl Baselines {
             "  bare rdkafka consumer {:>10.0} records/s   router {:>10.0} records/s   router/transport {:.2}  ({} records)",
             self.bare_consumer_rate, self.router_rate, self.router_ratio, self.records
         );
-        println!(
-            "  bare MQTT subscriber  {:>10.0} msg/s       ingest {:>10.0} msg/s       ingest/transport {:.2}  ({} messages)",
-            self.bare_subscriber_rate, self.ingest_rate, self.ingest_ratio, self.burst
-        );
+        if self.front_door == "gateway" {
+            println!(
+                "  bare rdkafka producer {:>10.0} records/s   gateway {:>9.0} msg/s       gateway/kafka {:.2}  ({} messages)",
+                self.bare_producer_rate, self.ingest_rate, self.gateway_ratio, self.burst
+            );
+        } else {
+            println!(
+                "  bare MQTT subscriber  {:>10.0} msg/s       ingest {:>10.0} msg/s       ingest/transport {:.2}  ({} messages)",
+                self.bare_subscriber_rate, self.ingest_rate, self.ingest_ratio, self.burst
+            );
+        }
     }
 }
 
@@ -144,11 +160,60 @@ pub async fn router(config: &Config, bootstrap: &str, records: u64) -> anyhow::R
     Ok(rate)
 }
 
-/// Subscribes a bare MQTT client to `filter`; returns a handle counting what it receives.
-pub async fn bare_subscriber(
-    broker: &str,
-    filter: &str,
-) -> anyhow::Result<Arc<std::sync::Mutex<(u64, Option<Instant>, Option<Instant>)>>> {
+/// What a bare subscriber received: (count, first, last).
+pub type Received = Arc<std::sync::Mutex<(u64, Option<Instant>, Option<Instant>)>>;
+
+/// Records/s of a bare rdkafka producer (acks=all, idempotent, the gateway's settings)
+/// writing `records` records of `payload` to `topic` (created with `partitions` if missing).
+pub async fn bare_producer(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    records: u64,
+    payload: &[u8],
+) -> anyhow::Result<f64> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = config.create()?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let _ = admin.create_topics(&[new], &AdminOptions::new()).await;
+    let producer: FutureProducer = config
+        .clone()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()?;
+    let started = Instant::now();
+    let mut pending = futures::stream::FuturesUnordered::new();
+    for i in 0..records {
+        let key = format!("dev-{:05}", i % 1000);
+        loop {
+            let record = FutureRecord::to(topic).key(&key).payload(payload);
+            match producer.send_result(record) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err(_) => {
+                    // Queue full: let confirmations make room.
+                    use futures::StreamExt;
+                    let _ = pending.next().await;
+                }
+            }
+        }
+    }
+    use futures::StreamExt;
+    while let Some(r) = pending.next().await {
+        anyhow::ensure!(matches!(r, Ok(Ok(_))), "bare producer: a record was not confirmed");
+    }
+    Ok(records as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Subscribes a bare MQTT client to `filter`; returns a handle counting what it receives, or
+/// `None` when the endpoint refuses subscriptions (Sluice's gateway).
+pub async fn bare_subscriber(broker: &str, filter: &str) -> anyhow::Result<Option<Received>> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let (host, port) = sluice_common::addr::host_port(broker)?;
     let mut opts = MqttOptions::new(
@@ -163,11 +228,20 @@ pub async fn bare_subscriber(
     let out = counts.clone();
     let subscribed = Arc::new(tokio::sync::Notify::new());
     let ready = subscribed.clone();
+    let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let no = refused.clone();
     tokio::spawn(async move {
         let _client = client;
         loop {
             match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => ready.notify_one(),
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    let failed = rumqttc::SubscribeReasonCode::Failure;
+                    no.store(ack.return_codes.contains(&failed), std::sync::atomic::Ordering::Relaxed);
+                    ready.notify_one();
+                    if ack.return_codes.contains(&failed) {
+                        return;
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(_))) => {
                     let mut c = out.lock().unwrap_or_else(|e| e.into_inner());
                     let now = Instant::now();
@@ -181,5 +255,8 @@ pub async fn bare_subscriber(
         }
     });
     tokio::time::timeout(Duration::from_secs(10), subscribed.notified()).await?;
-    Ok(counts)
+    match refused.load(std::sync::atomic::Ordering::Relaxed) {
+        true => Ok(None),
+        false => Ok(Some(counts)),
+    }
 }

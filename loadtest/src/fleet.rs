@@ -14,6 +14,8 @@ pub struct FleetConfig {
     /// MQTT broker `host:port`.
     pub broker: String,
     pub devices: usize,
+    /// Index of the first device (`dev-<first_device>` …), so fleets at once can differ.
+    pub first_device: usize,
     /// Messages per device.
     pub messages_per_device: u64,
     /// Messages per second over the whole fleet (0 = as fast as the broker takes them).
@@ -33,6 +35,7 @@ impl Default for FleetConfig {
         Self {
             broker: "127.0.0.1:1883".into(),
             devices: 100,
+            first_device: 0,
             messages_per_device: 100,
             rate: 0,
             connections: 4,
@@ -66,7 +69,7 @@ pub async fn run(cfg: FleetConfig, within: Duration) -> anyhow::Result<FleetRepo
     for c in 0..connections {
         let devices: Vec<String> = (0..cfg.devices)
             .filter(|d| d % connections == c)
-            .map(device_name)
+            .map(|d| device_name(cfg.first_device + d))
             .collect();
         let malformed = if c == 0 { cfg.malformed } else { 0 };
         let client_id = format!("{}-{c}", cfg.client_prefix);

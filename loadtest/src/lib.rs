@@ -260,6 +260,7 @@ async fn run_baselines(
     let (_, high_before) = watermarks.sum()?;
     let burst_stats = Arc::new(publish::PublishStats::new(opts.burst as usize));
     let template = payload::Template::new(&opts.topic, &opts.fields)?;
+    let (_, sample) = template.render(0, 0);
     let mut publisher = publish::Publisher::connect(
         &opts.broker,
         opts.connections,
@@ -274,7 +275,7 @@ async fn run_baselines(
     let deadline = started + Duration::from_secs(300);
     let mut ingest_done = None;
     loop {
-        let received = sub.lock().unwrap_or_else(|e| e.into_inner()).0;
+        let received = sub.as_ref().map_or(opts.burst, |s| s.lock().unwrap_or_else(|e| e.into_inner()).0);
         if ingest_done.is_none() {
             let (_, high) = watermarks.sum()?;
             if (high - high_before) as u64 >= opts.burst {
@@ -287,15 +288,28 @@ async fn run_baselines(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     publisher.disconnect().await;
-    let (received, first, last) = *sub.lock().unwrap_or_else(|e| e.into_inner());
-    let sub_secs = match (first, last) {
-        (Some(_), Some(l)) => l.duration_since(started).as_secs_f64(),
-        _ => f64::INFINITY,
-    };
     b.burst = opts.burst;
-    b.bare_subscriber_rate = received as f64 / sub_secs;
     b.ingest_rate = ingest_done.map_or(0.0, |d| opts.burst as f64 / d.as_secs_f64());
-    b.ingest_ratio = b.ingest_rate / b.bare_subscriber_rate;
+    match &sub {
+        Some(sub) => {
+            let (received, first, last) = *sub.lock().unwrap_or_else(|e| e.into_inner());
+            let sub_secs = match (first, last) {
+                (Some(_), Some(l)) => l.duration_since(started).as_secs_f64(),
+                _ => f64::INFINITY,
+            };
+            b.front_door = "ingest".into();
+            b.bare_subscriber_rate = received as f64 / sub_secs;
+            b.ingest_ratio = b.ingest_rate / b.bare_subscriber_rate;
+        }
+        None => {
+            b.front_door = "gateway".into();
+            let scratch = format!("{}.baseline", opts.raw_topic);
+            let partitions = config.kafka.partitions;
+            b.bare_producer_rate =
+                baseline::bare_producer(bootstrap, &scratch, partitions, opts.burst, &sample).await?;
+            b.gateway_ratio = b.ingest_rate / b.bare_producer_rate;
+        }
+    }
     // Router vs a bare consumer, over everything in the raw topic now.
     let (low, high) = watermarks.sum()?;
     b.records = (high - low) as u64;

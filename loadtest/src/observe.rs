@@ -72,7 +72,9 @@ pub fn watch_kafka(
             let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
                 continue;
             };
-            let now = sluice_common::now_ms();
+            // The record's own timestamp (librdkafka stamps it when the front door produced
+            // it), not when this observer fetched it: the fetch wait is not the pipeline's.
+            let now = m.timestamp().to_millis().unwrap_or_else(sluice_common::now_ms);
             let Some(p) = m
                 .payload()
                 .and_then(|b| serde_json::from_slice::<Probe>(b).ok())

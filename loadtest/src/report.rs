@@ -169,6 +169,15 @@ pub fn parse_slo(spec: &str) -> Result<Vec<Objective>, String> {
 /// `rate` is the worst stage's achieved ÷ target.
 pub fn check_slo(report: &Report, objectives: &[Objective]) -> Vec<String> {
     let mut violated = Vec::new();
+    // A run in which nothing got through measured nothing: that is a failure, whatever the
+    // objectives say (a wrong port once printed a table of ratios 1.000 and exited 0).
+    if report.qos > 0 && report.acked == 0 {
+        violated.push(format!(
+            "no publish was acknowledged ({} sent, {} errors): is an MQTT endpoint listening at \
+             {} (--broker), and does it accept this client's login?",
+            report.sent, report.errors, report.broker
+        ));
+    }
     for o in objectives {
         let (latency, name) = match o.metric.strip_prefix("puback_") {
             Some(n) => (&report.puback, n),
@@ -253,5 +262,21 @@ mod tests {
         assert_eq!(violated.len(), 1, "{violated:?}");
         assert!(violated[0].starts_with("puback_max<=1"));
         assert_eq!(check_slo(&report, &parse_slo("p99<1ms").unwrap()).len(), 1);
+    }
+
+    #[test]
+    fn a_run_with_no_acknowledgement_fails_even_without_objectives() {
+        let nothing = Report {
+            broker: "127.0.0.1:21777".into(),
+            qos: 1,
+            sent: 300,
+            errors: 200,
+            ..Report::default()
+        };
+        let violated = check_slo(&nothing, &[]);
+        assert_eq!(violated.len(), 1);
+        assert!(violated[0].contains("no publish was acknowledged") && violated[0].contains("127.0.0.1:21777"));
+        let fine = Report { acked: 300, ..nothing };
+        assert!(check_slo(&fine, &[]).is_empty());
     }
 }

@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Dependencies that are noisy even at warn in normal operation.
-const QUIET: &str = "warn,rumqttd=off,tansu_storage=off";
+const QUIET: &str = "warn,tansu_storage=off";
 
 /// The filter directives for a `SLUICE_LOG` value (`None`: info for Sluice).
 pub fn directives(sluice_log: Option<&str>) -> String {
@@ -66,15 +66,15 @@ mod tests {
     fn a_bare_level_is_for_sluice_and_targets_are_for_whom_they_name() {
         assert_eq!(
             directives(None),
-            "warn,rumqttd=off,tansu_storage=off,sluice=info"
+            "warn,tansu_storage=off,sluice=info"
         );
         assert_eq!(
             directives(Some("debug")),
-            "warn,rumqttd=off,tansu_storage=off,sluice=debug"
+            "warn,tansu_storage=off,sluice=debug"
         );
         assert_eq!(
             directives(Some("trace,datafusion=debug")),
-            "warn,rumqttd=off,tansu_storage=off,sluice=trace,datafusion=debug"
+            "warn,tansu_storage=off,sluice=trace,datafusion=debug"
         );
     }
 }

@@ -6,11 +6,13 @@
 //!   ([`summary`] reads the Parquet it wrote).
 //! - [`rules`]: `sluice config check`, `sluice rules check`, `sluice rules test`;
 //!   [`preview`]: `sluice rules preview`.
-//! - [`ops`]: `sluice scale`, `sluice compliance report` (a running instance's API).
+//! - [`ops`]: `sluice scale`, `sluice compliance report` (a running instance's API);
+//!   [`devices`]: `sluice devices provision|retire`.
 //! - [`loadtest`]: `sluice loadtest` (the generator is `sluice_loadtest`).
 //! - [`logs`]: what `SLUICE_LOG` and `SLUICE_LOG_FORMAT` mean.
 
 pub mod demo;
+pub mod devices;
 pub mod loadtest;
 mod logs;
 pub mod ops;
@@ -54,6 +56,11 @@ enum Command {
     /// Drive an MQTT broker with a simulated fleet at a rate profile; report throughput,
     /// latency percentiles, loss and backlog; fail when an SLO is missed.
     Loadtest(Box<loadtest::LoadtestArgs>),
+    /// Device logins at the MQTT gateway of a running instance (provision, retire).
+    Devices {
+        #[command(subcommand)]
+        command: devices::DevicesCommand,
+    },
     /// Device-update compliance of a running instance.
     Compliance {
         #[command(subcommand)]
@@ -90,6 +97,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Loadtest(args) => Ok(exit(loadtest::run(*args).await?)),
         Command::Scale(args) => ops::scale(args).await,
         Command::Compliance { command } => ops::compliance(command).await,
+        Command::Devices { command } => devices::exec(command).await,
     }
 }
 

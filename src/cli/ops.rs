@@ -24,7 +24,12 @@ impl ApiArgs {
     /// The API's base URL.
     pub fn base_url(&self) -> anyhow::Result<String> {
         if let Some(url) = &self.url {
-            return Ok(url.trim_end_matches('/').to_string());
+            let url = url.trim_end_matches('/');
+            // `--url 127.0.0.1:9464` means the plain HTTP API at that address.
+            return Ok(match url.contains("://") {
+                true => url.to_string(),
+                false => format!("http://{url}"),
+            });
         }
         let (config, _) = sluice_config::load_unvalidated(&self.config).map_err(|e| {
             anyhow::anyhow!("{e} (pass --url http://host:port, or --config <file>)")
@@ -35,8 +40,7 @@ impl ApiArgs {
             "{}: the HTTP API is off (http.listen is empty); pass --url",
             self.config.display()
         );
-        let mut addr: std::net::SocketAddr = listen
-            .parse()
+        let mut addr = sluice_common::addr::listen_addr(listen)
             .with_context(|| format!("{}: http.listen = {listen:?}", self.config.display()))?;
         // Listening on every address: ask this host's loopback of the same family.
         if addr.ip().is_unspecified() {

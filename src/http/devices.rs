@@ -16,18 +16,61 @@ pub fn routes() -> Router<AppState> {
             get(device_get).put(device_put).delete(device_delete),
         )
         .route("/devices/{id}/retire", post(device_retire))
+        .route("/devices/{id}/credentials", post(device_provision))
+}
+
+/// A device id a device can log in with and publish under: one non-empty topic level.
+fn valid_device_id(id: &str) -> Result<(), Response> {
+    let ok = !id.is_empty()
+        && id.len() <= 256
+        && !id.contains(['/', '+', '#'])
+        && !id.chars().any(char::is_control);
+    match ok {
+        true => Ok(()),
+        false => Err((
+            StatusCode::BAD_REQUEST,
+            "a device id is 1 to 256 bytes without '/', '+', '#' or control characters",
+        )
+            .into_response()),
+    }
+}
+
+/// `POST /devices/{id}/credentials`: a new secret for the device (any earlier one stops
+/// working), returned once: `{"device", "username", "secret"}`. Needs `gateway.device_auth`.
+async fn device_provision(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Err(r) = valid_device_id(&id) {
+        return r;
+    }
+    let Some(writer) = s.health.devices.get() else {
+        return not_here("keep device credentials (set gateway.device_auth = true)");
+    };
+    match writer.provision(&id).await {
+        Ok(p) => {
+            tracing::info!(device = %sluice_ingest::gateway::printable(&id), "device provisioned");
+            Json(p).into_response()
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+    }
 }
 
 /// `POST /devices/{id}/retire`: the device leaves the compliance counts and its messages are
-/// dropped (and counted) from now on.
+/// dropped (and counted) from now on; with `gateway.device_auth` its login is refused and its
+/// connections are closed too.
 async fn device_retire(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(boards) = s.health.boards().filter(|b| !b.compliance.is_empty()) else {
-        return not_here("track compliance");
-    };
-    for board in boards.compliance.values() {
+    let boards = s.health.boards().filter(|b| !b.compliance.is_empty());
+    let writer = s.health.devices.get();
+    if boards.is_none() && writer.is_none() {
+        return not_here("track compliance or device credentials");
+    }
+    if let Some(writer) = writer {
+        if let Err(e) = writer.retire(&id).await {
+            return (StatusCode::SERVICE_UNAVAILABLE, e).into_response();
+        }
+    }
+    for board in boards.iter().flat_map(|b| b.compliance.values()) {
         board.retire(&id);
     }
-    tracing::info!(device = %id, "device retired");
+    tracing::info!(device = %sluice_ingest::gateway::printable(&id), "device retired");
     StatusCode::NO_CONTENT.into_response()
 }
 

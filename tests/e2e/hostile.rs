@@ -264,15 +264,16 @@ fn hostile_input_stops_nothing_and_costs_no_other_device_anything() {
     messages.extend(extra);
     publish_raw(&setup.mqtt, messages);
 
-    // A publish over the broker's packet limit is refused by the broker (the publisher's
-    // connection closes), never a reconnect loop in ingest.
+    // A publish over the packet limit (and under the gateway's hard ceiling) is skipped,
+    // acknowledged and dead-lettered: never a disconnect the device would answer by resending
+    // it forever.
     assert!(
-        publish_is_refused(
+        !publish_is_refused(
             &setup.mqtt,
             "devices/evil-huge/telemetry",
             vec![b'x'; 200_000]
         ),
-        "the embedded broker refuses a packet over its limit"
+        "the gateway acknowledges an oversize publish (and dead-letters it)"
     );
 
     // A topic that is not UTF-8 (MQTT forbids it; rumqttc cannot even send one): the broker
@@ -283,7 +284,7 @@ fn hostile_input_stops_nothing_and_costs_no_other_device_anything() {
             &[b'd', b'/', 0xff, 0xfe, b'/', b't'],
             b"{\"seq\":1}"
         ),
-        "the embedded broker refuses a non-UTF-8 topic"
+        "the gateway refuses a non-UTF-8 topic (a malformed packet closes the connection)"
     );
 
     let root = setup.parquet_root();
@@ -345,6 +346,7 @@ fn hostile_input_stops_nothing_and_costs_no_other_device_anything() {
     }
     *dead.entry("schema full").or_default() += 10 - flood_routed;
     *dead.entry("rule 'checked'").or_default() += 1;
+    *dead.entry("oversize").or_default() += 1; // the 200 kB publish above
     let total: usize = dead.values().sum();
     let records = read_topic(&setup.kafka, "telemetry.dlq", total);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -372,7 +374,7 @@ fn hostile_input_stops_nothing_and_costs_no_other_device_anything() {
         ),
         (
             "sluice_dlq_total",
-            &["reason=\"oversize\"", "stage=\"ingest\""],
+            &["reason=\"oversize\"", "stage=\"gateway\""],
         ),
     ] {
         let value = metric_value(&metrics, counter, labels);

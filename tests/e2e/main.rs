@@ -22,6 +22,7 @@ mod crash;
 mod demo;
 mod embedded;
 mod faults;
+mod gateway;
 mod hostile;
 mod kafka_outage;
 mod loadtest;

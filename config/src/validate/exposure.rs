@@ -33,11 +33,14 @@ impl Config {
         }
         if self.mqtt.broker.is_none() {
             r.check(
-                is_loopback(&self.embedded.mqtt_listen) || !self.embedded.mqtt_users.is_empty(),
+                is_loopback(&self.embedded.mqtt_listen)
+                    || !self.embedded.mqtt_users.is_empty()
+                    || self.gateway.device_auth,
                 "embedded.mqtt_listen",
-                "the embedded MQTT broker has no users configured, so it would accept anyone: \
-                 it listens on loopback only (127.0.0.1) unless [[embedded.mqtt_users]] (and \
-                 [embedded.mqtt_tls]) are set; or run an MQTT broker with TLS and authentication \
+                "the MQTT gateway has no authentication configured, so it would accept anyone: \
+                 it listens on loopback only (127.0.0.1) unless gateway.device_auth = true (each \
+                 device logs in with its own credentials) or [[embedded.mqtt_users]] are set (and \
+                 [embedded.mqtt_tls]); or run an MQTT broker with TLS and authentication \
                  (Mosquitto, EMQX) and set mqtt.broker",
             );
         }

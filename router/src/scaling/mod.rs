@@ -168,18 +168,12 @@ impl ScalingMonitor {
                 _ => (e.partition(), 0),
             })
             .collect();
-        // The embedded tansu broker fails DescribeGroups (and logs an error each time): ask
-        // only an external cluster how many routers are in the group.
+        // How many routers the group has now (the embedded broker answers this too since its
+        // DescribeGroups fix: vendor/tansu-storage/SLUICE-PATCHES.md).
         let members = self
-            .config
-            .kafka
-            .bootstrap
-            .as_ref()
-            .and_then(|_| {
-                self.consumer
-                    .fetch_group_list(Some(&self.config.router.group_id), KAFKA_TIMEOUT)
-                    .ok()
-            })
+            .consumer
+            .fetch_group_list(Some(&self.config.router.group_id), KAFKA_TIMEOUT)
+            .ok()
             .and_then(|g| g.groups().first().map(|g| g.members().len() as u32));
         Ok(Offsets {
             high,

@@ -116,7 +116,9 @@ function drawMetrics(r) {
   c.kafka = sum(m, "sluice_ingest_produced_total");
   c.routed = sum(m, "sluice_router_consumed_total");
   c.sinks = sum(m, "sluice_rule_action_rows_total");
-  c.dlq = sum(m, "sluice_dlq_total");
+  // Dead letters are counted by stage and reason, so the series appear with the first one:
+  // a process that runs a stage has 0 until then, not "not in this process".
+  c.dlq = sum(m, "sluice_dlq_total") ?? (c.mqtt != null || c.routed != null ? 0 : null);
   for (const s of m.get("sluice_rule_rows_total") || []) c["rule:" + s.labels.rule] = s.value;
   stage("stage-mqtt", rate("mqtt", now), c.mqtt);
   stage("stage-kafka", rate("kafka", now), c.kafka);

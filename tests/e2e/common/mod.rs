@@ -169,7 +169,7 @@ impl Sluice {
             .args(args)
             .env(
                 "SLUICE_LOG",
-                "warn,rumqttd=off,tansu_storage=off,sluice=info",
+                "warn,tansu_storage=off,sluice=info",
             )
             .stdin(Stdio::null())
             .spawn()

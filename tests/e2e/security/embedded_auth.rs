@@ -54,7 +54,7 @@ fn publish_tls(
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {
                 Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
                 Ok(Ok(_)) => {}
-                // Refused: rumqttd closes the connection without a CONNACK.
+                // Refused: a CONNACK with a refusal code, then the connection closes.
                 Ok(Err(_)) | Err(_) => break,
             }
         }

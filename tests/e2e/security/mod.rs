@@ -33,7 +33,7 @@ impl Logged {
             .envs(env.iter().copied())
             .env(
                 "SLUICE_LOG",
-                "info,rumqttd=warn,tansu_storage=off,tansu_broker=off",
+                "info,tansu_storage=off,tansu_broker=off",
             )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -3691,14 +3691,18 @@ impl Storage for Delegate {
                     .await
                     .inspect_err(|err| error!(?err, group_id))?
                 {
-                    let value = row
+                    // SLUICE PATCH: the column holds the group's JSON *text*; upstream made it a
+                    // JSON string value (`Value::from(&str)`) and then failed to read a
+                    // GroupDetail out of a string, so every DescribeGroups failed and logged the
+                    // whole document at ERROR. Parse the text instead.
+                    let current = row
                         .get_str(1)
                         .map_err(Error::from)
-                        .map(serde_json::Value::from)
+                        .and_then(|text| {
+                            serde_json::from_str::<GroupDetail>(text).map_err(Into::into)
+                        })
+                        .inspect(|current| debug!(?current))
                         .inspect_err(|err| error!(?err, group_id))?;
-
-                    let current = serde_json::from_value::<GroupDetail>(value)
-                        .inspect(|current| debug!(?current))?;
 
                     results.push(NamedGroupDetail::found(group_id.into(), current));
                 } else {
