@@ -106,6 +106,10 @@ pub async fn run(
     if !config.http.listen.is_empty() {
         crate::http::serve(&config, health.clone(), shutdown.clone()).await?;
     }
+    if roles.ingest && config.mqtt.broker.is_none() {
+        // The gateway's port in use is a one-line error at start, not a stage restarting.
+        crate::ports::check_free(&config.embedded.mqtt_listen, "embedded.mqtt_listen")?;
+    }
     if roles.brokers {
         start_brokers(&config).await?;
     }
@@ -116,7 +120,18 @@ pub async fn run(
             sluice_kafka::preflight(&c, &b, Duration::from_secs(20))
         })
         .await?
-        .map_err(|why| anyhow::anyhow!("kafka at {bootstrap}: {why}"))?;
+        .map_err(|why| {
+            let hint = match config.kafka.bootstrap {
+                None if roles.brokers => "the embedded Kafka broker of this process did not \
+                    answer: see the lines above",
+                Some(_) => "check kafka.bootstrap (or SLUICE_KAFKA_BOOTSTRAP), that the cluster \
+                    is up and reachable from here, and [kafka.security]",
+                None => "the embedded Kafka broker is not in this process (--only without \
+                    `brokers`): start `sluice run --only brokers` with the same \
+                    embedded.kafka_listen, or set kafka.bootstrap",
+            };
+            anyhow::anyhow!("kafka at {bootstrap} did not answer within 20 s: {why}. {hint}")
+        })?;
     }
     if config.kafka.create_topics && (roles.ingest || roles.router || roles.brokers) {
         sluice_kafka::ensure_topics(&config, &bootstrap).await?;

@@ -102,6 +102,12 @@ impl DeadLetters {
                 self.pending.push((letter, f));
                 Ok(())
             }
+            // librdkafka refuses a record over `message.max.bytes` before it leaves: retrying
+            // it as it is would spin the checkpoint forever. Without its payload it fits.
+            Err((e, _)) if too_large(&e) && !letter.payload.is_empty() => {
+                tracing::warn!(error = %e, "dead-letter record too large for Kafka; sending it without its payload");
+                self.try_queue(without_payload(letter, &e))
+            }
             Err(_) => Err(letter),
         }
     }
@@ -153,5 +159,35 @@ fn without_payload(letter: Letter, e: &KafkaError) -> Letter {
             key: "sluice.dlq.note",
             value: Some(note.as_bytes()),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 24 point 5: a dead letter librdkafka refuses locally (over `message.max.bytes`)
+    /// used to go back to the backlog on every flush, forever. It is queued without its
+    /// payload instead (no broker is needed to see it: the refusal is local).
+    #[test]
+    fn a_dead_letter_over_the_size_limit_is_queued_without_its_payload() {
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("message.max.bytes", "10000")
+            .create()
+            .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _guard = rt.enter();
+        let mut dlq = DeadLetters {
+            producer,
+            topic: "telemetry.dlq".into(),
+            pending: Vec::new(),
+            backlog: VecDeque::new(),
+            stats: Arc::new(Stats::default()),
+        };
+        dlq.send("dev-1", &vec![b'x'; 50_000], "invalid json", ("telemetry.raw", 0, 7), None);
+        assert!(dlq.backlog.is_empty(), "not left to spin in the backlog");
+        assert_eq!(dlq.pending.len(), 1);
+        assert!(dlq.pending[0].0.payload.is_empty(), "queued without its payload");
     }
 }

@@ -79,7 +79,7 @@ fn a_port_in_use_names_the_port_and_the_key() {
         "--config",
         file.to_str().unwrap(),
         "--only",
-        "brokers",
+        "ingest", // the gateway listens on embedded.mqtt_listen
     ]);
     assert_ne!(code, 0);
     assert!(

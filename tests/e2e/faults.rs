@@ -130,7 +130,7 @@ fn publish_until_cut(
                     }
                 }
                 Ok(_) => {}
-                Err(_) => break, // The gate cut us off: the stop has begun.
+                Err(_) => break, // The gateway closed the connection: the stop has begun.
             }
         }
         sender.abort();

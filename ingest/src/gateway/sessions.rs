@@ -45,6 +45,8 @@ struct Slot {
 #[derive(Default)]
 pub struct Sessions {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Numbers the sessions of clients that sent an empty client id (each its own).
+    anonymous: std::sync::atomic::AtomicU64,
 }
 
 /// How long a new connection waits for the one it took over to finish.
@@ -71,6 +73,17 @@ impl Sessions {
         device: Option<&str>,
         clean: bool,
     ) -> Option<Session> {
+        // An empty id (allowed with a clean session) names no session to share: each such
+        // connection gets one of its own, under a name no client can send (a NUL byte).
+        let anonymous;
+        let client_id = match client_id {
+            "" => {
+                let n = self.anonymous.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                anonymous = format!("\0anonymous-{n}");
+                anonymous.as_str()
+            }
+            id => id,
+        };
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.entry(client_id.to_string()).or_default().clone()
