@@ -1,7 +1,7 @@
 //! What happens on a gateway connection, each one event that logs and counts (the metrics
 //! are declared with ingest's, in `crate::events`).
 
-use crate::events::{GW_DISCONNECTS, GW_KAFKA_FAILED, GW_PROTOCOL, GW_REFUSED, GW_RESENDS, GW_SUBSCRIBE};
+use crate::events::{GW_CONNECTIONS, GW_DISCONNECTS, GW_OPEN, GW_KAFKA_FAILED, GW_PROTOCOL, GW_REFUSED, GW_RESENDS, GW_SUBSCRIBE};
 use rumqttc::ConnectReturnCode;
 use sluice_common::Event;
 
@@ -75,5 +75,23 @@ pub struct Disconnected {
 impl Event for Disconnected {
     fn emit(self) {
         GW_DISCONNECTS.count_with(&[("reason", self.why.label().to_string())], 1);
+    }
+}
+
+/// The number of open device sockets changed (counted from accept, before any login).
+pub struct OpenSockets(pub usize);
+
+impl Event for OpenSockets {
+    fn emit(self) {
+        GW_OPEN.gauge_set(self.0 as f64);
+    }
+}
+
+/// A device logged in and got its CONNACK.
+pub struct Connected;
+
+impl Event for Connected {
+    fn emit(self) {
+        GW_CONNECTIONS.count(1);
     }
 }

@@ -192,7 +192,7 @@ async fn connection(
     stop: CancellationToken,
 ) {
     let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
-    crate::events::GW_OPEN.gauge_set(open as f64);
+    events::OpenSockets(open).emit();
     let _ = socket.set_nodelay(true);
     let within = shared.connect_timeout;
     match tls {
@@ -203,7 +203,7 @@ async fn connection(
         None => serve(socket, peer, &shared, permits, stop).await,
     }
     let open = shared.open.fetch_sub(1, Ordering::Relaxed) - 1;
-    crate::events::GW_OPEN.gauge_set(open as f64);
+    events::OpenSockets(open).emit();
 }
 
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
@@ -227,7 +227,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
     drop(login);
-    crate::events::GW_CONNECTIONS.count(1);
+    events::Connected.emit();
     let keep_alive = match connect.keep_alive {
         0 => shared.max_keep_alive,
         k => k.min(shared.max_keep_alive),
