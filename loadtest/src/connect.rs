@@ -14,6 +14,9 @@ pub fn options(broker: &str, client_id: String, inflight: u16) -> anyhow::Result
     let mut options = MqttOptions::new(client_id, host, port);
     options
         .set_keep_alive(Duration::from_secs(30))
+        // A persistent session, as QoS 1 fleets run: rumqttc resends its unacknowledged
+        // publishes after a reconnect only when the server says the session is present.
+        .set_clean_session(false)
         .set_inflight(inflight);
     Ok(options)
 }

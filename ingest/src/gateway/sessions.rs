@@ -100,7 +100,11 @@ impl Sessions {
             .await
             .ok()?;
         let mut session = Session {
-            present: !state.is_empty(),
+            // A persistent session (clean session 0) is always reported present, even after
+            // a gateway restart: its state on this side is only resend proofs and QoS 2 ids,
+            // and a client told "no session" may drop its unacknowledged publishes (rumqttc
+            // does) instead of resending them, which turns a restart into loss at the device.
+            present: !clean,
             state,
             kicked,
             slot,
@@ -163,7 +167,7 @@ mod tests {
     async fn a_new_connection_takes_the_session_over_and_sees_what_was_left() {
         let sessions = Arc::new(Sessions::default());
         let mut first = sessions.open("c1", Some("d1"), false).await.unwrap();
-        assert!(!first.present);
+        assert!(first.present, "a persistent session is present even when new");
         first.state.unacked.insert(7, 42);
         let kicked = first.kicked.clone();
         let s = sessions.clone();
