@@ -42,6 +42,20 @@ impl RawTopic {
         }
     }
 
+    /// Reads at least `at_least` records, then more while any of `expected` is missing: copies
+    /// (resends after a crash) take places in the count, so the last records come later.
+    pub fn read_covering(kafka: &str, at_least: usize, expected: &[(String, i64)]) -> Self {
+        let mut raw = Self::read(kafka, at_least);
+        for _ in 0..5 {
+            let (missing, _, _) = raw.count(expected);
+            if missing == 0 {
+                break;
+            }
+            raw = Self::read(kafka, raw.records + missing);
+        }
+        raw
+    }
+
     /// (missing of `expected`, copies beyond the first, seqs that came after a higher one).
     pub fn count(&self, expected: &[(String, i64)]) -> (usize, usize, usize) {
         let mut missing = 0;
