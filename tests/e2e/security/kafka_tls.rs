@@ -38,7 +38,7 @@ fn ingest_and_router_use_kafka_over_mutual_tls() {
     let tls_port = free_port();
     let tls_addr = format!("127.0.0.1:{tls_port}");
 
-    // The brokers' process: embedded MQTT and Kafka, Kafka advertised at stunnel's address.
+    // The brokers' process: embedded Kafka (devices reach the ingest process's gateway), Kafka advertised at stunnel's address.
     let brokers_http = format!("127.0.0.1:{}", free_port());
     let extra =
         format!("[kafka]\ncreate_topics = false\n[embedded]\nkafka_advertised = \"{tls_addr}\"\n");
@@ -53,8 +53,6 @@ fn ingest_and_router_use_kafka_over_mutual_tls() {
             http,
             &format!(
                 r#"
-[mqtt]
-broker = "{mqtt}"
 [kafka]
 bootstrap = "{tls_addr}"
 [kafka.security]
@@ -64,7 +62,6 @@ cert_file = {cert}
 key_file = {key}
 
 {ALL_TO_PARQUET}"#,
-                mqtt = setup.mqtt,
                 ca = toml_path(ca),
                 cert = toml_path(&certs.client_cert),
                 key = toml_path(&certs.client_key),
