@@ -51,8 +51,10 @@ pub async fn gateway_starter(
         })
         .collect();
     if config.embedded.mqtt_tls.is_none() && !users.is_empty() {
-        tracing::warn!("the MQTT gateway checks passwords but serves plain TCP: they cross the \
-            network readable; add [embedded.mqtt_tls]");
+        tracing::warn!(
+            "the MQTT gateway checks passwords but serves plain TCP: they cross the \
+            network readable; add [embedded.mqtt_tls]"
+        );
     }
     let (config, bootstrap) = (config.clone(), bootstrap.to_string());
     let (stats, listening, stop) = (stats.clone(), listening.clone(), stop.clone());

@@ -5,13 +5,13 @@ use anyhow::Context;
 use rdkafka::producer::FutureProducer;
 use sluice_common::Stats;
 use sluice_config::Config;
+use sluice_ingest::gateway::registry::RegistryWriter;
 use sluice_processors::rule::devices::DeviceTags;
 use sluice_processors::rule::RuleSet;
 use sluice_router::reload::Reloader;
 use sluice_router::reload::RuleControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use sluice_ingest::gateway::registry::RegistryWriter;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -122,13 +122,19 @@ pub async fn run(
         .await?
         .map_err(|why| {
             let hint = match config.kafka.bootstrap {
-                None if roles.brokers => "the embedded Kafka broker of this process did not \
-                    answer: see the lines above",
-                Some(_) => "check kafka.bootstrap (or SLUICE_KAFKA_BOOTSTRAP), that the cluster \
-                    is up and reachable from here, and [kafka.security]",
-                None => "the embedded Kafka broker is not in this process (--only without \
+                None if roles.brokers => {
+                    "the embedded Kafka broker of this process did not \
+                    answer: see the lines above"
+                }
+                Some(_) => {
+                    "check kafka.bootstrap (or SLUICE_KAFKA_BOOTSTRAP), that the cluster \
+                    is up and reachable from here, and [kafka.security]"
+                }
+                None => {
+                    "the embedded Kafka broker is not in this process (--only without \
                     `brokers`): start `sluice run --only brokers` with the same \
-                    embedded.kafka_listen, or set kafka.bootstrap",
+                    embedded.kafka_listen, or set kafka.bootstrap"
+                }
             };
             anyhow::anyhow!("kafka at {bootstrap} did not answer within 20 s: {why}. {hint}")
         })?;
@@ -162,9 +168,14 @@ pub async fn run(
     }
     let ingest = match (roles.ingest, config.mqtt.broker.is_some()) {
         (true, false) => {
-            let mut start =
-                crate::front::gateway_starter(&config, &bootstrap, &stats, &subscribed, &ingest_stop)
-                    .await?;
+            let mut start = crate::front::gateway_starter(
+                &config,
+                &bootstrap,
+                &stats,
+                &subscribed,
+                &ingest_stop,
+            )
+            .await?;
             let first = start()?;
             let (health, stop) = (health.clone(), ingest_stop.clone());
             Some(tokio::spawn(async move {
@@ -234,7 +245,8 @@ async fn start_brokers(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) type StageRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+pub(crate) type StageRun =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
 
 /// Builds a fresh ingest (producer, MQTT connection) for each (re)start of the stage.
 fn ingest_starter(

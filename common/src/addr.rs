@@ -59,7 +59,10 @@ mod tests {
 
     #[test]
     fn listen_addresses_take_localhost_as_loopback() {
-        assert_eq!(listen_addr("localhost:1883").unwrap().to_string(), "127.0.0.1:1883");
+        assert_eq!(
+            listen_addr("localhost:1883").unwrap().to_string(),
+            "127.0.0.1:1883"
+        );
         assert_eq!(listen_addr("[::1]:1883").unwrap().to_string(), "[::1]:1883");
         assert!(listen_addr("example.com:1883").is_err());
         assert!(listen_addr("localhost").is_err());

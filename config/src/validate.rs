@@ -148,7 +148,11 @@ impl Config {
         }
         if !self.http.listen.is_empty() {
             let ok = sluice_common::addr::listen_addr(&self.http.listen).is_ok();
-            r.check(ok, "http.listen", "must be ip:port or localhost:port (or empty to disable)");
+            r.check(
+                ok,
+                "http.listen",
+                "must be ip:port or localhost:port (or empty to disable)",
+            );
         }
     }
 

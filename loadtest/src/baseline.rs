@@ -206,7 +206,10 @@ pub async fn bare_producer(
     }
     use futures::StreamExt;
     while let Some(r) = pending.next().await {
-        anyhow::ensure!(matches!(r, Ok(Ok(_))), "bare producer: a record was not confirmed");
+        anyhow::ensure!(
+            matches!(r, Ok(Ok(_))),
+            "bare producer: a record was not confirmed"
+        );
     }
     Ok(records as f64 / started.elapsed().as_secs_f64())
 }
@@ -236,7 +239,10 @@ pub async fn bare_subscriber(broker: &str, filter: &str) -> anyhow::Result<Optio
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
                     let failed = rumqttc::SubscribeReasonCode::Failure;
-                    no.store(ack.return_codes.contains(&failed), std::sync::atomic::Ordering::Relaxed);
+                    no.store(
+                        ack.return_codes.contains(&failed),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     ready.notify_one();
                     if ack.return_codes.contains(&failed) {
                         return;

@@ -74,7 +74,10 @@ pub fn watch_kafka(
             };
             // The record's own timestamp (librdkafka stamps it when the front door produced
             // it), not when this observer fetched it: the fetch wait is not the pipeline's.
-            let now = m.timestamp().to_millis().unwrap_or_else(sluice_common::now_ms);
+            let now = m
+                .timestamp()
+                .to_millis()
+                .unwrap_or_else(sluice_common::now_ms);
             let Some(p) = m
                 .payload()
                 .and_then(|b| serde_json::from_slice::<Probe>(b).ok())

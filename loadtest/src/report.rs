@@ -275,8 +275,14 @@ mod tests {
         };
         let violated = check_slo(&nothing, &[]);
         assert_eq!(violated.len(), 1);
-        assert!(violated[0].contains("no publish was acknowledged") && violated[0].contains("127.0.0.1:21777"));
-        let fine = Report { acked: 300, ..nothing };
+        assert!(
+            violated[0].contains("no publish was acknowledged")
+                && violated[0].contains("127.0.0.1:21777")
+        );
+        let fine = Report {
+            acked: 300,
+            ..nothing
+        };
         assert!(check_slo(&fine, &[]).is_empty());
     }
 }

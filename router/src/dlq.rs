@@ -185,9 +185,18 @@ mod tests {
             backlog: VecDeque::new(),
             stats: Arc::new(Stats::default()),
         };
-        dlq.send("dev-1", &vec![b'x'; 50_000], "invalid json", ("telemetry.raw", 0, 7), None);
+        dlq.send(
+            "dev-1",
+            &vec![b'x'; 50_000],
+            "invalid json",
+            ("telemetry.raw", 0, 7),
+            None,
+        );
         assert!(dlq.backlog.is_empty(), "not left to spin in the backlog");
         assert_eq!(dlq.pending.len(), 1);
-        assert!(dlq.pending[0].0.payload.is_empty(), "queued without its payload");
+        assert!(
+            dlq.pending[0].0.payload.is_empty(),
+            "queued without its payload"
+        );
     }
 }

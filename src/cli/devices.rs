@@ -73,7 +73,12 @@ pub async fn exec(command: DevicesCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DevicesCommand::Retire { id, api } => {
-            post(&format!("{}/devices/{}/retire", api.base_url()?, segment(&id))).await?;
+            post(&format!(
+                "{}/devices/{}/retire",
+                api.base_url()?,
+                segment(&id)
+            ))
+            .await?;
             println!("retired {id}");
         }
     }

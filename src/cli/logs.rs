@@ -64,10 +64,7 @@ mod tests {
 
     #[test]
     fn a_bare_level_is_for_sluice_and_targets_are_for_whom_they_name() {
-        assert_eq!(
-            directives(None),
-            "warn,tansu_storage=off,sluice=info"
-        );
+        assert_eq!(directives(None), "warn,tansu_storage=off,sluice=info");
         assert_eq!(
             directives(Some("debug")),
             "warn,tansu_storage=off,sluice=debug"

@@ -177,7 +177,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        events::ProtocolViolation { why: &e.to_string() }.emit();
+                        events::ProtocolViolation {
+                            why: &e.to_string(),
+                        }
+                        .emit();
                         ended = Some(Ended::Protocol);
                     }
                 }
@@ -281,9 +284,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ) -> Result<(), Ended> {
         let packet = match frame {
             Frame::Oversize {
-                topic, pkid, qos, bytes,
+                topic,
+                pkid,
+                qos,
+                bytes,
             } => {
-                crate::events::MessageReceived { stats: &self.shared.stats }.emit();
+                crate::events::MessageReceived {
+                    stats: &self.shared.stats,
+                }
+                .emit();
                 let limit = self.shared.forwarder.max_payload_bytes();
                 let reason = format!("oversize: {bytes} bytes > ingest.max_payload_bytes {limit}");
                 let key = self.key_or_empty(&topic);
@@ -334,8 +343,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             .unwrap_or_default()
     }
 
-    fn on_publish(&mut self, p: Publish, pending: &mut FuturesOrdered<Pending>, out: &mut BytesMut) {
-        crate::events::MessageReceived { stats: &self.shared.stats }.emit();
+    fn on_publish(
+        &mut self,
+        p: Publish,
+        pending: &mut FuturesOrdered<Pending>,
+        out: &mut BytesMut,
+    ) {
+        crate::events::MessageReceived {
+            stats: &self.shared.stats,
+        }
+        .emit();
         let content = content_hash(&p.topic, &p.payload);
         let state = &mut self.session.state;
         match p.qos {
@@ -397,7 +414,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.push(pending, p.pkid, p.qos, content, job);
     }
 
-    fn push(&self, pending: &mut FuturesOrdered<Pending>, pkid: u16, qos: QoS, content: u64, job: Job) {
+    fn push(
+        &self,
+        pending: &mut FuturesOrdered<Pending>,
+        pkid: u16,
+        qos: QoS,
+        content: u64,
+        job: Job,
+    ) {
         let (forwarder, stop) = (self.shared.forwarder.clone(), self.stop.clone());
         pending.push_back(Box::pin(async move {
             Done {

@@ -1,7 +1,10 @@
 //! What happens on a gateway connection, each one event that logs and counts (the metrics
 //! are declared with ingest's, in `crate::events`).
 
-use crate::events::{GW_CONNECTIONS, GW_DISCONNECTS, GW_OPEN, GW_KAFKA_FAILED, GW_PROTOCOL, GW_REFUSED, GW_RESENDS, GW_SUBSCRIBE};
+use crate::events::{
+    GW_CONNECTIONS, GW_DISCONNECTS, GW_KAFKA_FAILED, GW_OPEN, GW_PROTOCOL, GW_REFUSED, GW_RESENDS,
+    GW_SUBSCRIBE,
+};
 use rumqttc::ConnectReturnCode;
 use sluice_common::Event;
 

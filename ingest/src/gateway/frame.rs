@@ -95,7 +95,13 @@ impl Framer {
             q => return Err(FrameError::Malformed(format!("QoS {q}"))),
         };
         // The codec already parsed this length, so its encoding is 1 to 4 bytes.
-        let header_len = 1 + self.buf[1..].iter().take(4).take_while(|b| *b & 0x80 != 0).count() + 1;
+        let header_len = 1
+            + self.buf[1..]
+                .iter()
+                .take(4)
+                .take_while(|b| *b & 0x80 != 0)
+                .count()
+            + 1;
         let b = &self.buf[header_len..];
         if b.len() < 2 {
             return Ok(None);
@@ -173,14 +179,19 @@ mod tests {
             );
             assert_eq!(got[2], Frame::Packet(Packet::PingReq));
             assert!(matches!(&got[3], Frame::Packet(Packet::Publish(p)) if p.pkid == 3));
-            assert!(framer.buf.capacity() < 64 * 1024, "the payload was not buffered");
+            assert!(
+                framer.buf.capacity() < 64 * 1024,
+                "the payload was not buffered"
+            );
         }
     }
 
     #[test]
     fn past_the_ceiling_or_not_a_publish_closes() {
         let mut framer = Framer::new(1_000, 2_000);
-        framer.buf.extend_from_slice(&publish("d/a/t", 1, 5_000)[..10]);
+        framer
+            .buf
+            .extend_from_slice(&publish("d/a/t", 1, 5_000)[..10]);
         assert!(matches!(framer.next(), Err(FrameError::OverCeiling(_))));
         let mut framer = Framer::new(10, 2_000);
         let mut sub = BytesMut::new();
@@ -188,7 +199,10 @@ mod tests {
             .write(&mut sub)
             .unwrap();
         framer.buf.extend_from_slice(&sub);
-        assert!(matches!(framer.next(), Err(FrameError::OversizeNotPublish(_))));
+        assert!(matches!(
+            framer.next(),
+            Err(FrameError::OversizeNotPublish(_))
+        ));
     }
 
     mod properties {

@@ -115,7 +115,10 @@ mod tests {
         Login {
             device_auth,
             registry: Arc::new(Registry::default()),
-            users: users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect(),
+            users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
             device_id_level: 2,
         }
     }
@@ -141,12 +144,18 @@ mod tests {
     #[test]
     fn shared_users_need_their_password() {
         let l = login(false, &[("bridge", "pw")]);
-        assert_eq!(l.check(&connect(None)), Err(ConnectReturnCode::NotAuthorized));
+        assert_eq!(
+            l.check(&connect(None)),
+            Err(ConnectReturnCode::NotAuthorized)
+        );
         assert_eq!(
             l.check(&connect(Some(("bridge", "px")))),
             Err(ConnectReturnCode::BadUserNamePassword)
         );
-        assert_eq!(l.check(&connect(Some(("bridge", "pw")))), Ok(Identity::Topic));
+        assert_eq!(
+            l.check(&connect(Some(("bridge", "pw")))),
+            Ok(Identity::Topic)
+        );
     }
 
     #[test]
@@ -155,7 +164,11 @@ mod tests {
         let me = Identity::Device("d1".into());
         assert_eq!(l.key_for(&me, "devices/d1/telemetry"), Ok("d1"));
         let refused = l.key_for(&me, "devices/d2/telemetry").unwrap_err();
-        assert!(refused.reason(&me).contains("\"d2\""), "{}", refused.reason(&me));
+        assert!(
+            refused.reason(&me).contains("\"d2\""),
+            "{}",
+            refused.reason(&me)
+        );
         assert_eq!(
             l.check(&connect(Some(("d1", "guess")))),
             Err(ConnectReturnCode::BadUserNamePassword),

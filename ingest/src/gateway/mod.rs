@@ -132,7 +132,9 @@ impl Gateway {
     /// Returns early (an error) only when the producer broke for good.
     pub async fn run(self, stop: CancellationToken) -> Result<(), IngestError> {
         let connections = Arc::new(Semaphore::new(self.max_connections));
-        let logins = Arc::new(Semaphore::new((self.max_connections / 4).clamp(1, MAX_UNAUTHENTICATED)));
+        let logins = Arc::new(Semaphore::new(
+            (self.max_connections / 4).clamp(1, MAX_UNAUTHENTICATED),
+        ));
         let conn_stop = stop.child_token();
         let mut tasks = JoinSet::new();
         let mut check = tokio::time::interval(PRODUCER_CHECK);
@@ -198,7 +200,11 @@ async fn connection(
     match tls {
         Some(acceptor) => match tokio::time::timeout(within, acceptor.accept(socket)).await {
             Ok(Ok(stream)) => serve(stream, peer, &shared, permits, stop).await,
-            _ => crate::events::GatewayRefused { reason: "tls_handshake", peer: &peer }.emit(),
+            _ => crate::events::GatewayRefused {
+                reason: "tls_handshake",
+                peer: &peer,
+            }
+            .emit(),
         },
         None => serve(socket, peer, &shared, permits, stop).await,
     }
@@ -220,10 +226,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Ok(accepted)) => accepted,
             Ok(Err(why)) => {
                 tracing::debug!(%peer, why, "gateway: connection not accepted");
-                return crate::events::GatewayRefused { reason: "handshake", peer: &peer }.emit();
+                return crate::events::GatewayRefused {
+                    reason: "handshake",
+                    peer: &peer,
+                }
+                .emit();
             }
             Err(_) => {
-                return crate::events::GatewayRefused { reason: "connect_timeout", peer: &peer }.emit()
+                return crate::events::GatewayRefused {
+                    reason: "connect_timeout",
+                    peer: &peer,
+                }
+                .emit()
             }
         };
     drop(login);

@@ -62,7 +62,9 @@ async fn queue_with_room(
     let mut stopping_since = None;
     loop {
         match queue(forwarder, job) {
-            Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
+            Err(e)
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
                 if stop.is_cancelled() {
                     let since = *stopping_since.get_or_insert_with(std::time::Instant::now);
                     if since.elapsed() > QUEUE_FULL_AT_STOP {

@@ -167,9 +167,9 @@ impl Registry {
             })
             .map_err(|e| e.to_string())?;
         if high > 0 {
-            ready_rx
-                .recv_timeout(within)
-                .map_err(|_| format!("device registry {topic}: not read to its end within {within:?}"))?;
+            ready_rx.recv_timeout(within).map_err(|_| {
+                format!("device registry {topic}: not read to its end within {within:?}")
+            })?;
         }
         Ok(())
     }
@@ -261,7 +261,11 @@ mod tests {
             salt: hex::encode(salt),
             hash: hash(&salt, "s3cret"),
         };
-        registry.apply("dev-1", Some(&serde_json::to_vec(&active).unwrap()), &on_retire);
+        registry.apply(
+            "dev-1",
+            Some(&serde_json::to_vec(&active).unwrap()),
+            &on_retire,
+        );
         assert_eq!(registry.verify("dev-1", "s3cret"), Verdict::Accepted);
         assert_eq!(registry.verify("dev-1", "s3cres"), Verdict::WrongSecret);
         assert_eq!(registry.verify("dev-2", "s3cret"), Verdict::Unknown);
@@ -269,7 +273,11 @@ mod tests {
         assert_eq!(registry.verify("dev-1", "s3cret"), Verdict::Retired);
         assert_eq!(*retired.lock().unwrap(), vec!["dev-1".to_string()]);
         registry.apply("dev-1", Some(b"not json"), &on_retire);
-        assert_eq!(registry.verify("dev-1", "s3cret"), Verdict::Retired, "garbage skipped");
+        assert_eq!(
+            registry.verify("dev-1", "s3cret"),
+            Verdict::Retired,
+            "garbage skipped"
+        );
         registry.apply("dev-1", None, &on_retire);
         assert_eq!(registry.verify("dev-1", "s3cret"), Verdict::Unknown);
     }

@@ -78,7 +78,9 @@ impl Sessions {
         let anonymous;
         let client_id = match client_id {
             "" => {
-                let n = self.anonymous.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let n = self
+                    .anonymous
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 anonymous = format!("\0anonymous-{n}");
                 anonymous.as_str()
             }
@@ -146,7 +148,11 @@ impl Sessions {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let mut slots = self.sessions.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self
+            .sessions
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut holder = self.slot.holder.lock().unwrap_or_else(|p| p.into_inner());
         if holder.as_ref().is_some_and(|(t, _)| t == &self.kicked) {
             *holder = None;
@@ -167,7 +173,10 @@ mod tests {
     async fn a_new_connection_takes_the_session_over_and_sees_what_was_left() {
         let sessions = Arc::new(Sessions::default());
         let mut first = sessions.open("c1", Some("d1"), false).await.unwrap();
-        assert!(first.present, "a persistent session is present even when new");
+        assert!(
+            first.present,
+            "a persistent session is present even when new"
+        );
         first.state.unacked.insert(7, 42);
         let kicked = first.kicked.clone();
         let s = sessions.clone();

@@ -132,7 +132,10 @@ mod tests {
         let m = readable(
             "Error during planning: Invalid function 'frobnicate'.\nDid you mean 'btrim'?",
         );
-        assert_eq!(m, "unknown function 'frobnicate'", "no suggestion that changes between runs");
+        assert_eq!(
+            m, "unknown function 'frobnicate'",
+            "no suggestion that changes between runs"
+        );
     }
 
     #[test]

@@ -167,10 +167,7 @@ impl Sluice {
             .arg("--config")
             .arg(config)
             .args(args)
-            .env(
-                "SLUICE_LOG",
-                "warn,tansu_storage=off,sluice=info",
-            )
+            .env("SLUICE_LOG", "warn,tansu_storage=off,sluice=info")
             .stdin(Stdio::null())
             .spawn()
             .expect("start sluice");

@@ -34,7 +34,10 @@ fn kill_9_the_gateway_at_random_moments_and_every_acknowledged_message_is_in_kaf
         door = Sluice::start(&config, &DOOR, Some(http.clone()));
     }
     let report = publisher.join().unwrap();
-    assert_eq!(report.acked, report.published, "every publish acknowledged in the end");
+    assert_eq!(
+        report.acked, report.published,
+        "every publish acknowledged in the end"
+    );
     let want = expected_range(0, devices, per_device);
     let raw = RawTopic::read_covering(&setup.kafka, want.len(), &want);
     let (missing, copies, reordered) = raw.count(&want);
@@ -69,7 +72,10 @@ fn sigterm_under_load_acknowledges_only_what_kafka_has_and_loses_nothing() {
     let (missing, copies, reordered) = raw.count(&want);
     println!("gateway SIGTERM test: {missing} missing, {copies} copies, {reordered} reordered");
     assert_eq!(missing, 0);
-    assert_eq!(copies, 0, "a graceful stop acknowledges what it produced: no resend copies");
+    assert_eq!(
+        copies, 0,
+        "a graceful stop acknowledges what it produced: no resend copies"
+    );
     door.stop();
 }
 
@@ -102,7 +108,10 @@ fn two_gateway_replicas_keep_each_devices_order_and_lose_nothing_when_killed() {
     let per_device = 100;
     let a = fleet(&doors[0].0, 0, 20, per_device, 1_000, "rep-a1");
     let b = fleet(&doors[1].0, 20, 20, per_device, 1_000, "rep-b1");
-    assert_eq!(a.join().unwrap().acked + b.join().unwrap().acked, 40 * per_device);
+    assert_eq!(
+        a.join().unwrap().acked + b.join().unwrap().acked,
+        40 * per_device
+    );
     let want = expected_range(0, 40, per_device);
     let raw = RawTopic::read(&setup.kafka, want.len());
     let (missing, copies, reordered) = raw.count(&want);
@@ -116,9 +125,15 @@ fn two_gateway_replicas_keep_each_devices_order_and_lose_nothing_when_killed() {
         std::thread::sleep(Duration::from_millis(1_500)); // pacing the kills
         let victim = running.remove(i);
         victim.kill();
-        running.insert(i, Sluice::start(config, &["--only", "ingest"], Some(http.clone())));
+        running.insert(
+            i,
+            Sluice::start(config, &["--only", "ingest"], Some(http.clone())),
+        );
     }
-    assert_eq!(a.join().unwrap().acked + b.join().unwrap().acked, 40 * per_device * 3);
+    assert_eq!(
+        a.join().unwrap().acked + b.join().unwrap().acked,
+        40 * per_device * 3
+    );
     let want = expected_range(40, 40, per_device * 3);
     let raw = RawTopic::read_covering(&setup.kafka, 40 * per_device as usize + want.len(), &want);
     let (missing, copies, reordered) = raw.count(&want);

@@ -34,7 +34,9 @@ fn publish_as(
         let total = messages.len();
         tokio::spawn(async move {
             for (topic, payload) in messages {
-                let _ = client.publish(topic, QoS::AtLeastOnce, false, payload).await;
+                let _ = client
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .await;
             }
         });
         let mut seen = Seen::default();
@@ -68,29 +70,52 @@ fn an_oversize_publish_between_good_ones_is_dead_lettered_and_the_device_goes_on
     let setup = Setup::new();
     let http = format!("127.0.0.1:{}", free_port());
     let config = setup.write_config("sluice.toml", &http, "");
-    let door = Sluice::start(&config, &["--only", "brokers", "--only", "ingest"], Some(http.clone()));
+    let door = Sluice::start(
+        &config,
+        &["--only", "brokers", "--only", "ingest"],
+        Some(http.clone()),
+    );
     let mut messages = vec![reading("dev-big", 0)];
     messages.push(("devices/dev-big/telemetry".into(), vec![b'x'; 200_000]));
     messages.extend((1..=5).map(|s| reading("dev-big", s)));
-    let seen = publish_as(&setup.mqtt, "big-1", None, messages, Duration::from_secs(20));
-    assert_eq!(seen.acked, 7, "every publish acknowledged, the oversize one too: {seen:?}");
+    let seen = publish_as(
+        &setup.mqtt,
+        "big-1",
+        None,
+        messages,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        seen.acked, 7,
+        "every publish acknowledged, the oversize one too: {seen:?}"
+    );
     assert_eq!(seen.connacks, 1, "never disconnected: {seen:?}");
     let raw = RawTopic::read(&setup.kafka, 6);
-    assert_eq!(raw.by_device.get("dev-big"), Some(&(0..=5).collect::<Vec<_>>()));
+    assert_eq!(
+        raw.by_device.get("dev-big"),
+        Some(&(0..=5).collect::<Vec<_>>())
+    );
     let dlq = read_topic(&setup.kafka, "telemetry.dlq", 1);
     assert_eq!(dlq.len(), 1);
     let reason = &dlq[0].2["sluice.dlq.reason"];
     assert!(reason.starts_with("oversize: 200"), "{reason}");
-    assert!(dlq[0].1.is_empty(), "the oversize payload is not copied into the DLQ");
+    assert!(
+        dlq[0].1.is_empty(),
+        "the oversize payload is not copied into the DLQ"
+    );
     let (_, metrics) = http_get(&http, "/metrics").unwrap();
     let disconnects = metric_sum(&metrics, "sluice_gateway_disconnects_total", &[]);
-    assert_eq!(disconnects, 1.0, "only the client's own disconnect at the end:\n{metrics}");
+    assert_eq!(
+        disconnects, 1.0,
+        "only the client's own disconnect at the end:\n{metrics}"
+    );
     door.stop();
 }
 
 /// Provisions `device` through the API; returns its secret.
 fn provision(http: &str, device: &str) -> String {
-    let (code, body) = http_request(http, "POST", &format!("/devices/{device}/credentials")).unwrap();
+    let (code, body) =
+        http_request(http, "POST", &format!("/devices/{device}/credentials")).unwrap();
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["username"], device);
@@ -137,7 +162,11 @@ fn hostile_connections_are_refused_and_counted_and_the_good_fleet_is_served() {
     let http = format!("127.0.0.1:{}", free_port());
     let extra = "[gateway]\ndevice_auth = true\nmax_connections = 40\nconnect_timeout_secs = 1\n";
     let config = setup.write_config("sluice.toml", &http, extra);
-    let door = Sluice::start(&config, &["--only", "brokers", "--only", "ingest"], Some(http.clone()));
+    let door = Sluice::start(
+        &config,
+        &["--only", "brokers", "--only", "ingest"],
+        Some(http.clone()),
+    );
     let good = provision(&http, "dev-good");
     let other = provision(&http, "dev-other");
 
@@ -149,49 +178,108 @@ fn hostile_connections_are_refused_and_counted_and_the_good_fleet_is_served() {
     for mut s in idle {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut b = [0u8; 8];
-        assert!(matches!(s.read(&mut b), Ok(0) | Err(_)), "an idle socket is closed");
+        assert!(
+            matches!(s.read(&mut b), Ok(0) | Err(_)),
+            "an idle socket is closed"
+        );
     }
 
     // No login, a wrong secret, another device's secret: refused at CONNECT.
     let one = || vec![reading("dev-good", 0)];
     let none = publish_as(&setup.mqtt, "anon", None, one(), Duration::from_secs(10));
     assert_eq!(none.refused.as_deref(), Some("NotAuthorized"), "{none:?}");
-    let wrong = publish_as(&setup.mqtt, "guess", Some(("dev-good", "guess")), one(), Duration::from_secs(10));
-    assert_eq!(wrong.refused.as_deref(), Some("BadUserNamePassword"), "{wrong:?}");
-    let swapped = publish_as(&setup.mqtt, "swap", Some(("dev-good", &other)), one(), Duration::from_secs(10));
+    let wrong = publish_as(
+        &setup.mqtt,
+        "guess",
+        Some(("dev-good", "guess")),
+        one(),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        wrong.refused.as_deref(),
+        Some("BadUserNamePassword"),
+        "{wrong:?}"
+    );
+    let swapped = publish_as(
+        &setup.mqtt,
+        "swap",
+        Some(("dev-good", &other)),
+        one(),
+        Duration::from_secs(10),
+    );
     assert!(swapped.refused.is_some(), "{swapped:?}");
 
     // Over the hard ceiling: closed, before and after login.
     assert!(claims_huge_packet(&setup.mqtt, None, 20 << 20));
-    assert!(claims_huge_packet(&setup.mqtt, Some(("dev-good", &good)), 20 << 20));
+    assert!(claims_huge_packet(
+        &setup.mqtt,
+        Some(("dev-good", &good)),
+        20 << 20
+    ));
 
     // A device publishing under another's id: acknowledged (so it is not resent forever),
     // dead-lettered with the reason, never keyed as the other device.
     let spoof = vec![reading("dev-other", 0), reading("dev-good", 0)];
-    let seen = publish_as(&setup.mqtt, "good-1", Some(("dev-good", &good)), spoof, Duration::from_secs(20));
+    let seen = publish_as(
+        &setup.mqtt,
+        "good-1",
+        Some(("dev-good", &good)),
+        spoof,
+        Duration::from_secs(20),
+    );
     assert_eq!((seen.acked, seen.connacks), (2, 1), "{seen:?}");
 
     // Retired: its connection is closed and its login refused from then on.
     let (code, body) = http_request(&http, "POST", "/devices/dev-other/retire").unwrap();
     assert_eq!(code, 204, "{body}");
-    wait_until("the retired device is refused", Duration::from_secs(20), || {
-        let r = publish_as(&setup.mqtt, "other-1", Some(("dev-other", &other)), one(), Duration::from_secs(5));
-        r.refused.as_deref() == Some("NotAuthorized")
-    });
+    wait_until(
+        "the retired device is refused",
+        Duration::from_secs(20),
+        || {
+            let r = publish_as(
+                &setup.mqtt,
+                "other-1",
+                Some(("dev-other", &other)),
+                one(),
+                Duration::from_secs(5),
+            );
+            r.refused.as_deref() == Some("NotAuthorized")
+        },
+    );
 
     // The good device, after all that: every reading acknowledged and in Kafka under its id.
     let readings: Vec<_> = (1..=50).map(|s| reading("dev-good", s)).collect();
-    let seen = publish_as(&setup.mqtt, "good-2", Some(("dev-good", &good)), readings, Duration::from_secs(30));
+    let seen = publish_as(
+        &setup.mqtt,
+        "good-2",
+        Some(("dev-good", &good)),
+        readings,
+        Duration::from_secs(30),
+    );
     assert_eq!(seen.acked, 50, "{seen:?}");
     let raw = read_topic(&setup.kafka, "telemetry.raw", 51);
     assert_eq!(raw.len(), 51);
-    assert!(raw.iter().all(|(key, _, _)| key == b"dev-good"), "only the logged-in id is a key");
+    assert!(
+        raw.iter().all(|(key, _, _)| key == b"dev-good"),
+        "only the logged-in id is a key"
+    );
     let dlq = read_topic(&setup.kafka, "telemetry.dlq", 1);
     assert_eq!(dlq.len(), 1);
-    assert!(dlq[0].2["sluice.dlq.reason"].starts_with("unauthorized"), "{:?}", dlq[0].2);
+    assert!(
+        dlq[0].2["sluice.dlq.reason"].starts_with("unauthorized"),
+        "{:?}",
+        dlq[0].2
+    );
 
     let (_, m) = http_get(&http, "/metrics").unwrap();
-    let refused = |r: &str| metric_value(&m, "sluice_gateway_connections_refused_total", &[&format!("reason=\"{r}\"")]).unwrap_or(0.0);
+    let refused = |r: &str| {
+        metric_value(
+            &m,
+            "sluice_gateway_connections_refused_total",
+            &[&format!("reason=\"{r}\"")],
+        )
+        .unwrap_or(0.0)
+    };
     println!(
         "hostile door: login_limit {}, connect_timeout {}, not_authorized {}, bad_login {}, protocol errors {}",
         refused("login_limit"),
@@ -200,8 +288,14 @@ fn hostile_connections_are_refused_and_counted_and_the_good_fleet_is_served() {
         refused("bad_login"),
         metric_value(&m, "sluice_gateway_protocol_errors_total", &[]).unwrap_or(0.0)
     );
-    assert!(refused("login_limit") >= 1.0 && refused("connect_timeout") >= 1.0, "{m}");
-    assert!(refused("not_authorized") >= 2.0 && refused("bad_login") >= 2.0, "{m}");
+    assert!(
+        refused("login_limit") >= 1.0 && refused("connect_timeout") >= 1.0,
+        "{m}"
+    );
+    assert!(
+        refused("not_authorized") >= 2.0 && refused("bad_login") >= 2.0,
+        "{m}"
+    );
     assert!(metric_value(&m, "sluice_gateway_protocol_errors_total", &[]).unwrap_or(0.0) >= 1.0);
     door.stop();
 }

@@ -31,10 +31,7 @@ impl Logged {
             .arg(config)
             .args(args)
             .envs(env.iter().copied())
-            .env(
-                "SLUICE_LOG",
-                "info,tansu_storage=off,tansu_broker=off",
-            )
+            .env("SLUICE_LOG", "info,tansu_storage=off,tansu_broker=off")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
