@@ -4,7 +4,7 @@
 //! payload, a per-device sequence number and the send time, so a reader of the output can
 //! check that every (device, seq) arrived. Devices are spread over a few MQTT connections.
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{Event, MqttOptions, Outgoing, Packet, QoS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +110,7 @@ async fn publish_connection(
     acked: Arc<AtomicU64>,
     within: Duration,
 ) -> anyhow::Result<(u64, u64)> {
-    let (client, mut eventloop) = AsyncClient::new(options, 1000);
+    let (client, mut eventloop) = crate::connect::publishing_client(options);
     let total = per_device * devices.len() as u64 + malformed;
     let acked_here = Arc::new(AtomicU64::new(0));
     let counter = acked_here.clone();

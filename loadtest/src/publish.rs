@@ -72,7 +72,7 @@ impl Publisher {
         for i in 0..connections.max(1) {
             let id = format!("sluice-loadtest-{}-{i}", std::process::id());
             let opts = crate::connect::options(broker, id, 1000)?;
-            let (client, eventloop) = AsyncClient::new(opts, 1000);
+            let (client, eventloop) = crate::connect::publishing_client(opts);
             let queue = Arc::new(Mutex::new(VecDeque::new()));
             tokio::spawn(drive(eventloop, queue.clone(), stats.clone(), stop.clone()));
             clients.push((client, queue));

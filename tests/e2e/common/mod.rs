@@ -201,6 +201,13 @@ impl Sluice {
         }
     }
 
+    /// SIGSTOP: the process stalls (as on a long I/O or scheduling stall) with its sockets open;
+    /// clients' unacknowledged publishes and queued requests pile up. `kill` still works.
+    pub fn freeze(&self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    }
+
     /// SIGKILL: the crash case.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
