@@ -34,6 +34,10 @@ use tokio_util::sync::CancellationToken;
 /// A device that does not read its acknowledgements for this long is cut off.
 const WRITE_WITHIN: Duration = Duration::from_secs(30);
 
+/// How long a connection we end keeps reading (and discarding) after its last PUBACK, waiting
+/// for the device to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// A publish's way through Kafka, finished.
 struct Done {
     pkid: u16,
@@ -224,7 +228,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         let _ = self.io.shutdown().await;
-        ended.unwrap_or(Ended::ClientLeft)
+        let ended = ended.unwrap_or(Ended::ClientLeft);
+        // Only on a stop: a kicked connection's device is already on its new one (and the
+        // takeover waits for this session), the others' devices are gone or misbehaving.
+        if matches!(ended, Ended::Stopping) {
+            linger(&mut self.io).await;
+        }
+        ended
     }
 
     fn on_done(
@@ -431,6 +441,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 result: produce(forwarder, job, stop).await,
             }
         }));
+    }
+}
+
+/// Reads and drops what the device still sends until it closes (or [`LINGER`]). Why: closing a
+/// socket with unread bytes in its receive buffer sends a RST, and a RST makes the device's
+/// kernel discard the PUBACKs it has not read yet; the device then resends publishes that are
+/// in Kafka (copies after a graceful stop). What is dropped here was never acknowledged, so
+/// the device resends it.
+async fn linger<S: AsyncRead + Unpin>(io: &mut S) {
+    let deadline = Instant::now() + LINGER;
+    let mut scratch = vec![0u8; 16 * 1024];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, io.read(&mut scratch)).await {
+        if n == 0 {
+            break;
+        }
     }
 }
 
