@@ -26,8 +26,8 @@ pub fn options(broker: &str, client_id: String, inflight: u16) -> anyhow::Result
 /// Why: on a disconnect rumqttc moves every request still in its channel into the replay queue
 /// behind the unacknowledged publishes, and sends that queue without its in-flight limit. The
 /// drained publishes get fresh packet ids that collide with the replayed ones, and rumqttc
-/// keeps only one colliding publish: with a 1000-deep channel a gateway kill under load lost
-/// ~2 000 publishes on the client side (never sent, never acknowledged). With no channel
+/// keeps only one colliding publish: with a 1000-deep channel a gateway kill after a stall lost
+/// 2 733 of 12 000 publishes on the client side (never sent, never acknowledged). With no channel
 /// buffer at most one request is drained, so at most one collision waits for its ack.
 pub fn publishing_client(options: MqttOptions) -> (AsyncClient, EventLoop) {
     AsyncClient::new(options, 0)

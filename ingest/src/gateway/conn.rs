@@ -232,7 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // Only on a stop: a kicked connection's device is already on its new one (and the
         // takeover waits for this session), the others' devices are gone or misbehaving.
         if matches!(ended, Ended::Stopping) {
-            linger(&mut self.io).await;
+            linger(&mut self.io, &mut self.framer.buf).await;
         }
         ended
     }
@@ -449,12 +449,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 /// kernel discard the PUBACKs it has not read yet; the device then resends publishes that are
 /// in Kafka (copies after a graceful stop). What is dropped here was never acknowledged, so
 /// the device resends it.
-async fn linger<S: AsyncRead + Unpin>(io: &mut S) {
+/// `buf` is the connection's own read buffer, no longer framed.
+async fn linger<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) {
     let deadline = Instant::now() + LINGER;
-    let mut scratch = vec![0u8; 16 * 1024];
-    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, io.read(&mut scratch)).await {
-        if n == 0 {
-            break;
+    loop {
+        buf.clear();
+        match tokio::time::timeout_at(deadline, io.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
         }
     }
 }
