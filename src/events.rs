@@ -32,6 +32,8 @@ pub fn describe_all() {
 /// run stay absent ("not in this process" rather than a false 0).
 pub struct RolesStarted {
     pub ingest: bool,
+    /// Ingest is the gateway (devices connect to Sluice), not a broker's subscriber.
+    pub gateway: bool,
     pub router: bool,
 }
 
@@ -41,6 +43,8 @@ impl Event for RolesStarted {
         if self.ingest {
             parts.push(sluice_ingest::events::ALL);
             STAGE_RESTARTS.count_with(&[("stage", "ingest".to_string())], 0);
+            let stage = if self.gateway { "gateway" } else { "ingest" };
+            dead_letters_exist(stage);
         }
         if self.router {
             parts.extend([
@@ -49,6 +53,7 @@ impl Event for RolesStarted {
                 sluice_sinks::events::ALL,
             ]);
             STAGE_RESTARTS.count_with(&[("stage", "router".to_string())], 0);
+            dead_letters_exist("router");
             sluice_router::events::RELOAD_FAILED.gauge_set(0.0);
             sluice_router::events::PARTITIONS_OWNED.gauge_set(0.0);
         }
@@ -56,6 +61,15 @@ impl Event for RolesStarted {
             metric.zero();
         }
     }
+}
+
+/// `sluice_dlq_total{stage}` at 0: dead letters are counted by stage *and reason*, and the
+/// reasons appear with the first one, so without this series a dashboard (and the console)
+/// could not tell "none yet" from "not counted here". The reason-labelled series add up to
+/// the real total; this one stays 0.
+fn dead_letters_exist(stage: &str) {
+    let name = sluice_processors::events::DEAD_LETTERED.name;
+    metrics::counter!(name, "stage" => stage.to_string()).increment(0);
 }
 
 /// A stage failed (or stopped on its own) and is restarted after `delay`.

@@ -6,12 +6,12 @@ use anyhow::Context;
 use rdkafka::producer::FutureProducer;
 use sluice_common::Stats;
 use sluice_config::Config;
+use sluice_ingest::front_door::FrontDoor;
 use sluice_ingest::gateway::login::Login;
 use sluice_ingest::gateway::registry::{OnRetire, Registry};
 use sluice_ingest::gateway::sessions::Sessions;
 use sluice_ingest::gateway::Gateway;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -19,12 +19,12 @@ use tokio_util::sync::CancellationToken;
 /// How long the gateway may take to read the device registry at start.
 const REGISTRY_WITHIN: Duration = Duration::from_secs(30);
 
-/// Builds the gateway stage's starter. `listening` turns true once the listener is bound.
+/// Builds the gateway stage's starter. `listening` is up once the listener is bound.
 pub async fn gateway_starter(
     config: &Config,
     bootstrap: &str,
     stats: &Arc<Stats>,
-    listening: &Arc<AtomicBool>,
+    listening: &Arc<FrontDoor>,
     stop: &CancellationToken,
 ) -> anyhow::Result<impl FnMut() -> anyhow::Result<StageRun>> {
     let sessions = Arc::new(Sessions::default());
@@ -73,7 +73,7 @@ pub async fn gateway_starter(
         let (listening, stop) = (listening.clone(), stop.clone());
         Ok(Box::pin(async move {
             let gateway = Gateway::bind(&config, forwarder, login, sessions, stats).await?;
-            listening.store(true, Ordering::Relaxed);
+            listening.set_up();
             Ok(gateway.run(stop).await?)
         }) as StageRun)
     })

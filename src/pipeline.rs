@@ -5,6 +5,7 @@ use anyhow::Context;
 use rdkafka::producer::FutureProducer;
 use sluice_common::Stats;
 use sluice_config::Config;
+use sluice_ingest::front_door::FrontDoor;
 use sluice_ingest::gateway::registry::RegistryWriter;
 use sluice_processors::rule::devices::DeviceTags;
 use sluice_processors::rule::RuleSet;
@@ -31,6 +32,23 @@ impl Roles {
     };
 }
 
+/// `brokers, ingest, router`: what a log line or a person reads.
+impl std::fmt::Display for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts = [
+            ("brokers", self.brokers),
+            ("ingest", self.ingest),
+            ("router", self.router),
+        ];
+        let on: Vec<&str> = parts
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect();
+        f.write_str(&on.join(", "))
+    }
+}
+
 /// Where the stages connect: the external brokers, or the embedded ones.
 pub fn mqtt_address(config: &Config) -> String {
     config
@@ -51,6 +69,8 @@ pub struct Health {
     /// Set when this process routes: alert and compliance state (replaced when the router
     /// restarts with new sinks).
     boards: std::sync::RwLock<Option<sluice_sinks::Boards>>,
+    /// Whether devices' messages can come in (gateway listening / broker subscribed).
+    pub front_door: std::sync::OnceLock<Arc<FrontDoor>>,
     /// Set with `gateway.device_auth`: provisions and retires device credentials.
     pub devices: std::sync::OnceLock<Arc<RegistryWriter>>,
     /// Set when this process watches lag and rates (`/scaling`).
@@ -72,8 +92,16 @@ impl Health {
 
     /// Ready: every stage asked for came up once, and none is being restarted.
     pub fn readiness(&self) -> Result<(), NotReady> {
+        let door = self.front_door.get().filter(|d| !d.is_up());
+        if let Some(door) = door {
+            let why = door.problem().unwrap_or_else(|| "not up yet".into());
+            return Err(match self.ready.load(Ordering::Relaxed) {
+                false => NotReady::Starting(Some(why)),
+                true => NotReady::FrontDoor(why),
+            });
+        }
         if !self.ready.load(Ordering::Relaxed) {
-            return Err(NotReady::Starting);
+            return Err(NotReady::Starting(None));
         }
         match self.stages.problems() {
             p if p.is_empty() => Ok(()),
@@ -85,8 +113,11 @@ impl Health {
 /// Why `/readyz` answers 503.
 #[derive(Debug, thiserror::Error)]
 pub enum NotReady {
-    #[error("starting")]
-    Starting,
+    #[error("starting{}", .0.as_ref().map(|w| format!(": the front door is not up: {w}")).unwrap_or_default())]
+    Starting(Option<String>),
+    /// The gateway is not listening, or broker mode is not subscribed (and why).
+    #[error("the front door is down: {0}")]
+    FrontDoor(String),
     /// `stage: reason` of every stage being restarted.
     #[error("{}", .0.join("; "))]
     Restarting(Vec<String>),
@@ -153,11 +184,16 @@ pub async fn run(
     }
     sluice_common::Event::emit(crate::events::RolesStarted {
         ingest: roles.ingest,
+        gateway: config.mqtt.broker.is_none(),
         router: roles.router,
     });
     let ingest_stop = CancellationToken::new();
     let router_stop = CancellationToken::new();
-    let subscribed = Arc::new(AtomicBool::new(!roles.ingest));
+    let subscribed = match roles.ingest {
+        true => Arc::new(FrontDoor::default()),
+        false => Arc::new(FrontDoor::up_already()),
+    };
+    let _ = health.front_door.set(subscribed.clone());
     if config.gateway.device_auth {
         let writer = RegistryWriter::new(
             &sluice_kafka::kafka_client_config(&config, &bootstrap),
@@ -204,16 +240,15 @@ pub async fn run(
         false => None,
     };
     let startup_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !subscribed.load(Ordering::Relaxed) && tokio::time::Instant::now() < startup_deadline {
+    while !subscribed.is_up() && tokio::time::Instant::now() < startup_deadline {
         if shutdown.is_cancelled() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    health
-        .ready
-        .store(subscribed.load(Ordering::Relaxed), Ordering::Relaxed);
-    tracing::info!(?roles, mqtt = %mqtt_address(&config), kafka = %bootstrap, "sluice running");
+    // Start-up is over (a front door still down is reported by `readiness` with its reason).
+    health.ready.store(true, Ordering::Relaxed);
+    tracing::info!(roles = %roles, mqtt = %mqtt_address(&config), kafka = %bootstrap, "sluice running");
 
     shutdown.cancelled().await;
     health.ready.store(false, Ordering::Relaxed);
@@ -253,7 +288,7 @@ fn ingest_starter(
     config: &Config,
     bootstrap: &str,
     stats: &Arc<Stats>,
-    subscribed: &Arc<AtomicBool>,
+    subscribed: &Arc<FrontDoor>,
     stop: &CancellationToken,
 ) -> impl FnMut() -> anyhow::Result<StageRun> {
     let (config, bootstrap) = (config.clone(), bootstrap.to_string());
@@ -270,7 +305,7 @@ fn ingest_starter(
             forwarder,
             stats.clone(),
         )?
-        .with_subscribed(subscribed.clone());
+        .with_front_door(subscribed.clone());
         let stop = stop.clone();
         Ok(Box::pin(async move { Ok(ingest.run(stop).await?) }) as StageRun)
     }

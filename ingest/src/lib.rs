@@ -27,6 +27,7 @@
 mod deliver;
 pub mod events;
 mod forward;
+pub mod front_door;
 pub mod gateway;
 mod mqtt;
 pub mod tls;

@@ -3,6 +3,7 @@
 use crate::deliver::{Acker, Inbound};
 use crate::events::{MessageReceived, MqttConnectionFailed, SubscriptionRefused};
 use crate::forward::Forwarder;
+use crate::front_door::FrontDoor;
 use crate::IngestError;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
@@ -13,7 +14,7 @@ use sluice_common::Event as _;
 use sluice_common::Stats;
 use sluice_config::{IngestConfig, MqttConfig};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -34,7 +35,7 @@ pub struct Ingest {
     forwarder: Forwarder,
     max_inflight: usize,
     stats: Arc<Stats>,
-    subscribed: Arc<AtomicBool>,
+    front_door: Arc<FrontDoor>,
 }
 
 impl Ingest {
@@ -80,18 +81,19 @@ impl Ingest {
             forwarder,
             max_inflight: ingest.max_inflight,
             stats,
-            subscribed: Arc::new(AtomicBool::new(false)),
+            front_door: Arc::default(),
         })
     }
 
-    /// Becomes true once the broker confirmed the subscriptions (the stage is ready).
-    pub fn subscribed(&self) -> Arc<AtomicBool> {
-        self.subscribed.clone()
+    /// Up once the broker confirmed the subscriptions; down, with the reason, while the
+    /// connection fails.
+    pub fn front_door(&self) -> Arc<FrontDoor> {
+        self.front_door.clone()
     }
 
-    /// Reports subscription on `flag` (shared by every restart of the stage).
-    pub fn with_subscribed(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.subscribed = flag;
+    /// Reports on `door` (shared by every restart of the stage).
+    pub fn with_front_door(mut self, door: Arc<FrontDoor>) -> Self {
+        self.front_door = door;
         self
     }
 
@@ -153,8 +155,14 @@ impl Ingest {
                 Err(e) => {
                     new_connection(&connection, &mut backlog);
                     let retry_in = backoff.next_delay();
+                    let hint = describe(&e);
+                    self.front_door.set_down(format!(
+                        "mqtt broker at {}:{}: {hint} (retrying)",
+                        self.options.broker_address().0,
+                        self.options.broker_address().1
+                    ));
                     MqttConnectionFailed {
-                        hint: &describe(&e),
+                        hint: &hint,
                         retry_in,
                     }
                     .emit();
@@ -181,13 +189,18 @@ impl Ingest {
         if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
             // Retrying cannot help: the broker's ACL decides. Stay unready and say so.
             let codes = format!("{:?}", ack.return_codes);
+            self.front_door.set_down(format!(
+                "the mqtt broker refused the subscriptions {:?} ({codes}): check its ACL \
+                 for mqtt.client_id / mqtt.username",
+                self.filters
+            ));
             SubscriptionRefused {
                 filters: &self.filters,
                 codes,
             }
             .emit();
         } else {
-            self.subscribed.store(true, Ordering::Relaxed)
+            self.front_door.set_up()
         }
     }
 }
@@ -207,6 +220,10 @@ fn describe(e: &ConnectionError) -> String {
         ) => {
             "the broker refused the login: check the user name and password (mqtt.username, \
              SLUICE_MQTT_PASSWORD or mqtt.password_file), the client certificate and the client id"
+        }
+        ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "nothing accepts connections there: is the broker up, and are mqtt.broker \
+             (SLUICE_MQTT_BROKER) and its port right?"
         }
         _ => {
             let text = e.to_string();

@@ -66,14 +66,25 @@ pub struct ParquetPartitionRecovered<'a> {
 impl Event for ParquetPartitionRecovered<'_> {
     fn emit(self) {
         let r = self.recovered;
-        tracing::info!(
-            sink = self.sink,
-            partition = self.partition,
-            next_offset = r.next_offset,
-            republished = r.republished,
-            removed_temporary = r.removed_temporary,
-            "parquet partition recovered from its ledger"
-        );
+        // Info only when recovery did something a person may want to know about: a fresh
+        // start printed one line per partition per sink for nothing.
+        macro_rules! recovered {
+            ($level:ident) => {
+                tracing::$level!(
+                    sink = self.sink,
+                    partition = self.partition,
+                    next_offset = r.next_offset,
+                    republished = r.republished,
+                    removed_temporary = r.removed_temporary,
+                    "parquet partition recovered from its ledger"
+                )
+            };
+        }
+        if r.republished > 0 || r.removed_temporary > 0 {
+            recovered!(info);
+        } else {
+            recovered!(debug);
+        }
         PARTITIONS_RECOVERED.count(1);
     }
 }

@@ -44,6 +44,7 @@ pub struct DemoArgs {
     /// Output directory (emptied first; only one made by the demo).
     #[arg(long, default_value = "sluice-demo")]
     data_dir: PathBuf,
+    /// Simulated devices publishing to the demo's gateway.
     #[arg(long, default_value_t = 100)]
     devices: usize,
     /// Readings per device.

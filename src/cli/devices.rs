@@ -3,8 +3,8 @@
 //! admin role). `provision` prints the device's username and new secret once: it is stored
 //! only hashed.
 
-use super::ops::ApiArgs;
-use anyhow::Context;
+use super::api::{ApiArgs, Role};
+use reqwest::Method;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
@@ -28,28 +28,6 @@ pub enum DevicesCommand {
     },
 }
 
-async fn post(url: &str) -> anyhow::Result<String> {
-    let mut request = reqwest::Client::new().post(url);
-    let token = std::env::var("SLUICE_TOKEN").ok();
-    if let Some(token) = &token {
-        request = request.bearer_auth(token.trim());
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("POST {url} (is `sluice run` up, and is --url right?)"))?;
-    let status = response.status();
-    let body = response.text().await?;
-    let hint = match (status.as_u16(), &token) {
-        (401, None) => ": the API needs a token: set SLUICE_TOKEN to an admin token",
-        (401, Some(_)) => ": the token in SLUICE_TOKEN is not one of the API's tokens",
-        (403, _) => ": this needs a token with the admin role in SLUICE_TOKEN",
-        _ => "",
-    };
-    anyhow::ensure!(status.is_success(), "POST {url}: {status}{hint} ({body})");
-    Ok(body)
-}
-
 /// Percent-encodes a device id for a URL path segment.
 fn segment(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes())
@@ -60,8 +38,8 @@ fn segment(id: &str) -> String {
 pub async fn exec(command: DevicesCommand) -> anyhow::Result<ExitCode> {
     match command {
         DevicesCommand::Provision { id, api, json } => {
-            let url = format!("{}/devices/{}/credentials", api.base_url()?, segment(&id));
-            let body = post(&url).await?;
+            let path = format!("/devices/{}/credentials", segment(&id));
+            let body = api.call(Method::POST, &path, Role::Admin).await?;
             if json {
                 println!("{body}");
             } else {
@@ -73,12 +51,8 @@ pub async fn exec(command: DevicesCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DevicesCommand::Retire { id, api } => {
-            post(&format!(
-                "{}/devices/{}/retire",
-                api.base_url()?,
-                segment(&id)
-            ))
-            .await?;
+            let path = format!("/devices/{}/retire", segment(&id));
+            api.call(Method::POST, &path, Role::Admin).await?;
             println!("retired {id}");
         }
     }

@@ -21,11 +21,13 @@ pub struct LoadtestArgs {
     /// A TOML file of `[[stage]] name, rate | from+to, secs` (instead of --profile).
     #[arg(long)]
     pub stages: Option<PathBuf>,
+    /// Simulated devices, each with its own id and `seq` counter.
     #[arg(long, default_value_t = 1000)]
     pub devices: usize,
     /// MQTT connections the devices share.
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
+    /// MQTT QoS of every publish: 1 (acknowledged, measured) or 0 (fire and forget).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub qos: u8,
     /// MQTT topic; `{device}` is the device name.

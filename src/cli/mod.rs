@@ -11,6 +11,7 @@
 //! - [`loadtest`]: `sluice loadtest` (the generator is `sluice_loadtest`).
 //! - [`logs`]: what `SLUICE_LOG` and `SLUICE_LOG_FORMAT` mean.
 
+mod api;
 pub mod demo;
 pub mod devices;
 pub mod loadtest;

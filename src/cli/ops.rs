@@ -2,61 +2,10 @@
 //! for people. The address comes from `--url`, else from the config's `[http]` (`--config`,
 //! default `config/sluice.toml`); the token, when the API needs one, from `SLUICE_TOKEN`.
 
-use anyhow::Context;
+pub use super::api::ApiArgs;
 use serde_json::Value;
 use sluice_router::scaling::ScalingReport;
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Where the API is: `--url`, or the config's `http.listen`.
-#[derive(clap::Args)]
-pub struct ApiArgs {
-    /// Base URL of the instance's HTTP API; default: from the config's `[http]`. Token:
-    /// `SLUICE_TOKEN`.
-    #[arg(long)]
-    url: Option<String>,
-    /// Config whose `[http].listen` (and `[http.tls]`) give the URL when --url is not given.
-    #[arg(long, short, default_value = "config/sluice.toml")]
-    config: PathBuf,
-}
-
-impl ApiArgs {
-    /// The API's base URL.
-    pub fn base_url(&self) -> anyhow::Result<String> {
-        if let Some(url) = &self.url {
-            let url = url.trim_end_matches('/');
-            // `--url 127.0.0.1:9464` means the plain HTTP API at that address.
-            return Ok(match url.contains("://") {
-                true => url.to_string(),
-                false => format!("http://{url}"),
-            });
-        }
-        let (config, _) = sluice_config::load_unvalidated(&self.config).map_err(|e| {
-            anyhow::anyhow!("{e} (pass --url http://host:port, or --config <file>)")
-        })?;
-        let listen = &config.http.listen;
-        anyhow::ensure!(
-            !listen.is_empty(),
-            "{}: the HTTP API is off (http.listen is empty); pass --url",
-            self.config.display()
-        );
-        let mut addr = sluice_common::addr::listen_addr(listen)
-            .with_context(|| format!("{}: http.listen = {listen:?}", self.config.display()))?;
-        // Listening on every address: ask this host's loopback of the same family.
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let scheme = if config.http.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        Ok(format!("{scheme}://{addr}"))
-    }
-}
 
 #[derive(clap::Args)]
 pub struct ScaleArgs {
@@ -76,49 +25,26 @@ pub enum ComplianceCommand {
         /// Only devices in this state (on_latest_update, update_in_progress, new_updates_available).
         #[arg(long)]
         state: Option<String>,
+        /// Only devices in this group (the `group` a compliance rule selects; see README).
         #[arg(long)]
         group: Option<String>,
     },
 }
 
 pub async fn scale(args: ScaleArgs) -> anyhow::Result<ExitCode> {
-    print_scale(&args.api.base_url()?, args.json).await?;
+    print_scale(&args.api, args.json).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn compliance(command: ComplianceCommand) -> anyhow::Result<ExitCode> {
     let ComplianceCommand::Report { api, state, group } = command;
-    compliance_report(&api.base_url()?, state.as_deref(), group.as_deref()).await?;
+    compliance_report(&api, state.as_deref(), group.as_deref()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// GETs `url` with the bearer token from `SLUICE_TOKEN`, if set; fails on a non-2xx answer,
-/// naming the variable when the API wants a token.
-async fn get_json(url: &str) -> anyhow::Result<Value> {
-    let mut request = reqwest::Client::new().get(url);
-    let token = std::env::var("SLUICE_TOKEN").ok();
-    if let Some(token) = &token {
-        request = request.bearer_auth(token.trim());
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("GET {url} (is `sluice run` up, and is --url right?)"))?;
-    let status = response.status();
-    let body = response.text().await?;
-    let hint = match (status.as_u16(), &token) {
-        (401, None) => ": the API needs a token: set SLUICE_TOKEN to a viewer token",
-        (401, Some(_)) => ": the token in SLUICE_TOKEN is not one of the API's tokens",
-        (403, _) => ": the token in SLUICE_TOKEN has too low a role",
-        _ => "",
-    };
-    anyhow::ensure!(status.is_success(), "GET {url}: {status}{hint} ({body})");
-    serde_json::from_str(&body).with_context(|| format!("GET {url}: not JSON"))
-}
-
 /// Prints the replica advice of a running instance.
-async fn print_scale(base: &str, json: bool) -> anyhow::Result<()> {
-    let value = get_json(&format!("{base}/scaling")).await?;
+async fn print_scale(api: &ApiArgs, json: bool) -> anyhow::Result<()> {
+    let value = api.get_json("/scaling").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -198,17 +124,22 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 
 /// Prints per-group compliance counts, failed deployments and (filtered) devices.
 async fn compliance_report(
-    base: &str,
+    api: &ApiArgs,
     state: Option<&str>,
     group: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut url = url::Url::parse(&format!("{base}/compliance"))?;
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in [("state", state), ("group", group)] {
         if let Some(v) = v {
-            url.query_pairs_mut().append_pair(k, v);
+            query.append_pair(k, v);
         }
     }
-    let r = get_json(url.as_str()).await?;
+    let query = query.finish();
+    let path = match query.is_empty() {
+        true => "/compliance".to_string(),
+        false => format!("/compliance?{query}"),
+    };
+    let r = api.get_json(&path).await?;
     let counts = |name: &str, c: &Value| {
         let percent = c["compliance_percent"].as_f64().unwrap_or(0.0);
         let mut row = vec![name.to_string()];

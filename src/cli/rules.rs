@@ -27,6 +27,7 @@ pub enum RulesCommand {
     Test {
         /// Rule files or directories (cases may also name their own rules).
         paths: Vec<PathBuf>,
+        /// A case file or a folder of them (`*.toml`: messages in, expected rows out).
         #[arg(long)]
         cases: PathBuf,
     },
@@ -35,7 +36,10 @@ pub enum RulesCommand {
 #[derive(clap::Subcommand)]
 pub enum ConfigCommand {
     /// Report every problem in a config file (keys and rules) and exit non-zero if any.
-    Check { file: PathBuf },
+    Check {
+        /// The config file (`sluice.toml`); its rule files are checked too.
+        file: PathBuf,
+    },
 }
 
 /// `sluice config check`.

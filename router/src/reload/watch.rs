@@ -53,7 +53,8 @@ impl Reloader {
             devices,
             control,
             max_devices: config.devices.max_devices,
-            devices_seen: Mutex::new(None),
+            // The caller loaded the table just now: the first look must not load it again.
+            devices_seen: Mutex::new(config.devices.file.as_deref().and_then(file_stamp)),
             busy: tokio::sync::Mutex::new(()),
         })
     }
@@ -108,9 +109,7 @@ impl Reloader {
         let Some(path) = &config.devices.file else {
             return;
         };
-        let stamp = std::fs::metadata(path)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        let stamp = file_stamp(path);
         let mut seen = self.devices_seen.lock().unwrap_or_else(|e| e.into_inner());
         if stamp.is_none() || *seen == stamp {
             return;
@@ -138,6 +137,12 @@ impl Reloader {
             self.reload_devices(&config);
         }
     }
+}
+
+/// When a file last changed and its size: a changed stamp means read it again.
+fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 /// Loads the devices CSV into `devices`; a problem is logged and the old table stays.
