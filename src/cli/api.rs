@@ -141,6 +141,14 @@ fn unreachable_hint(e: &reqwest::Error) -> String {
         };
     }
     let text = error_chain(e);
+    // Some connectors wrap the rustls error in a way a downcast does not reach; its text is
+    // rustls's own ("invalid peer certificate: UnknownIssuer").
+    if text.contains("invalid peer certificate") {
+        return format!(
+            "the API's certificate is not trusted here ({text}): pass --ca-file <PEM of the CA \
+             that signed [http.tls].cert>"
+        );
+    }
     if e.is_connect() {
         return format!(
             "nothing answers ({text}): is `sluice run` up, and are --url / --config right?"

@@ -28,6 +28,7 @@ mod kafka_outage;
 mod loadtest;
 mod malformed;
 mod mosquitto;
+mod newcomer;
 mod object_store;
 mod poison;
 mod preview;

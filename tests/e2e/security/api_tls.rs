@@ -1,5 +1,6 @@
 //! The management API over HTTPS (`[http.tls]`), with tokens: a client trusting the CA gets
-//! answers; plain HTTP gets none; a request without a token is refused.
+//! answers; plain HTTP gets none; a request without a token is refused; the CLI trusts the
+//! private CA only with `--ca-file`, and says so.
 
 use super::certs::Certs;
 use super::*;
@@ -42,6 +43,33 @@ fn the_api_serves_https_with_tokens() {
     assert!(
         http_get(&http, "/readyz").is_none_or(|(code, _)| code != 200),
         "plain HTTP is not served"
+    );
+    // The CLI against the private CA: untrusted, the error says to pass --ca-file; with it,
+    // the answer is read.
+    let https = format!("https://{http}");
+    let cli = |extra: &[&str]| {
+        let mut args = vec!["scale", "--url", https.as_str()];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args)
+            .env("SLUICE_TOKEN", "viewer-secret")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &*String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, out) = cli(&[]);
+    assert!(
+        !ok && out.contains("not trusted") && out.contains("--ca-file"),
+        "{out}"
+    );
+    let (ok, out) = cli(&["--ca-file", certs.ca.to_str().unwrap()]);
+    assert!(ok && out.contains("replicas"), "{out}");
+    let (ok, out) = cli(&["--ca-file", certs.other_ca.to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("not trusted"),
+        "another CA is not this one: {out}"
     );
     let log = sluice.stop();
     assert!(!log.contains("viewer-secret"));
