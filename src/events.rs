@@ -8,6 +8,7 @@ use std::time::Duration;
 sluice_common::metrics! {
     Counter STAGE_RESTARTS["stage"] = "sluice_stage_restarts_total", "Times a failed stage (ingest, router) was restarted by its supervisor";
     Counter UNAUTHORIZED = "sluice_http_unauthorized_total", "API requests refused for a missing or unknown token";
+    Counter BROWSER_REFUSED = "sluice_http_browser_refused_total", "API requests refused as a web page's: a Host not served without tokens, or a cross-origin write";
     Counter FORBIDDEN = "sluice_http_forbidden_total", "API requests refused for a role too low";
 }
 
@@ -99,6 +100,18 @@ impl Event for RequestRefused {
         } else {
             UNAUTHORIZED.count(1);
         }
+    }
+}
+
+/// A request refused by the Host or cross-origin check ([`crate::http`]'s `browser`).
+pub struct BrowserRequestRefused<'a> {
+    pub why: &'a str,
+}
+
+impl Event for BrowserRequestRefused<'_> {
+    fn emit(self) {
+        tracing::debug!(why = self.why, "API request refused as a web page's");
+        BROWSER_REFUSED.count(1);
     }
 }
 

@@ -23,6 +23,11 @@ pub struct HttpConfig {
     /// `[http.tls]`: serve the API over HTTPS.
     #[serde(default)]
     pub tls: Option<crate::security::ServerTlsConfig>,
+    /// Host names (the `Host` header, without port) the API answers to when it has no tokens,
+    /// besides `localhost` and IP addresses: a name a web page could point at 127.0.0.1 (DNS
+    /// rebinding) is refused unless listed here.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// One bearer token: its role, and where its secret is read from (never the config file).
@@ -66,6 +71,7 @@ impl Default for HttpConfig {
             allow_unauthenticated: false,
             open_paths: default_open_paths(),
             tls: None,
+            allowed_hosts: vec![],
         }
     }
 }

@@ -311,3 +311,26 @@ impl TempDir {
         self.0.path().join(p)
     }
 }
+
+/// #24.7: two Parquet sinks with the default `path` shared one root and one ledger, fencing
+/// and deleting each other's files; a root inside another's is as bad.
+#[test]
+fn g7_parquet_sinks_sharing_or_nesting_a_root_are_refused() {
+    let two = "[sinks.a]\ntype = \"parquet\"\n[sinks.b]\ntype = \"parquet\"\n";
+    let errs = Config::from_toml_str(two).unwrap().validate().unwrap_err();
+    let paths: Vec<_> = errs.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["sinks.b.path"], "{errs}");
+    assert!(errs.to_string().contains("sink 'a'"), "{errs}");
+    let nested = "[sinks.a]\ntype = \"parquet\"\npath = \"out\"\n\
+                  [sinks.b]\ntype = \"parquet\"\npath = \"out/b\"\n";
+    assert!(Config::from_toml_str(nested).unwrap().validate().is_err());
+    let urls = "[sinks.a]\ntype = \"parquet\"\npath = \"s3://lake/t\"\n\
+                [sinks.b]\ntype = \"parquet\"\npath = \"s3://lake/t/x/\"\n";
+    assert!(Config::from_toml_str(urls).unwrap().validate().is_err());
+    let apart = "[sinks.a]\ntype = \"parquet\"\npath = \"out\"\n\
+                 [sinks.b]\ntype = \"parquet\"\npath = \"outside\"\n";
+    Config::from_toml_str(apart)
+        .unwrap()
+        .validate()
+        .expect("siblings with a common prefix");
+}

@@ -83,6 +83,7 @@ impl Config {
         self.validate_transport(&mut r);
         self.validate_pipeline(&mut r);
         self.validate_state_files(&mut r);
+        self.validate_parquet_roots(&mut r);
         self.validate_rules(&mut r, true);
         self.validate_operations(&mut r);
         self.validate_security(&mut r);
@@ -257,6 +258,41 @@ impl Config {
                     ),
                 );
             }
+        }
+    }
+
+    /// Each Parquet sink keeps a ledger under its root and recovers (deletes) staged files it
+    /// does not list: two sinks on one root, or one root inside another, fence and delete each
+    /// other's files (#24.7).
+    fn validate_parquet_roots(&self, r: &mut Report) {
+        let mut roots: Vec<(&str, String)> = Vec::new();
+        for (name, sink) in &self.sinks {
+            let crate::SinkConfig::Parquet(p) = sink else {
+                continue;
+            };
+            let text = p.path.to_string_lossy();
+            let root = if text.contains("://") {
+                text.trim_end_matches('/').to_string()
+            } else {
+                self.under_data_dir(&p.path)
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_string()
+            };
+            for (other, other_root) in &roots {
+                let nested = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+                if nested(&root, other_root) || nested(other_root, &root) {
+                    r.check(
+                        false,
+                        format!("sinks.{name}.path"),
+                        &format!(
+                            "{root} shares its directory tree with sink '{other}' ({other_root}): \
+                             each Parquet sink needs its own root, neither inside the other"
+                        ),
+                    );
+                }
+            }
+            roots.push((name, root));
         }
     }
 

@@ -7,8 +7,11 @@
 //! A producer that librdkafka declares fatally broken fails the stage, and the supervisor
 //! starts it again with a new producer (the unacknowledged messages are redelivered).
 
-use crate::events::{AckDropped, KafkaRefused, KafkaSendFailed, ProducerFailed, RecordProduced};
+use crate::events::{
+    AckDropped, KafkaRefused, KafkaSendFailed, ProducerFailed, RecordProduced, ResendSkipped,
+};
 use crate::forward::{is_permanent, Forwarder, Outcome};
+use crate::resend::InKafka;
 use crate::IngestError;
 use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::error::KafkaError;
@@ -32,6 +35,10 @@ const QUEUE_FULL: Policy = Policy::doubling(Duration::from_millis(5), Duration::
 pub struct Inbound {
     pub publish: Publish,
     pub connection: u64,
+    /// Topic and payload hashed ([`crate::resend::content_hash`]).
+    pub content: u64,
+    /// A redelivery of a publish Kafka confirmed (see [`crate::resend`]): acknowledged only.
+    pub in_kafka: bool,
 }
 
 /// Why a message was left unacknowledged (the broker redelivers it).
@@ -48,6 +55,8 @@ pub struct Acker {
     pub max_inflight: usize,
     /// The current MQTT connection's generation (bumped on every connect and disconnect).
     pub connection: Arc<AtomicU64>,
+    /// Publishes Kafka confirmed, by packet id (see [`crate::resend`]).
+    pub in_kafka: Arc<InKafka>,
 }
 
 impl Acker {
@@ -81,7 +90,11 @@ impl Acker {
                     Some(inbound) => {
                         let (f, stop) = (self.forwarder.clone(), shutdown.clone());
                         pending.push_back(async move {
-                            let result = deliver(&f, &inbound.publish, &stop).await;
+                            let result = if inbound.in_kafka {
+                                Ok(None) // Kafka has it: only the PUBACK is owed.
+                            } else {
+                                deliver(&f, &inbound.publish, &stop).await.map(Some)
+                            };
                             (inbound, result)
                         });
                     }
@@ -96,16 +109,22 @@ impl Acker {
     fn confirmed(
         &self,
         inbound: Inbound,
-        result: Result<Outcome, Undelivered>,
+        result: Result<Option<Outcome>, Undelivered>,
     ) -> Result<Option<Inbound>, IngestError> {
         let outcome = match result {
-            Ok(outcome) => outcome,
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => {
+                ResendSkipped.emit();
+                return Ok(Some(inbound));
+            }
             Err(Undelivered::Stopping) => return Ok(None),
             Err(Undelivered::Fatal(why)) => {
                 ProducerFailed { why: &why }.emit();
                 return Err(IngestError::ProducerFatal(why));
             }
         };
+        self.in_kafka
+            .confirmed(inbound.publish.pkid, inbound.content);
         let stats = &self.stats;
         match &outcome {
             Outcome::Telemetry => RecordProduced { stats }.emit(),

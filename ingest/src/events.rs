@@ -10,6 +10,7 @@ sluice_common::metrics! {
     Counter KAFKA_REJECTED = "sluice_ingest_kafka_rejected_total", "Messages Kafka refused for good (too large, invalid): sent to the dead-letter topic and acknowledged";
     Counter ACKS_DROPPED = "sluice_ingest_acks_dropped_total", "Acknowledgements not sent because the connection the message came on had closed (the broker redelivers it)";
     Counter PRODUCER_FATAL = "sluice_ingest_producer_fatal_total", "Kafka producers librdkafka declared unusable (the ingest stage restarts)";
+    Counter RESENDS = "sluice_ingest_redeliveries_skipped_total", "Broker redeliveries acknowledged without producing again: Kafka had confirmed the same packet id and content on this session";
     Counter MQTT_ERRORS = "sluice_ingest_mqtt_errors_total", "MQTT connection errors in ingest";
     Counter GW_CONNECTIONS = "sluice_gateway_connections_total", "Device connections the gateway accepted (logged in)";
     Counter GW_REFUSED["reason"] = "sluice_gateway_connections_refused_total", "Device connections the gateway refused, by reason (login, limit, timeout, ...)";
@@ -146,5 +147,14 @@ impl Event for ProducerFailed<'_> {
             "kafka producer failed for good; restarting ingest"
         );
         PRODUCER_FATAL.count(1);
+    }
+}
+
+/// A broker redelivery of a publish Kafka confirmed was acknowledged without producing it.
+pub struct ResendSkipped;
+
+impl Event for ResendSkipped {
+    fn emit(self) {
+        RESENDS.count(1);
     }
 }

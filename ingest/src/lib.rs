@@ -30,6 +30,7 @@ mod forward;
 pub mod front_door;
 pub mod gateway;
 mod mqtt;
+mod resend;
 pub mod tls;
 
 pub use forward::{is_permanent, Forwarder, Outcome};

@@ -4,6 +4,7 @@ use crate::deliver::{Acker, Inbound};
 use crate::events::{MessageReceived, MqttConnectionFailed, SubscriptionRefused};
 use crate::forward::Forwarder;
 use crate::front_door::FrontDoor;
+use crate::resend::{content_hash, InKafka};
 use crate::IngestError;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
@@ -103,7 +104,9 @@ impl Ingest {
             AsyncClient::new(self.options.clone(), self.max_inflight * 2 + 64);
         let (tx, rx) = mpsc::channel::<Inbound>(self.max_inflight);
         let connection = Arc::new(AtomicU64::new(0));
+        let in_kafka = Arc::new(InKafka::default());
         let acker = Acker {
+            in_kafka: in_kafka.clone(),
             client: client.clone(),
             forwarder: self.forwarder.clone(),
             stats: self.stats.clone(),
@@ -146,9 +149,14 @@ impl Ingest {
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     MessageReceived { stats: &self.stats }.emit();
                     let connection = connection.load(Ordering::Acquire);
+                    let content = content_hash(&publish.topic, &publish.payload);
+                    // Decided on arrival, before the backlog can be dropped by a reconnect.
+                    let in_kafka = in_kafka.arrived(publish.pkid, publish.dup, content);
                     backlog.push_back(Inbound {
                         publish,
                         connection,
+                        content,
+                        in_kafka,
                     });
                 }
                 Ok(_) => {}

@@ -113,7 +113,12 @@ impl Report {
         };
         line("publish→PUBACK", &self.puback);
         if let Some(k) = &self.publish_to_kafka {
-            line("publish→Kafka", k);
+            line("publish→Kafka*", k);
+            println!(
+                "  * to the record's producer timestamp: when the front door handed it to Kafka, \
+                 not when Kafka confirmed it. A gateway PUBACK waits for that confirmation, so \
+                 publish→PUBACK bounds publish→confirmed."
+            );
         }
         if let Some(line) = self.kafka_line() {
             println!("{line}");

@@ -10,7 +10,6 @@ sluice_common::metrics! {
     Counter PARTITIONS_REVOKED = "sluice_router_partitions_revoked_total", "Raw-topic partitions taken from this router (their unwritten rows dropped, replayed by the new owner)";
     Gauge PARTITIONS_OWNED = "sluice_router_partitions_owned", "Raw-topic partitions this router owns now";
     Counter REBALANCE_ERRORS = "sluice_router_rebalance_errors_total", "Rebalances librdkafka reported as failed";
-    Counter SECOND_COPIES = "sluice_router_redelivered_copies_dropped_total", "Records dropped as second copies of a message the MQTT broker redelivered after an ingest crash";
     Counter REJOINS = "sluice_router_rejoins_total", "Times the router rejoined its group after sitting unassigned";
     Counter RETIRED_DROPPED = "sluice_retired_messages_dropped_total", "Messages of retired devices dropped by the router";
     Counter POISON = "sluice_poison_messages_total", "Messages the router failed on repeatedly, isolated by bisecting their batch and dead-lettered";
@@ -130,25 +129,6 @@ impl Event for PartitionsRevoked<'_> {
         );
         PARTITIONS_REVOKED.count(self.partitions.len() as u64);
         PARTITIONS_OWNED.gauge_set(self.owned as f64);
-    }
-}
-
-/// A redelivered message's second copy was dropped (see `redelivered`).
-pub struct SecondCopyDropped<'a> {
-    pub partition: i32,
-    pub offset: i64,
-    pub device: &'a str,
-}
-
-impl Event for SecondCopyDropped<'_> {
-    fn emit(self) {
-        tracing::info!(
-            partition = self.partition,
-            offset = self.offset,
-            device = self.device,
-            "second copy of a redelivered message dropped"
-        );
-        SECOND_COPIES.count(1);
     }
 }
 

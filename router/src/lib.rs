@@ -7,8 +7,6 @@
 //!   rule, hand each rule's rows to its actions (sinks).
 //! - [`events`]: what happens in the router, each logged and counted in one `emit()`.
 //! - [`offsets`]: which offsets are safe to commit.
-//! - [`redelivered`]: second copies of messages the MQTT broker redelivered after an ingest
-//!   crash, dropped before decoding.
 //! - [`rebalance`]: partition assignments and revocations, queued by the consumer's context
 //!   and applied by the router between steps (sinks recover or forget the partitions).
 //! - [`dlq`]: the dead-letter producer, whose records must be confirmed before a commit.
@@ -37,7 +35,6 @@ pub mod poison;
 pub mod preview;
 mod process;
 pub mod rebalance;
-pub mod redelivered;
 pub mod reload;
 pub mod scaling;
 pub use process::FALLBACK_RULE;
@@ -95,8 +92,6 @@ pub struct Router {
     unassigned_since: Option<Instant>,
     /// Devices retired in the compliance tracker: their messages are dropped (and counted).
     retired: Arc<RetiredDevices>,
-    /// Recent records per partition, to drop second copies of redelivered messages.
-    recent: redelivered::RecentRecords,
     /// Offsets routers died on, shared by every restart of this router.
     poison: Arc<poison::PoisonWatch>,
 }
@@ -155,7 +150,6 @@ impl Router {
             stats,
             unassigned_since: None,
             retired: Arc::default(),
-            recent: Default::default(),
             poison: Arc::default(),
         })
     }
@@ -255,28 +249,9 @@ impl Router {
             .headers()
             .into_iter()
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
-        let redelivered = m
-            .headers()
-            .into_iter()
-            .flat_map(|h| h.iter())
-            .any(|h| h.key == sluice_processors::record::REDELIVERED);
         match TelemetryRecord::from_kafka(m.key(), headers, m.payload()) {
             Ok(rec) if self.retired.contains(&rec.device_id) => {
                 events::RetiredMessageDropped.emit()
-            }
-            Ok(rec)
-                if self.recent.is_second_copy(
-                    partition,
-                    redelivered::content_hash(rec.device_id, rec.mqtt_topic, rec.payload),
-                    redelivered,
-                ) =>
-            {
-                events::SecondCopyDropped {
-                    partition,
-                    offset,
-                    device: rec.device_id,
-                }
-                .emit()
             }
             Ok(rec) => self.raw.push(&rec, partition, offset),
             Err(e) => {

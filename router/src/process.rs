@@ -12,7 +12,7 @@ use arrow::datatypes::{Int32Type, Int64Type};
 use sluice_common::Event;
 use sluice_processors::decode::{BatchDecoder, Decoded, RawBatch, OFFSET, PARTITION};
 use sluice_processors::events::BatchDecoded;
-use sluice_processors::rule::route::{with_error, Routed};
+use sluice_processors::rule::route::{detached_from_kafka, with_error, Routed};
 use sluice_processors::rule::{RuleOutput, RuleSet};
 use std::collections::HashMap;
 
@@ -206,7 +206,12 @@ pub fn route_failures(router: &mut Router) -> Result<(), RouterError> {
             .iter()
             .find(|r| r.name == f.rule)
             .and_then(|r| r.error_action.clone());
-        let rows = f.rows.as_ref().and_then(|r| with_error(r, &f.reason));
+        // Handed in a checkpoint or more after their record: not a replay of it (#24.2).
+        let rows = f
+            .rows
+            .as_ref()
+            .and_then(|r| with_error(r, &f.reason))
+            .and_then(|r| detached_from_kafka(&r));
         if let (Some(action), Some(rows)) = (error_action, rows) {
             write_to(router, &action, &f.rule, rows)?;
             continue;

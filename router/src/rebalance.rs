@@ -98,7 +98,6 @@ impl Router {
                         self.raw = self.raw.subset(kept);
                     }
                     self.offsets.forget(&ps);
-                    self.recent.forget(&ps);
                     for sink in self.sinks.values_mut() {
                         sink.revoked(&ps);
                     }

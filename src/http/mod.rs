@@ -3,6 +3,7 @@
 //! Layout:
 //! - this file: the routes, `/metrics`, `/healthz`, `/readyz`, `/rules`, `POST /rules/reload`;
 //! - [`console`]: the operator console at `/` (static files built into the binary);
+//! - [`browser`]: Host and cross-origin checks, so a web page cannot drive the API;
 //! - [`auth`]: bearer tokens → roles (viewer, operator, admin), checked before every route;
 //! - [`devices`]: device metadata (`/devices/{id}`) and retirement;
 //! - [`ops`]: `/alerts`, `/compliance`, `/scaling`;
@@ -10,6 +11,7 @@
 //! - [`tls`]: HTTPS when `[http.tls]` is set.
 
 pub mod auth;
+mod browser;
 mod console;
 mod devices;
 pub mod metrics_filter;
@@ -56,6 +58,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let tokens = Arc::new(auth::Tokens::load(config)?);
+    let guard = Arc::new(browser::BrowserGuard {
+        has_tokens: !config.http.tokens.is_empty(),
+        allowed_hosts: config.http.allowed_hosts.clone(),
+    });
     let addr = crate::ports::check_free(&config.http.listen, "http.listen")?;
     let listener = std::net::TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
@@ -74,6 +80,8 @@ pub async fn serve(
         .merge(ops::routes())
         .merge(console::routes())
         .layer(axum::middleware::from_fn_with_state(tokens, auth::check))
+        // Outermost: a browser page's request is refused before anything else looks at it.
+        .layer(axum::middleware::from_fn_with_state(guard, browser::check))
         .with_state(state);
     let https = config.http.tls.is_some();
     match &config.http.tls {

@@ -13,6 +13,7 @@ use super::produce::{produce, Job};
 use super::sessions::Session;
 use super::{events, printable, Shared};
 use crate::forward::Outcome;
+use crate::resend::content_hash;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
@@ -47,15 +48,6 @@ struct Done {
 }
 
 type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
-
-/// Topic and payload as one number: what makes a resend the same message.
-fn content_hash(topic: &str, payload: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    topic.hash(&mut h);
-    payload.hash(&mut h);
-    h.finish()
-}
 
 /// Why a connection ended (a label of `sluice_gateway_disconnects_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -137,3 +137,76 @@ fn with_error_column(batch: &RecordBatch, reasons: ArrayRef) -> Option<RecordBat
     debug_assert!(columns.iter().all(|c| c.len() == batch.num_rows()));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
 }
+
+/// Rows that leave the Kafka record they came from behind (a failed alert handed to an error
+/// action a checkpoint or more later): `_partition`/`_offset` become `_source_partition`/
+/// `_source_offset`, and `_partition`/`_offset` are -1, so no sink takes them for a replay of
+/// a record its ledger already covers, nor touches that partition's state (#24.2).
+pub fn detached_from_kafka(batch: &RecordBatch) -> Option<RecordBatch> {
+    use crate::decode::{OFFSET, PARTITION};
+    use arrow::array::{Int32Array, Int64Array};
+    let source = |name: &str| match name {
+        n if n == PARTITION => "_source_partition".to_string(),
+        n if n == OFFSET => "_source_offset".to_string(),
+        n => n.to_string(),
+    };
+    let schema = batch.schema();
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_name(source(f.name())))
+        .collect();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    let n = batch.num_rows();
+    fields.push(Field::new(PARTITION, DataType::Int32, false));
+    columns.push(Arc::new(Int32Array::from(vec![-1; n])));
+    fields.push(Field::new(OFFSET, DataType::Int64, false));
+    columns.push(Arc::new(Int64Array::from(vec![-1i64; n])));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
+}
+
+#[cfg(test)]
+mod detached_tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array};
+
+    #[test]
+    fn detached_rows_point_at_no_partition_and_keep_their_source() {
+        let schema = Schema::new(vec![
+            Field::new("device", DataType::Utf8, false),
+            Field::new("_partition", DataType::Int32, false),
+            Field::new("_offset", DataType::Int64, false),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec!["d1"])),
+                Arc::new(Int32Array::from(vec![3])),
+                Arc::new(Int64Array::from(vec![42i64])),
+            ],
+        )
+        .unwrap();
+        let d = detached_from_kafka(&batch).unwrap();
+        let int32 = |name: &str| {
+            d.column_by_name(name)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap()
+                .value(0)
+        };
+        let int64 = |name: &str| {
+            d.column_by_name(name)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0)
+        };
+        assert_eq!((int32("_partition"), int64("_offset")), (-1, -1));
+        assert_eq!(
+            (int32("_source_partition"), int64("_source_offset")),
+            (3, 42)
+        );
+    }
+}

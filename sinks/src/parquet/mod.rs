@@ -1,7 +1,7 @@
 //! The Parquet sink: one directory tree per rule, Hive-style partitions by event hour.
 //!
 //! ```text
-//! <root>/rule=<name>/date=YYYY-MM-DD/hour=HH/part-p<partition>-o<first>-<last>.parquet
+//! <root>/rule=<name>/date=YYYY-MM-DD/hour=HH/part-p<partition>-o<first>-<last>-<id>.parquet
 //! ```
 //!
 //! Rows are filed by event time (`event_time_field`) when it lies within
@@ -182,12 +182,16 @@ impl ParquetSink {
 
     /// Publishes one partition's finished files: ledger first (the commit point), then the
     /// renames.
+    /// Rows from no Kafka record (partition -1: failed alerts) have no ledger: every router
+    /// writes them, under names no other file has, and they are renamed at once.
     fn publish(&mut self, partition: i32, next_offset: i64) -> Result<CheckpointStats, SinkError> {
         let files = self.finished.remove(&partition).unwrap_or_default();
-        self.fence(partition, &files)?;
         let entry = ledger::Ledger { next_offset, files };
-        ledger::write(self.store.as_ref(), partition, &entry)
-            .map_err(|e| SinkError::external(&self.name, e))?;
+        if partition >= 0 {
+            self.fence(partition, &entry.files)?;
+            ledger::write(self.store.as_ref(), partition, &entry)
+                .map_err(|e| SinkError::external(&self.name, e))?;
+        }
         let mut stats = CheckpointStats::default();
         for file in &entry.files {
             self.store
@@ -204,7 +208,9 @@ impl ParquetSink {
             stats.files += 1;
             stats.rows += file.rows;
         }
-        self.durable_to.insert(partition, next_offset);
+        if partition >= 0 {
+            self.durable_to.insert(partition, next_offset);
+        }
         Ok(stats)
     }
 }

@@ -92,7 +92,7 @@ fn files_appear_only_at_checkpoint_partitioned_by_event_hour() {
     let found = files(dir.path());
     let rel: Vec<String> = found
         .iter()
-        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+        .map(|p| without_id(&p.strip_prefix(dir.path()).unwrap().display().to_string()))
         .collect();
     assert_eq!(
         rel,
@@ -104,6 +104,17 @@ fn files_appear_only_at_checkpoint_partitioned_by_event_hour() {
     );
     assert_eq!(read_seqs(&found[0]), [1]);
     assert_eq!(read_seqs(&found[2]), [2]);
+}
+
+/// A published name without its unique id: `…-o<first>-<last>.parquet`.
+fn without_id(name: &str) -> String {
+    let stem = name.strip_suffix(".parquet").unwrap();
+    let (rest, id) = stem.rsplit_once('-').unwrap();
+    assert!(
+        id.len() >= 9 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{name}"
+    );
+    format!("{rest}.parquet")
 }
 
 fn is_temp(p: &Path) -> bool {
@@ -121,7 +132,7 @@ fn rolls_by_rows_and_names_by_offset_range() {
     s.checkpoint().unwrap();
     let names: Vec<String> = files(dir.path())
         .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .map(|p| without_id(&p.file_name().unwrap().to_string_lossy()))
         .collect();
     assert_eq!(names, ["part-p0-o0-1.parquet", "part-p0-o2-2.parquet"]);
 }
@@ -328,7 +339,7 @@ fn event_times_outside_the_window_are_filed_by_receive_time() {
     s.checkpoint().unwrap();
     let rel: Vec<String> = files(dir.path())
         .iter()
-        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+        .map(|p| without_id(&p.strip_prefix(dir.path()).unwrap().display().to_string()))
         .collect();
     assert_eq!(
         rel,
@@ -443,4 +454,63 @@ fn an_object_store_root_is_exactly_once_across_a_crash_between_ledger_and_publis
     s.write("all", &seq_rows(0, 10..25)).unwrap();
     s.checkpoint().unwrap();
     assert_eq!(all_seqs(&root), (0..25).collect::<Vec<_>>());
+}
+
+fn count_rows(paths: &[PathBuf]) -> usize {
+    paths
+        .iter()
+        .filter(|p| !is_temp(p))
+        .flat_map(|p| {
+            ParquetRecordBatchReaderBuilder::try_new(File::open(p).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+        })
+        .map(|b| b.unwrap().num_rows())
+        .sum()
+}
+
+/// #24.3: rows from no Kafka record (failed alerts: partition and offset -1) got one file
+/// name, so each checkpoint's file replaced the last one's.
+#[test]
+fn g3_rows_from_no_kafka_record_never_replace_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sink(dir.path(), 1000);
+    for seq in 1..=3 {
+        s.write("all", &output(&[(-1, -1, &format!(r#"{{"seq": {seq}}}"#))]))
+            .unwrap();
+        s.checkpoint().unwrap();
+    }
+    let found = files(dir.path());
+    assert_eq!(count_rows(&found), 3, "{found:?}");
+    let mut seqs: Vec<i64> = found.iter().flat_map(|p| read_seqs(p)).collect();
+    seqs.sort();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(
+        !dir.path().join("_sluice/ledger/p-1.json").exists(),
+        "no ledger for rows from no partition"
+    );
+}
+
+/// #24.8: an error action that is one of the rule's own actions writes the same offsets
+/// (with `_error`, so in a new file); under the same name that file replaced the good rows.
+#[test]
+fn g8_error_rows_written_beside_the_rules_own_rows_keep_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sink(dir.path(), 1000);
+    let good = output(&[(0, 0, r#"{"seq": 1}"#), (0, 1, r#"{"seq": 2}"#)]);
+    s.write("all", &good).unwrap();
+    let failed =
+        sluice_processors::rule::route::with_error(&good.source, "action 'x' failed").unwrap();
+    s.write(
+        "all",
+        &RuleOutput {
+            source: failed.clone(),
+            rows: failed,
+        },
+    )
+    .unwrap();
+    s.checkpoint().unwrap();
+    let found = files(dir.path());
+    assert_eq!(count_rows(&found), 4, "{found:?}");
 }

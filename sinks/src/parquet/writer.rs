@@ -29,13 +29,31 @@ pub struct Finished {
     pub took: std::time::Duration,
 }
 
-/// Makes temporary names unique within a process, across restarts of the router stage.
+/// Makes file names unique within a process, across restarts of the router stage.
 static NEXT_FILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A name part no other file gets: a random number drawn once per process (pids repeat — pid 1
+/// in every container) and a counter. Offsets alone do not make a name unique: an error
+/// action writing the same offsets as the rule's own action (#24.8), and rows from no Kafka
+/// record (failed alerts, offsets -1, #24.3), would replace each other's files.
+fn unique_file_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let process = *PROCESS.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish() as u32
+    });
+    let n = NEXT_FILE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{process:08x}{n:x}")
+}
 
 pub struct OpenFile {
     root: PathBuf,
     dir: PathBuf,
     tmp_path: PathBuf,
+    /// [`unique_file_id`], shared by the temporary and the final name.
+    id: String,
     rule: String,
     partition: i32,
     first_offset: i64,
@@ -108,11 +126,10 @@ impl OpenFile {
         compression: Compression,
     ) -> Result<Self, WriteError> {
         sluice_common::fs::create_dir_durably(dir).map_err(io("create", dir))?;
-        let n = NEXT_FILE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = unique_file_id();
         let tmp_path = dir.join(format!(
-            ".part-p{}-o{first_offset}-{}-{n}.parquet.tmp",
+            ".part-p{}-o{first_offset}-{id}.parquet.tmp",
             key.partition,
-            std::process::id()
         ));
         let file = File::create(&tmp_path).map_err(io("create", &tmp_path))?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties(compression)))?;
@@ -120,6 +137,7 @@ impl OpenFile {
             root: root.to_path_buf(),
             dir: dir.to_path_buf(),
             tmp_path,
+            id,
             rule: key.rule.clone(),
             partition: key.partition,
             first_offset,
@@ -162,8 +180,8 @@ impl OpenFile {
             .sync_all()
             .map_err(io("fsync", &self.tmp_path))?;
         let final_path = self.dir.join(format!(
-            "part-p{}-o{}-{}.parquet",
-            self.partition, self.first_offset, self.last_offset
+            "part-p{}-o{}-{}-{}.parquet",
+            self.partition, self.first_offset, self.last_offset, self.id
         ));
         let relative = |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).to_path_buf();
         Ok(Finished {

@@ -208,6 +208,12 @@ impl Sluice {
         Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     }
 
+    /// SIGCONT: a frozen process goes on.
+    pub fn thaw(&self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    }
+
     /// SIGKILL: the crash case.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

@@ -1,0 +1,169 @@
+//! README's "Scale-out on one machine" block, run exactly as written (issue #29) — only its
+//! ports are swapped for free ones, in the commands and in a copy of `config/`: the brokers
+//! process, two gateway replicas and two routers come up, readings sent through both gateways
+//! all reach Parquet, and both routers own partitions of the one consumer group.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The README's block after `marker`: one entry per command (continuation lines joined,
+/// comments dropped).
+fn readme_commands(marker: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let after = &readme[readme.find(marker).expect("the scale-out block in README")..];
+    let block = after
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let joined = block.replace("\\\n", " ");
+    joined
+        .lines()
+        .map(|l| l.split(" #").next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Every `:PORT` (4–5 digits) in `text` replaced by a free port, the same one for the same
+/// port everywhere (`ports` remembers them across texts).
+fn swap_ports(text: &str, ports: &mut BTreeMap<String, u16>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(':') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if (4..=5).contains(&digits.len()) {
+            let free = *ports.entry(digits.clone()).or_insert_with(free_port);
+            out.push_str(&free.to_string());
+            rest = &rest[digits.len()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn readme_scale_out_block_runs_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut ports = BTreeMap::new();
+    let commands = readme_commands("Scale-out on one machine");
+    assert_eq!(commands.len(), 5, "{commands:?}");
+    let commands: Vec<String> = commands.iter().map(|c| swap_ports(c, &mut ports)).collect();
+    // The config the block names, with the same ports swapped.
+    let config_dir = dir.path().join("config");
+    copy_dir(&repo.join("config"), &config_dir);
+    let toml_path = config_dir.join("sluice.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    let mut text = swap_ports(&text, &mut ports);
+    text = text.replace("commit_interval_ms = 5000", "commit_interval_ms = 500");
+    std::fs::write(&toml_path, text).unwrap();
+
+    let mut running: Vec<Sluice> = Vec::new();
+    let mut apis = Vec::new();
+    let mut gateways = Vec::new();
+    for command in &commands {
+        let (env, args) = split_command(command);
+        let api = env
+            .get("SLUICE_HTTP_LISTEN")
+            .cloned()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", ports["9464"]));
+        if let Some(mqtt) = env.get("SLUICE_MQTT_LISTEN") {
+            gateways.push(mqtt.clone());
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args[1..])
+            .envs(&env)
+            .env("SLUICE_LOG", "warn,tansu_storage=off")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sluice");
+        running.push(Sluice {
+            child,
+            http: Some(api.clone()),
+        });
+        let last = running.last_mut().unwrap();
+        wait_until(
+            &format!("`{command}` ready"),
+            Duration::from_secs(120),
+            || {
+                assert!(
+                    last.child.try_wait().unwrap().is_none(),
+                    "`{command}` exited"
+                );
+                http_get(&api, "/readyz").is_some_and(|(code, _)| code == 200)
+            },
+        );
+        apis.push(api);
+    }
+    assert_eq!(gateways.len(), 2, "two gateway replicas: {commands:?}");
+
+    let mut sent = 0;
+    for (g, gateway) in gateways.iter().enumerate() {
+        let messages: Vec<(String, serde_json::Value)> = (0..20)
+            .flat_map(|d| {
+                (0..10).map(move |seq| (format!("gw{g}-dev-{d}"), serde_json::json!({"seq": seq})))
+            })
+            .collect();
+        sent += messages.len() as u64;
+        publish_json(gateway, &messages);
+    }
+    let roots: Vec<PathBuf> = ["data-r1", "data-r2"]
+        .iter()
+        .map(|d| dir.path().join(d).join("parquet"))
+        .collect();
+    wait_until(
+        "every reading in the routers' Parquet",
+        Duration::from_secs(90),
+        || {
+            roots
+                .iter()
+                .map(|r| rule_rows(r, "all_telemetry"))
+                .sum::<u64>()
+                >= sent
+        },
+    );
+    for api in &apis[3..] {
+        let (_, metrics) = http_get(api, "/metrics").unwrap();
+        let owned = metric_value(&metrics, "sluice_router_partitions_owned", &[]).unwrap_or(0.0);
+        assert!(owned >= 1.0, "router at {api} owns {owned} partitions");
+    }
+    for s in running.drain(..).rev() {
+        s.stop();
+    }
+}
+
+/// `A=1 B=2 sluice run …` → ({A: 1, B: 2}, ["sluice", "run", …]).
+fn split_command(command: &str) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut env = BTreeMap::new();
+    let mut words = command.split_whitespace().peekable();
+    while let Some((k, v)) = words.peek().and_then(|w| w.split_once('=')) {
+        env.insert(k.to_string(), v.to_string());
+        words.next();
+    }
+    let args: Vec<String> = words.map(String::from).collect();
+    assert_eq!(args[0], "sluice", "{command}");
+    (env, args)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        match entry.file_type().unwrap().is_dir() {
+            true => copy_dir(&entry.path(), &target),
+            false => {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+}
