@@ -15,6 +15,7 @@ sluice_common::metrics! {
 /// Every metric Sluice exports, by the crate that declares it.
 pub const CATALOG: &[&[&Metric]] = &[
     ALL,
+    sluice_core::dead_letter::ALL,
     sluice_ingest::events::ALL,
     sluice_processors::events::ALL,
     sluice_router::events::ALL,
@@ -69,7 +70,7 @@ impl Event for RolesStarted {
 /// could not tell "none yet" from "not counted here". The reason-labelled series add up to
 /// the real total; this one stays 0.
 fn dead_letters_exist(stage: &str) {
-    let name = sluice_processors::events::DEAD_LETTERED.name;
+    let name = sluice_core::dead_letter::DEAD_LETTERED.name;
     metrics::counter!(name, "stage" => stage.to_string()).increment(0);
 }
 

@@ -19,7 +19,7 @@ use rdkafka::producer::DeliveryFuture;
 use rumqttc::{AsyncClient, Publish};
 use sluice_common::retry::{Backoff, Policy};
 use sluice_common::{Event as _, Stats};
-use sluice_processors::events::DeadLettered;
+use sluice_core::DeadLettered;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

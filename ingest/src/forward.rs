@@ -4,7 +4,7 @@
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use sluice_config::{IngestConfig, KafkaConfig};
-use sluice_processors::record::{device_id_from_topic, dlq_headers, TelemetryRecord};
+use sluice_core::record::{device_id_from_topic, dlq_headers, TelemetryRecord};
 
 /// Whether Kafka will refuse this record whatever we do (too large, invalid): such a message
 /// goes to the dead-letter topic and is acknowledged, so it never blocks the ones behind it.
@@ -187,7 +187,7 @@ impl Forwarder {
         let mut p = self.prepare(mqtt_topic, payload.len(), received_ms);
         if redelivered {
             p.headers = p.headers.insert(Header {
-                key: sluice_processors::record::REDELIVERED,
+                key: sluice_core::record::REDELIVERED,
                 value: Some("1"),
             });
         }

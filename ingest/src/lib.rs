@@ -9,7 +9,7 @@
 //! - [`Ingest`]: subscribes to the configured topic filters with QoS 1 on a persistent
 //!   session (`clean_session = false`, stable client id, manual acks).
 //! - [`forward`]: turns each MQTT publish into one Kafka record (the contract in
-//!   `sluice_processors::record`), or a dead-letter record with a reason (oversize, no device
+//!   `sluice_core::record`), or a dead-letter record with a reason (oversize, no device
 //!   id in the topic), and sends it with an idempotent, `acks=all` producer.
 //! - [`deliver`]: each message to Kafka with its own retries, then its PUBACK in arrival
 //!   order, on the connection it came on only.

@@ -1,11 +1,11 @@
 //! What happens while decoding and evaluating rules, each one [`Event`] that logs and counts;
-//! and the dead-letter event ingest and router share.
+//! the dead-letter event lives in `sluice-core` (ingest shares it) and is re-exported here.
 
-use sluice_common::{Event, Stats};
+use sluice_common::Event;
+pub use sluice_core::dead_letter::{DeadLettered, DEAD_LETTERED};
 use std::time::Duration;
 
 sluice_common::metrics! {
-    Counter DEAD_LETTERED["stage", "reason"] = "sluice_dlq_total", "Records sent to the dead-letter topic";
     Counter TYPE_MISMATCHES = "sluice_decode_type_mismatch_total", "Payload values that did not fit their column's type (read as NULL)";
     Counter FIELDS_RETIRED = "sluice_decode_fields_retired_total", "Top-level payload fields dropped from the router's schema after router.decode.field_ttl_secs unseen";
     Counter RULE_EVALUATED["rule"] = "sluice_rule_evaluated_total", "Rows each rule evaluated";
@@ -13,23 +13,6 @@ sluice_common::metrics! {
     Counter RULE_FAILURES["rule"] = "sluice_rule_failures_total", "Rows each rule failed on";
     Counter RULE_PLANS["rule"] = "sluice_rule_plans_total", "Rule query plans built (at load and reload, never per batch)";
     Histogram RULE_EVAL_SECONDS = "sluice_rule_eval_seconds", "Seconds to evaluate one rule on one batch";
-}
-
-/// A record went to the dead-letter topic (`stage`: ingest or router).
-pub struct DeadLettered<'a> {
-    pub stage: &'static str,
-    pub reason: &'a str,
-    pub stats: &'a Stats,
-}
-
-impl Event for DeadLettered<'_> {
-    fn emit(self) {
-        // The label is the reason's first word ("invalid JSON: …" → "invalid JSON").
-        let label = self.reason.split(':').next().unwrap_or("other").to_string();
-        tracing::debug!(stage = self.stage, reason = self.reason, "dead-lettered");
-        DEAD_LETTERED.count_with(&[("stage", self.stage.to_string()), ("reason", label)], 1);
-        Stats::add(&self.stats.dead_lettered, 1);
-    }
 }
 
 /// A batch was decoded: values that did not fit their type, fields that left the schema.

@@ -1,8 +1,8 @@
 //! Sluice processors: everything that turns raw telemetry into routed Arrow batches.
 //!
 //! Layout:
-//! - [`record`]: the Kafka record contract between ingest and router (key, headers, value)
-//!   and the dead-letter record. Defined once here; both sides use it.
+//! - [`record`]: the Kafka record contract, re-exported from `sluice-core` (where ingest,
+//!   which links no DataFusion, reads it too).
 //! - [`decode`]: a batch of raw JSON payloads → one Arrow `RecordBatch` with a stable, evolving
 //!   schema plus metadata columns (`_device_id`, `_topic`, `_received_at`, `_partition`,
 //!   `_offset`). Malformed payloads come back as rejects with a reason, never as a batch error.
@@ -20,9 +20,11 @@
 
 pub mod decode;
 pub mod events;
-pub mod record;
 pub mod rule;
 pub mod rule_test;
+
+/// The Kafka record contract, defined in `sluice-core` (ingest uses it without this crate).
+pub use sluice_core::record;
 
 mod error;
 pub use error::ProcessorError;

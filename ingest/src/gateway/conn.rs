@@ -251,7 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let stats = &self.shared.stats;
         match &outcome {
             Outcome::Telemetry => crate::events::RecordProduced { stats }.emit(),
-            Outcome::DeadLetter(reason) => sluice_processors::events::DeadLettered {
+            Outcome::DeadLetter(reason) => sluice_core::DeadLettered {
                 stage: "gateway",
                 reason,
                 stats,

@@ -10,7 +10,7 @@
 use super::registry::{Registry, Verdict};
 use rumqttc::mqttbytes::v4::Connect;
 use rumqttc::ConnectReturnCode;
-use sluice_processors::record::device_id_from_topic;
+use sluice_core::record::device_id_from_topic;
 use std::collections::HashMap;
 use std::sync::Arc;
 

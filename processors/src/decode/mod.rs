@@ -21,17 +21,16 @@ pub mod fields;
 pub mod flatten;
 pub mod infer;
 pub mod limits;
-mod raw;
 pub mod schema;
 
 pub use limits::DecodeLimits;
-pub use raw::RawBatch;
+pub use sluice_core::RawBatch;
 
 use arrow::array::TimestampMillisecondArray;
 use arrow::array::{
     Array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringBuilder,
 };
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Fields, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow_json::reader::ReaderBuilder;
 use fields::{FieldIndex, LastSeen};
@@ -39,27 +38,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Metadata column names, added after the payload fields.
-pub const DEVICE_ID: &str = "_device_id";
-pub const TOPIC: &str = "_topic";
-pub const RECEIVED_AT: &str = "_received_at";
-pub const PARTITION: &str = "_partition";
-pub const OFFSET: &str = "_offset";
-
-/// The metadata fields, in column order.
-pub fn metadata_fields() -> Vec<Field> {
-    vec![
-        Field::new(DEVICE_ID, DataType::Utf8, false),
-        Field::new(TOPIC, DataType::Utf8, false),
-        Field::new(
-            RECEIVED_AT,
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new(PARTITION, DataType::Int32, false),
-        Field::new(OFFSET, DataType::Int64, false),
-    ]
-}
+pub use sluice_core::meta::{metadata_fields, DEVICE_ID, OFFSET, PARTITION, RECEIVED_AT, TOPIC};
 
 /// A record that could not be decoded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use sluice_processors::record::RetiredDevices;
+pub use sluice_core::RetiredDevices;
 
 /// Compliance state shared by the sink and the HTTP API.
 pub struct ComplianceBoard {
