@@ -7,6 +7,7 @@ use std::time::Duration;
 
 sluice_common::metrics! {
     Counter STAGE_RESTARTS["stage"] = "sluice_stage_restarts_total", "Times a failed stage (ingest, router) was restarted by its supervisor";
+    Counter STAGES_STOPPED["stage"] = "sluice_stage_stopped_total", "Times a stage was stopped for good: a configuration mistake, or a bug that kept panicking";
     Counter UNAUTHORIZED = "sluice_http_unauthorized_total", "API requests refused for a missing or unknown token";
     Counter BROWSER_REFUSED = "sluice_http_browser_refused_total", "API requests refused as a web page's: a Host not served without tokens, or a cross-origin write";
     Counter FORBIDDEN = "sluice_http_forbidden_total", "API requests refused for a role too low";
@@ -86,6 +87,21 @@ impl Event for StageRestarting<'_> {
         tracing::error!(stage = self.stage, error = %self.reason, restart_in = ?self.delay,
             "stage failed; restarting it");
         STAGE_RESTARTS.count_with(&[("stage", self.stage.to_string())], 1);
+    }
+}
+
+/// A stage failed in a way restarting cannot fix (a configuration mistake, or a bug that
+/// kept panicking): it stays stopped, the rest of the process runs, `/readyz` says why.
+pub struct StageStopped<'a> {
+    pub stage: &'static str,
+    pub reason: &'a str,
+    pub why: &'a str,
+}
+
+impl Event for StageStopped<'_> {
+    fn emit(self) {
+        tracing::error!(stage = self.stage, error = %self.reason, "{}; the stage is not restarted", self.why);
+        STAGES_STOPPED.count_with(&[("stage", self.stage.to_string())], 1);
     }
 }
 

@@ -304,10 +304,17 @@ fn ingest_starter(
             &mqtt_address(&config),
             forwarder,
             stats.clone(),
-        )?
+        )
+        .map_err(sluice_core::Classified::of)?
         .with_front_door(subscribed.clone());
         let stop = stop.clone();
-        Ok(Box::pin(async move { Ok(ingest.run(stop).await?) }) as StageRun)
+        Ok(Box::pin(async move {
+            ingest
+                .run(stop)
+                .await
+                .map_err(sluice_core::Classified::of)?;
+            Ok(())
+        }) as StageRun)
     }
 }
 
@@ -352,11 +359,18 @@ fn router_starter(
             control.clone(),
             built.sinks,
             stats.clone(),
-        )?
+        )
+        .map_err(sluice_core::Classified::of)?
         .with_retired(built.boards.retired.clone())
         .with_poison_watch(poison.clone());
         let stop = stop.clone();
-        Ok(Box::pin(async move { Ok(router.run(stop).await?) }) as StageRun)
+        Ok(Box::pin(async move {
+            router
+                .run(stop)
+                .await
+                .map_err(sluice_core::Classified::of)?;
+            Ok(())
+        }) as StageRun)
     })
 }
 

@@ -1,11 +1,18 @@
 //! Stage supervision: a failing ingest or router (an error or a panic) is restarted with
 //! backoff while the embedded brokers and the other stage keep running.
 //!
+//! What the supervisor does depends on whose fault the failure is ([`sluice_core::fault`],
+//! found anywhere in the error's chain): a configuration mistake (`Retry::Never`) stops the
+//! stage with its message on `/readyz` and in the log, once, instead of restarting forever;
+//! `Retry::Now` restarts from the shortest delay; a panic (a bug) is restarted at most
+//! [`MAX_BUG_RESTARTS`] times in a row and then reported and stopped; anything else (an
+//! outside system) backs off.
+//!
 //! Each restart is logged and counted (`sluice_stage_restarts_total{stage}`), and the stage is
 //! marked down in [`StageHealth`] until it runs again, so `/readyz` answers 503 with the reason
 //! meanwhile. A stage that ran for a while before failing starts again from the shortest delay.
 
-use crate::events::StageRestarting;
+use crate::events::{StageRestarting, StageStopped};
 use sluice_common::retry::{Backoff, Policy};
 use sluice_common::Event;
 use std::collections::BTreeMap;
@@ -40,6 +47,37 @@ impl StageHealth {
     }
 }
 
+/// Panics in a row (without a healthy run between) before a stage is stopped as broken.
+pub const MAX_BUG_RESTARTS: u32 = 10;
+
+/// What to do after a failure.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Restart { shortest: bool },
+    Stop(String),
+}
+
+/// The supervisor's policy: the failure's classification and how many bugs came in a row.
+fn next_step(failure: &anyhow::Error, panicked: bool, bugs_in_a_row: u32) -> Next {
+    use sluice_core::fault::{Classified, Retry};
+    if panicked {
+        return match bugs_in_a_row >= MAX_BUG_RESTARTS {
+            true => Next::Stop(format!(
+                "stopped after {bugs_in_a_row} panics in a row (a bug in Sluice; please report it)"
+            )),
+            false => Next::Restart { shortest: false },
+        };
+    }
+    match failure.chain().find_map(|c| c.downcast_ref::<Classified>()) {
+        Some(c) if c.retry == Retry::Never => Next::Stop(format!(
+            "stopped: {} (fix it and restart Sluice)",
+            c.whose.describe()
+        )),
+        Some(c) if c.retry == Retry::Now => Next::Restart { shortest: true },
+        _ => Next::Restart { shortest: false },
+    }
+}
+
 /// Restart delays: 0.5 s doubling to 30 s, with jitter so restarts of many replicas spread.
 const RESTART: Policy =
     Policy::doubling(Duration::from_millis(500), Duration::from_secs(30)).with_jitter();
@@ -60,16 +98,21 @@ pub async fn supervise<F, Fut>(
 {
     let mut delays = Backoff::new(RESTART);
     let mut next = Some(first);
+    let mut bugs_in_a_row = 0;
     loop {
         let started = Instant::now();
         let run = match next.take() {
             Some(run) => Ok(run),
             None => start(),
         };
+        let mut panicked = false;
         let outcome = match run {
             Ok(run) => match tokio::spawn(run).await {
                 Ok(result) => result,
-                Err(e) if e.is_panic() => Err(anyhow::anyhow!("panicked: {}", panic_text(e))),
+                Err(e) if e.is_panic() => {
+                    panicked = true;
+                    Err(anyhow::anyhow!("panicked: {}", panic_text(e)))
+                }
                 Err(e) => Err(anyhow::anyhow!("{e}")),
             },
             Err(e) => Err(e),
@@ -80,11 +123,32 @@ pub async fn supervise<F, Fut>(
             }
             return;
         }
-        let reason = match outcome {
-            Ok(()) => "stopped on its own".to_string(),
-            Err(e) => format!("{e:#}"),
-        };
         if started.elapsed() >= HEALTHY_AFTER {
+            delays.reset();
+            bugs_in_a_row = 0;
+        }
+        bugs_in_a_row += u32::from(panicked);
+        let (reason, step) = match outcome {
+            Ok(()) => (
+                "stopped on its own".to_string(),
+                Next::Restart { shortest: false },
+            ),
+            Err(e) => (format!("{e:#}"), next_step(&e, panicked, bugs_in_a_row)),
+        };
+        let shortest = match step {
+            Next::Stop(why) => {
+                StageStopped {
+                    stage,
+                    reason: &reason,
+                    why: &why,
+                }
+                .emit();
+                health.set(stage, Some(format!("{why}: {reason}")));
+                return;
+            }
+            Next::Restart { shortest } => shortest,
+        };
+        if shortest {
             delays.reset();
         }
         let delay = delays.next_delay();
@@ -115,6 +179,76 @@ fn panic_text(e: tokio::task::JoinError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_core::fault::{Classified, Retry, Whose};
+
+    #[test]
+    fn the_policy_follows_whose_fault_it_is() {
+        let mistake = anyhow::Error::new(Classified::new(
+            Whose::User,
+            Retry::Never,
+            "unknown action 'x'",
+        ))
+        .context("router");
+        assert!(
+            matches!(next_step(&mistake, false, 0), Next::Stop(w) if w.contains("a configuration problem"))
+        );
+        let outage =
+            anyhow::Error::new(Classified::new(Whose::Outside, Retry::Later, "kafka down"));
+        assert_eq!(
+            next_step(&outage, false, 0),
+            Next::Restart { shortest: false }
+        );
+        let fenced = anyhow::Error::new(Classified::new(Whose::Outside, Retry::Now, "fenced"));
+        assert_eq!(
+            next_step(&fenced, false, 0),
+            Next::Restart { shortest: true }
+        );
+        let unknown = anyhow::anyhow!("something");
+        assert_eq!(
+            next_step(&unknown, false, 0),
+            Next::Restart { shortest: false }
+        );
+        let bug = anyhow::anyhow!("panicked: x");
+        assert_eq!(next_step(&bug, true, 1), Next::Restart { shortest: false });
+        assert!(
+            matches!(next_step(&bug, true, MAX_BUG_RESTARTS), Next::Stop(w) if w.contains("a bug"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_configuration_mistake_stops_the_stage_once_with_its_message() {
+        let health = StageHealth::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let run = |runs: Arc<AtomicUsize>| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Err(anyhow::Error::new(Classified::new(
+                Whose::User,
+                Retry::Never,
+                "rule 'hot' names unknown action 'pager'",
+            )))
+        };
+        let first = run(runs.clone());
+        let again = runs.clone();
+        let start = move || -> anyhow::Result<_> { Ok(run(again.clone())) };
+        // Returns by itself (no stop token cancelled): the stage is not restarted.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            supervise("router", &health, CancellationToken::new(), first, start),
+        )
+        .await
+        .expect("the supervisor gave up on the stage instead of restarting it");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "ran once, never restarted");
+        let problems = health.problems();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("router: stopped: a configuration problem"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].contains("unknown action 'pager'"),
+            "{problems:?}"
+        );
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 

@@ -50,3 +50,28 @@ pub enum IngestError {
 }
 
 pub use sluice_common::now_ms;
+
+impl sluice_core::Classify for IngestError {
+    fn whose(&self) -> sluice_core::Whose {
+        use rdkafka::error::KafkaError;
+        use sluice_core::Whose;
+        match self {
+            IngestError::Tls(_) => Whose::User,
+            IngestError::Kafka(KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..)) => {
+                Whose::User
+            }
+            IngestError::Kafka(_) | IngestError::Mqtt(_) | IngestError::ProducerFatal(_) => {
+                Whose::Outside
+            }
+        }
+    }
+
+    fn retry(&self) -> sluice_core::Retry {
+        match (self, self.whose()) {
+            // A new producer is all it takes.
+            (IngestError::ProducerFatal(_), _) => sluice_core::Retry::Now,
+            (_, sluice_core::Whose::User) => sluice_core::Retry::Never,
+            _ => sluice_core::Retry::Later,
+        }
+    }
+}

@@ -70,6 +70,24 @@ pub enum RouterError {
     UnknownAction { rule: String, action: String },
 }
 
+impl sluice_core::Classify for RouterError {
+    fn whose(&self) -> sluice_core::Whose {
+        use rdkafka::error::KafkaError;
+        use sluice_core::Whose;
+        match self {
+            // A rule naming a sink that does not exist: nothing changes until the config does.
+            RouterError::UnknownAction { .. } => Whose::User,
+            // librdkafka refused its own configuration (a bad property, a bad TLS file).
+            RouterError::Kafka(KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..)) => {
+                Whose::User
+            }
+            RouterError::Kafka(_) | RouterError::DeadLetter(_) | RouterError::Sink(_) => {
+                Whose::Outside
+            }
+        }
+    }
+}
+
 pub struct Router {
     // Shared so the consume loop can hold a message while the router updates itself.
     consumer: Arc<StreamConsumer<RebalanceContext>>,

@@ -7,10 +7,9 @@
 
 use crate::events::{ActionWritten, BatchRouted, BatchTimed, RuleRowsSelected, Unmatched};
 use crate::{Router, RouterError};
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type};
+use arrow::array::RecordBatch;
 use sluice_common::Event;
-use sluice_processors::decode::{BatchDecoder, Decoded, RawBatch, OFFSET, PARTITION};
+use sluice_processors::decode::{BatchDecoder, Decoded, RawBatch};
 use sluice_processors::events::BatchDecoded;
 use sluice_processors::rule::route::{detached_from_kafka, with_error, Routed};
 use sluice_processors::rule::{RuleOutput, RuleSet};
@@ -227,17 +226,8 @@ pub fn route_failures(router: &mut Router) -> Result<(), RouterError> {
 
 /// The Kafka partition and offset of a batch's first row.
 fn source_position(rows: &RecordBatch) -> (i32, i64) {
-    let partition = rows
-        .column_by_name(PARTITION)
-        .and_then(|c| c.as_primitive_opt::<Int32Type>())
-        .filter(|c| !c.is_empty())
-        .map_or(-1, |c| c.value(0));
-    let offset = rows
-        .column_by_name(OFFSET)
-        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        .filter(|c| !c.is_empty())
-        .map_or(-1, |c| c.value(0));
-    (partition, offset)
+    let meta = sluice_core::Meta::of(rows);
+    (meta.partition(0), meta.offset(0))
 }
 
 /// Rows a rule failed on, with no error action, go to the DLQ once (first failure's reason).
@@ -245,14 +235,7 @@ fn dead_letter_rows(router: &mut Router, batch: &RecordBatch, failed: &[(usize, 
     if failed.is_empty() {
         return;
     }
-    let (Some(offsets), Some(partitions)) = (
-        batch
-            .column_by_name(OFFSET)
-            .and_then(|c| c.as_primitive_opt::<Int64Type>()),
-        batch
-            .column_by_name(PARTITION)
-            .and_then(|c| c.as_primitive_opt::<Int32Type>()),
-    ) else {
+    let Ok((partitions, offsets)) = sluice_core::Meta::of(batch).positions() else {
         return;
     };
     // Map the batch row back to its raw record through (partition, offset), unique per batch.

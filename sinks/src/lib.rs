@@ -95,16 +95,6 @@ pub trait Sink: Send {
 
 pub use sluice_common::fs::atomic_write;
 
-/// The Kafka partition of each source row (−1 for a row from no record), for state that
-/// follows its partition.
-pub(crate) fn source_partitions(source: &arrow::array::RecordBatch) -> impl Fn(usize) -> i32 + '_ {
-    use arrow::array::{Array, AsArray};
-    let column = source
-        .column_by_name(sluice_processors::decode::PARTITION)
-        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>());
-    move |i| column.filter(|c| c.is_valid(i)).map_or(-1, |c| c.value(i))
-}
-
 /// Reads JSON state written with [`atomic_write`]; no file yet (a first start) is the default.
 pub fn read_state<T: serde::de::DeserializeOwned + Default>(
     path: &std::path::Path,

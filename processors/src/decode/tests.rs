@@ -1,6 +1,7 @@
 use super::*;
 use crate::record::TelemetryRecord;
 use arrow::array::{Array, AsArray};
+use arrow::datatypes::DataType;
 use arrow::datatypes::{Float64Type, Int64Type};
 use std::time::Instant;
 

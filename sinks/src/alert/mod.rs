@@ -23,12 +23,10 @@ mod handover;
 mod tests;
 
 use crate::{CheckpointStats, DeliveryFailure, RuleOutput, Sink, SinkError};
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::TimestampMillisecondType;
+use arrow::array::RecordBatch;
 pub use board::AlertBoard;
 use book::{AlertBook, Notification, Observed, Occurrence, Timing};
 use sluice_config::AlertSinkConfig;
-use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
@@ -142,29 +140,18 @@ impl AlertSink {
     fn occurrences(&self, rule: &str, output: &RuleOutput) -> Result<Vec<Occurrence>, SinkError> {
         let rows = sluice_processors::rule::rows_as_json(&output.rows)
             .map_err(|e| SinkError::external(&self.name, e))?;
-        let devices = output
-            .source
-            .column_by_name(DEVICE_ID)
-            .and_then(|c| c.as_string_opt::<i32>());
-        let seen = output
-            .source
-            .column_by_name(RECEIVED_AT)
-            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
+        let meta = sluice_core::Meta::of(&output.source);
         let severity = self
             .config
             .severity
             .get(rule)
             .unwrap_or(&self.config.default_severity);
         let now = now_ms();
-        let partition = crate::source_partitions(&output.source);
         Ok(rows
             .into_iter()
             .enumerate()
             .map(|(i, columns)| {
-                let device = devices
-                    .filter(|d| d.is_valid(i))
-                    .map_or("", |d| d.value(i))
-                    .to_string();
+                let device = meta.device_id(i).unwrap_or("").to_string();
                 let key = alert_key(rule, &device, &self.config.key_columns, &columns);
                 Occurrence {
                     key,
@@ -172,8 +159,8 @@ impl AlertSink {
                     device,
                     severity: severity.clone(),
                     columns,
-                    seen_ms: seen.filter(|s| s.is_valid(i)).map_or(now, |s| s.value(i)),
-                    partition: partition(i),
+                    seen_ms: meta.received_ms(i).unwrap_or(now),
+                    partition: meta.partition(i),
                 }
             })
             .collect())
@@ -340,7 +327,7 @@ impl Sink for AlertSink {
 fn notification_row(n: &Notification) -> Option<RecordBatch> {
     use arrow::array::{Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-    use sluice_processors::decode::{OFFSET, PARTITION};
+    use sluice_core::meta::{DEVICE_ID, OFFSET, PARTITION, RECEIVED_AT};
     let text = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as arrow::array::ArrayRef;
     let status = serde_json::to_value(&n.alert.status).ok()?;
     let schema = Schema::new(vec![

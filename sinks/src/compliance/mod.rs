@@ -23,11 +23,10 @@ mod tests;
 use crate::events::{RetiredReportsDropped, UnknownDeploymentReported};
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, TimestampMillisecondType};
+use arrow::datatypes::DataType;
 use fleet::{ComplianceReport, Fleet, Report};
 use sluice_common::Event;
 use sluice_config::{ComplianceSinkConfig, Config, UpdateConfig};
-use sluice_processors::decode::{DEVICE_ID, RECEIVED_AT};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -186,7 +185,7 @@ fn value(col: &Option<arrow::array::StringArray>, i: usize) -> Option<String> {
 fn reports(output: &RuleOutput) -> Vec<(i32, Report)> {
     let rows = &output.rows;
     let named = text_column(rows, "device_id");
-    let source_device = text_column(&output.source, DEVICE_ID);
+    let meta = sluice_core::Meta::of(&output.source);
     let [model, version, group, deployment, deployment_state] = [
         "model",
         "version",
@@ -195,23 +194,19 @@ fn reports(output: &RuleOutput) -> Vec<(i32, Report)> {
         "deployment_state",
     ]
     .map(|c| text_column(rows, c));
-    let seen = output
-        .source
-        .column_by_name(RECEIVED_AT)
-        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
-    let partition = crate::source_partitions(&output.source);
+
     (0..rows.num_rows())
         .filter_map(|i| {
             let report = Report {
-                device: value(&named, i).or_else(|| value(&source_device, i))?,
+                device: value(&named, i).or_else(|| meta.device_id(i).map(str::to_string))?,
                 model: value(&model, i),
                 version: value(&version, i),
                 group: value(&group, i),
                 deployment: value(&deployment, i),
                 deployment_state: value(&deployment_state, i),
-                seen_ms: seen.filter(|s| s.is_valid(i)).map_or(0, |s| s.value(i)),
+                seen_ms: meta.received_ms(i).unwrap_or(0),
             };
-            Some((partition(i), report))
+            Some((meta.partition(i), report))
         })
         .collect()
 }

@@ -2,9 +2,9 @@
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use arrow::error::ArrowError;
-use sluice_processors::decode::{OFFSET, PARTITION, RECEIVED_AT};
+use sluice_core::meta::RECEIVED_AT;
 use sluice_processors::rule::RuleOutput;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,9 +44,8 @@ fn event_ms(
     field: &str,
     window: (i64, i64),
 ) -> Result<(Vec<i64>, usize), ArrowError> {
-    let received = source
-        .column_by_name(RECEIVED_AT)
-        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+    let received = sluice_core::Meta::of(source)
+        .received_at
         .ok_or_else(|| ArrowError::SchemaError(format!("missing {RECEIVED_AT}")))?;
     let mut out: Vec<i64> = received.values().to_vec();
     let Some(col) = source.column_by_name(field) else {
@@ -79,16 +78,9 @@ fn event_ms(
 fn partition_and_offset(
     output: &RuleOutput,
 ) -> Result<(&arrow::array::Int32Array, &arrow::array::Int64Array), ArrowError> {
-    let src = &output.source;
-    let partitions = src
-        .column_by_name(PARTITION)
-        .and_then(|c| c.as_primitive_opt::<Int32Type>())
-        .ok_or_else(|| ArrowError::SchemaError(format!("missing {PARTITION}")))?;
-    let offsets = src
-        .column_by_name(OFFSET)
-        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        .ok_or_else(|| ArrowError::SchemaError(format!("missing {OFFSET}")))?;
-    Ok((partitions, offsets))
+    sluice_core::Meta::of(&output.source)
+        .positions()
+        .map_err(|missing| ArrowError::SchemaError(format!("missing {missing}")))
 }
 
 /// The Kafka partitions an output's rows came from.
