@@ -9,7 +9,6 @@
 //! of victims (printed, so a failing run can be replayed).
 
 use crate::common::*;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -90,9 +89,7 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
     let _mosquitto = mosquitto::spawn(&mosquitto_conf(setup.dir.path(), port), &[port]);
     let broker = format!("127.0.0.1:{port}");
     let rules = format!(
-        "{ALL_TO_PARQUET}\n[[rules]]\nname = \"order\"\n\
-         sql = \"SELECT device, seq, _partition AS p, _offset AS o FROM telemetry\"\n\
-         actions = [\"lake\"]\n[mqtt]\nbroker = \"{broker}\"\nshared_group = \"sluice\"\n"
+        "{ALL_TO_PARQUET}\n{ORDER_RULE}[mqtt]\nbroker = \"{broker}\"\nshared_group = \"sluice\"\n"
     );
     let mut processes: Vec<Process> = Vec::new();
     let mut add = |name: &str, args: Vec<&'static str>, with_http: bool| {
@@ -149,6 +146,7 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
         victim.start();
     }
     println!("chaos: killed {victims:?}");
+    let ingest_kills = victims.iter().filter(|v| v.starts_with("ingest")).count();
     let report = publisher.join().unwrap();
     println!(
         "chaos: fleet published {} (acked {})",
@@ -188,59 +186,17 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
         "lost: {:?}",
         &missing[..missing.len().min(5)]
     );
-    assert_eq!(duplicates, 0, "rows written twice");
-}
-
-/// What the `order` rule's rows (device, seq, partition, offset) show about Kafka.
-struct KafkaOrder {
-    /// Sequence numbers that went backwards in Kafka order (partition, offset), per device.
-    reordered: usize,
-    /// Messages found at more than one offset (written to Kafka twice).
-    kafka_duplicates: usize,
-    /// Rows for the same record (partition, offset) more than once (written to Parquet twice).
-    written_twice: usize,
-}
-
-fn kafka_order(root: &std::path::Path) -> KafkaOrder {
-    let mut by_device: BTreeMap<String, Vec<(i32, i64, i64)>> = BTreeMap::new();
-    for batch in parquet_batches(&root.join("rule=order")) {
-        let col = |name: &str| {
-            let c = batch.column_by_name(name).unwrap();
-            arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap()
-        };
-        let (d, s, p, o) = (col("device"), col("seq"), col("p"), col("o"));
-        let text = |a: &arrow::array::ArrayRef, i: usize| {
-            use arrow::array::AsArray;
-            a.as_string::<i32>().value(i).to_string()
-        };
-        for i in 0..batch.num_rows() {
-            by_device.entry(text(&d, i)).or_default().push((
-                text(&p, i).parse().unwrap(),
-                text(&o, i).parse().unwrap(),
-                text(&s, i).parse().unwrap(),
-            ));
-        }
-    }
-    let mut order = KafkaOrder {
-        reordered: 0,
-        kafka_duplicates: 0,
-        written_twice: 0,
-    };
-    for rows in by_device.values_mut() {
-        rows.sort();
-        let before = rows.len();
-        rows.dedup();
-        order.written_twice += before - rows.len();
-        let mut highest = i64::MIN;
-        let mut seen = std::collections::HashSet::new();
-        for &(_, _, seq) in rows.iter() {
-            if !seen.insert(seq) {
-                order.kafka_duplicates += 1;
-            } else if seq < highest {
-                order.reordered += 1;
-            }
-            highest = highest.max(seq);
-        }
-    }
-    order
+    // A kill -9 of ingest between Kafka's confirmation and the PUBACK makes the broker
+    // redeliver: Kafka has that message twice, at two offsets (README: at-least-once into
+    // Kafka). What must never happen is one Kafka record's rows written twice.
+    assert_eq!(order.written_twice, 0, "rows of one Kafka record written twice");
+    assert_eq!(
+        duplicates as usize, order.kafka_duplicates,
+        "every repeated (device, seq) is a message Kafka holds twice"
+    );
+    assert!(
+        order.kafka_duplicates <= ingest_kills * INGEST_WINDOW,
+        "{} copies from {ingest_kills} ingest kills",
+        order.kafka_duplicates
+    );
 }

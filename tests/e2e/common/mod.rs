@@ -561,3 +561,69 @@ pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// A rule that records where each row's Kafka record is: with [`kafka_order`], tells a
+/// message Kafka holds twice (two offsets) from one record's rows written twice.
+pub const ORDER_RULE: &str = "[[rules]]\nname = \"order\"\n\
+    sql = \"SELECT device, seq, _partition AS p, _offset AS o FROM telemetry\"\n\
+    actions = [\"lake\"]\n";
+
+/// The most messages one ingest process can have in Kafka without their PUBACK sent when it
+/// is killed: acknowledgements go out in arrival order, and ingest holds at most 16 windows
+/// of `ingest.max_inflight` (default 1000) before it stops reading, plus the one being
+/// produced. A kill costs at most this many copies in Kafka.
+pub const INGEST_WINDOW: usize = 17 * 1000;
+
+/// What the `order` rule's rows (device, seq, partition, offset) show about Kafka.
+pub struct KafkaOrder {
+    /// Sequence numbers that went backwards in Kafka order (partition, offset), per device.
+    pub reordered: usize,
+    /// Messages found at more than one offset (written to Kafka twice).
+    pub kafka_duplicates: usize,
+    /// Rows for the same record (partition, offset) more than once (written to Parquet twice).
+    pub written_twice: usize,
+}
+
+pub fn kafka_order(root: &std::path::Path) -> KafkaOrder {
+    let mut by_device: BTreeMap<String, Vec<(i32, i64, i64)>> = BTreeMap::new();
+    for batch in parquet_batches(&root.join("rule=order")) {
+        let col = |name: &str| {
+            let c = batch.column_by_name(name).unwrap();
+            arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap()
+        };
+        let (d, s, p, o) = (col("device"), col("seq"), col("p"), col("o"));
+        let text = |a: &arrow::array::ArrayRef, i: usize| {
+            use arrow::array::AsArray;
+            a.as_string::<i32>().value(i).to_string()
+        };
+        for i in 0..batch.num_rows() {
+            by_device.entry(text(&d, i)).or_default().push((
+                text(&p, i).parse().unwrap(),
+                text(&o, i).parse().unwrap(),
+                text(&s, i).parse().unwrap(),
+            ));
+        }
+    }
+    let mut order = KafkaOrder {
+        reordered: 0,
+        kafka_duplicates: 0,
+        written_twice: 0,
+    };
+    for rows in by_device.values_mut() {
+        rows.sort();
+        let before = rows.len();
+        rows.dedup();
+        order.written_twice += before - rows.len();
+        let mut highest = i64::MIN;
+        let mut seen = std::collections::HashSet::new();
+        for &(_, _, seq) in rows.iter() {
+            if !seen.insert(seq) {
+                order.kafka_duplicates += 1;
+            } else if seq < highest {
+                order.reordered += 1;
+            }
+            highest = highest.max(seq);
+        }
+    }
+    order
+}
