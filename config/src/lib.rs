@@ -13,6 +13,7 @@
 mod model;
 mod ops;
 mod parse;
+mod payloads;
 pub mod rule_files;
 pub mod security;
 mod sinks;
@@ -21,6 +22,7 @@ mod validate;
 pub use model::*;
 pub use ops::*;
 pub use parse::locate;
+pub use payloads::{PayloadConfig, PayloadFormat};
 pub use sinks::*;
 pub use validate::{check_topic_filter, ConfigError, ConfigErrors};
 
@@ -148,6 +150,9 @@ pub fn load_unvalidated(path: &Path) -> Result<(Config, Vec<ConfigError>), Confi
     errors.extend(rule_errors);
     if let Some(file) = &config.devices.file {
         config.devices.file = Some(base.join(file));
+    }
+    for (i, p) in config.payloads.iter_mut().enumerate() {
+        errors.extend(p.resolve(i, base));
     }
     errors.extend(config.read_secret_files(base));
     config.source = Some(path.to_path_buf());

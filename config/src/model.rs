@@ -34,6 +34,9 @@ pub struct Config {
     /// relative to the config file. Re-read on `POST /rules/reload` and when they change.
     #[serde(default)]
     pub rule_paths: Vec<PathBuf>,
+    /// `[[payloads]]`: the encoding of payloads by topic filter (JSON where none matches).
+    #[serde(default)]
+    pub payloads: Vec<crate::PayloadConfig>,
     /// `[devices]`: device metadata (tags) that rules read with `device_tag('site')`.
     #[serde(default)]
     pub devices: DevicesConfig,
@@ -68,6 +71,7 @@ impl Default for Config {
             router: RouterConfig::default(),
             rules: vec![],
             rule_paths: vec![],
+            payloads: vec![],
             devices: DevicesConfig::default(),
             sinks: BTreeMap::new(),
             http: HttpConfig::default(),

@@ -26,6 +26,9 @@ pub enum DlqReason {
     NotUtf8,
     InvalidJson,
     NotAnObject,
+    /// A `[[payloads]]` binary format that did not decode.
+    InvalidProtobuf,
+    InvalidCbor,
     /// Past a decode bound (depth, fields, names).
     TooDeep,
     TooManyFields,
@@ -48,7 +51,7 @@ pub enum DlqReason {
 
 impl DlqReason {
     /// Every reason, in label order (dashboards, tests).
-    pub const ALL: [DlqReason; 19] = [
+    pub const ALL: [DlqReason; 21] = [
         Self::Oversize,
         Self::NoDeviceId,
         Self::Unauthorized,
@@ -56,6 +59,8 @@ impl DlqReason {
         Self::NotUtf8,
         Self::InvalidJson,
         Self::NotAnObject,
+        Self::InvalidProtobuf,
+        Self::InvalidCbor,
         Self::TooDeep,
         Self::TooManyFields,
         Self::EmptyFieldName,
@@ -79,6 +84,8 @@ impl DlqReason {
             Self::NotUtf8 => "payload is not UTF-8",
             Self::InvalidJson => "invalid JSON",
             Self::NotAnObject => "payload is not a JSON object",
+            Self::InvalidProtobuf => "invalid Protobuf",
+            Self::InvalidCbor => "invalid CBOR",
             Self::TooDeep => "too deep",
             Self::TooManyFields => "too many fields",
             Self::EmptyFieldName => "empty field name",

@@ -82,6 +82,17 @@ impl RawBatch {
 }
 
 impl RawBatch {
+    /// Record `i` of `from` with another payload (a binary payload turned into JSON).
+    pub fn push_as(&mut self, from: &RawBatch, i: usize, payload: &[u8]) {
+        let rec = TelemetryRecord {
+            device_id: from.device_id(i),
+            mqtt_topic: from.topic(i),
+            received_ms: from.received_ms(i),
+            payload,
+        };
+        self.push(&rec, from.partition(i), from.offset(i));
+    }
+
     /// The records at `indices`, in that order (the router bisects a batch with it).
     pub fn subset(&self, indices: impl IntoIterator<Item = usize>) -> RawBatch {
         let mut out = RawBatch::default();

@@ -48,6 +48,7 @@ use sluice_common::Event;
 use sluice_common::Stats;
 use sluice_config::Config;
 use sluice_core::RetiredDevices;
+use sluice_processors::decode::formats::PayloadFormats;
 use sluice_processors::decode::{BatchDecoder, RawBatch};
 use sluice_processors::record::TelemetryRecord;
 use sluice_processors::rule::RuleSet;
@@ -158,7 +159,8 @@ impl Router {
             rules,
             control,
             sinks,
-            decoder: BatchDecoder::with_limits((&config.router.decode).into()),
+            decoder: BatchDecoder::with_limits((&config.router.decode).into())
+                .with_formats(PayloadFormats::of(&config.payloads)),
             offsets: Offsets::default(),
             raw: RawBatch::default(),
             raw_topic: config.kafka.raw_topic.clone(),

@@ -11,6 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_config::Config;
+use sluice_processors::decode::formats::PayloadFormats;
 use sluice_processors::decode::{BatchDecoder, RawBatch};
 use sluice_processors::record::TelemetryRecord;
 use sluice_processors::rule::RuleSet;
@@ -122,7 +123,8 @@ pub fn sample(config: &Config, bootstrap: &str, window: Window) -> Result<Sample
     for r in &records[keep..] {
         r.push_to(&mut raw);
     }
-    let mut decoder = BatchDecoder::with_limits((&config.router.decode).into());
+    let mut decoder = BatchDecoder::with_limits((&config.router.decode).into())
+        .with_formats(PayloadFormats::of(&config.payloads));
     let decoded = decoder.decode(&raw);
     Ok(Sample {
         rejected: decoded.rejects.len(),

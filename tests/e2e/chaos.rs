@@ -189,7 +189,10 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
     // A kill -9 of ingest between Kafka's confirmation and the PUBACK makes the broker
     // redeliver: Kafka has that message twice, at two offsets (README: at-least-once into
     // Kafka). What must never happen is one Kafka record's rows written twice.
-    assert_eq!(order.written_twice, 0, "rows of one Kafka record written twice");
+    assert_eq!(
+        order.written_twice, 0,
+        "rows of one Kafka record written twice"
+    );
     assert_eq!(
         duplicates as usize, order.kafka_duplicates,
         "every repeated (device, seq) is a message Kafka holds twice"

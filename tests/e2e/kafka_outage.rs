@@ -95,7 +95,10 @@ fn ingest_rides_out_a_kafka_restart_and_comes_back_to_full_rate() {
          offset, {} rows twice for one record",
         order.kafka_duplicates, order.written_twice
     );
-    assert_eq!(order.written_twice, 0, "rows of one Kafka record written twice");
+    assert_eq!(
+        order.written_twice, 0,
+        "rows of one Kafka record written twice"
+    );
     assert_eq!(duplicates as usize, order.kafka_duplicates);
     assert!(order.kafka_duplicates <= INGEST_WINDOW, "one ingest kill");
 }

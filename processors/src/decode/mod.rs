@@ -19,6 +19,7 @@
 mod exact;
 pub mod fields;
 pub mod flatten;
+pub mod formats;
 pub mod infer;
 pub mod limits;
 pub mod schema;
@@ -76,6 +77,8 @@ pub struct BatchDecoder {
     leaves: usize,
     limits: DecodeLimits,
     last_seen: LastSeen,
+    /// `[[payloads]]`: binary formats turned into JSON before decoding ([`formats`]).
+    formats: formats::PayloadFormats,
 }
 
 impl Default for BatchDecoder {
@@ -97,6 +100,7 @@ impl BatchDecoder {
             leaves: 0,
             limits,
             last_seen: LastSeen::default(),
+            formats: formats::PayloadFormats::default(),
         };
         d.set_payload_schema(Schema::empty());
         d
@@ -114,7 +118,28 @@ impl BatchDecoder {
         self.full_schema = with_metadata(&self.payload_schema);
     }
 
+    /// Reads the payloads on the topics of `[[payloads]]` entries in their format.
+    pub fn with_formats(mut self, formats: formats::PayloadFormats) -> Self {
+        self.formats = formats;
+        self
+    }
+
+    /// Decodes a batch: binary payloads become JSON objects first (a payload that does not
+    /// decode is rejected; rejects always index `raw`).
     pub fn decode(&mut self, raw: &RawBatch) -> Decoded {
+        let Some(binary) = self.formats.transcode(raw) else {
+            return self.decode_json(raw);
+        };
+        let mut decoded = self.decode_json(&binary.raw);
+        for r in &mut decoded.rejects {
+            r.index = binary.origin[r.index];
+        }
+        decoded.rejects.extend(binary.rejects);
+        decoded.rejects.sort_by_key(|r| r.index);
+        decoded
+    }
+
+    fn decode_json(&mut self, raw: &RawBatch) -> Decoded {
         let now = Instant::now();
         let retired = self.retire_stale(now);
         if let Some(batch) = self.decode_fast(raw) {

@@ -5,6 +5,7 @@ use arrow::datatypes::DataType;
 use arrow::datatypes::{Float64Type, Int64Type};
 use std::time::Instant;
 
+mod formats;
 mod properties;
 
 fn raw(payloads: &[&[u8]]) -> RawBatch {

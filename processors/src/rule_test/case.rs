@@ -46,6 +46,10 @@ pub struct Case {
     /// as in the router, so `1` shows how a field's first type decides later ones.
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Payload formats by topic filter (as `[[payloads]]` in the config; paths relative to
+    /// the case file).
+    #[serde(default)]
+    pub payloads: Vec<sluice_config::PayloadConfig>,
     #[serde(default)]
     pub messages: Vec<Message>,
     #[serde(default)]
@@ -66,6 +70,9 @@ pub struct Message {
     /// The payload text exactly (for malformed JSON, arrays, odd types).
     #[serde(default)]
     pub raw: Option<String>,
+    /// The payload bytes in hex (Protobuf, CBOR).
+    #[serde(default)]
+    pub hex: Option<String>,
     /// Receive time in ms since the epoch.
     #[serde(default)]
     pub received_at: Option<i64>,
@@ -75,7 +82,19 @@ pub struct Message {
 }
 
 impl Message {
+    /// The payload's bytes: `hex` decoded (invalid hex is the case's mistake: no bytes),
+    /// else the text.
+    pub fn payload_bytes(&self) -> Vec<u8> {
+        match &self.hex {
+            Some(h) => hex::decode(h.replace([' ', '\n'], "")).unwrap_or_default(),
+            None => self.payload_text().into_bytes(),
+        }
+    }
+
     pub fn payload_text(&self) -> String {
+        if let Some(h) = &self.hex {
+            return format!("hex {h}");
+        }
         match (&self.raw, &self.payload) {
             (Some(raw), _) => raw.clone(),
             (None, Some(table)) => serde_json::to_string(table).unwrap_or_default(),

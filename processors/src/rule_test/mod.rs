@@ -9,6 +9,7 @@
 pub mod case;
 mod compare;
 
+use crate::decode::formats::PayloadFormats;
 use crate::decode::{BatchDecoder, RawBatch, OFFSET};
 use crate::record::{device_id_from_topic, TelemetryRecord};
 use crate::rule::devices::DeviceTags;
@@ -34,11 +35,18 @@ type Rows = Vec<(Option<usize>, Map<String, Value>)>;
 
 /// Runs one case file. `default_rules` are used when the case names none itself.
 pub fn run_case_file(path: &Path, default_rules: &[RuleConfig]) -> CaseReport {
-    let case = match case::read_case(path) {
+    let mut case = match case::read_case(path) {
         Ok(c) => c,
         Err(e) => return failed(format!("cannot read the case: {e}")),
     };
     let base = path.parent().unwrap_or(Path::new("."));
+    let payload_errors: Vec<String> = (case.payloads.iter_mut().enumerate())
+        .flat_map(|(i, p)| p.resolve(i, base))
+        .map(|e| e.to_string())
+        .collect();
+    if !payload_errors.is_empty() {
+        return failed(payload_errors.join("; "));
+    }
     let (mut rules, read_errors) =
         sluice_config::rule_files::load_rule_paths(base, &case.rule_files);
     if !read_errors.is_empty() {
@@ -156,12 +164,12 @@ struct Outputs {
 }
 
 fn route_messages(case: &Case, set: &mut RuleSet) -> Outputs {
-    let payloads: Vec<String> = case.messages.iter().map(|m| m.payload_text()).collect();
+    let payloads: Vec<Vec<u8>> = case.messages.iter().map(|m| m.payload_bytes()).collect();
     let mut out = Outputs::default();
     for rule in set.rules() {
         out.rules.insert(rule.name.clone(), vec![]);
     }
-    let mut decoder = BatchDecoder::new();
+    let mut decoder = BatchDecoder::new().with_formats(PayloadFormats::of(&case.payloads));
     let size = case.batch_size.unwrap_or(usize::MAX).max(1);
     let indices: Vec<usize> = (0..case.messages.len()).collect();
     for chunk in indices.chunks(size.min(indices.len().max(1))) {
@@ -177,7 +185,7 @@ fn route_messages(case: &Case, set: &mut RuleSet) -> Outputs {
                 device_id: device,
                 mqtt_topic: &m.topic,
                 received_ms: m.received_at.unwrap_or(DEFAULT_RECEIVED_AT + i as i64),
-                payload: payloads[i].as_bytes(),
+                payload: &payloads[i],
             };
             raw.push(&rec, 0, i as i64);
         }
