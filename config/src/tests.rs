@@ -334,3 +334,60 @@ fn g7_parquet_sinks_sharing_or_nesting_a_root_are_refused() {
         .validate()
         .expect("siblings with a common prefix");
 }
+
+/// #28: a `[[payloads]]` Protobuf schema is compiled when the config loads, so `config check`
+/// names a broken `.proto` or a message it lacks before anything starts.
+#[test]
+fn a_broken_proto_or_a_missing_message_is_named_at_load() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("r.proto"),
+        "syntax = \"proto3\";\npackage acme;\nmessage Reading { double t = 1; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("broken.proto"),
+        "syntax = \"proto3\";\nmessage {\n",
+    )
+    .unwrap();
+    let entry = |proto: &str, message: &str| {
+        format!(
+            "[[payloads]]\ntopics = \"pb/#\"\nformat = \"protobuf\"\nproto = \"{proto}\"\n\
+             message = \"{message}\"\n"
+        )
+    };
+    let file = dir.join("sluice.toml");
+    std::fs::write(&file, entry("r.proto", "acme.Reading")).unwrap();
+    let config = load(&file).unwrap();
+    let d = config.payloads[0].descriptor.as_ref().expect("compiled");
+    assert_eq!(d.full_name(), "acme.Reading");
+    for (proto, message, key, says) in [
+        (
+            "r.proto",
+            "Reading",
+            "payloads[0].message",
+            "no message 'Reading'",
+        ),
+        (
+            "broken.proto",
+            "acme.Reading",
+            "payloads[0].proto",
+            "broken.proto",
+        ),
+        (
+            "absent.proto",
+            "acme.Reading",
+            "payloads[0].proto",
+            "absent.proto",
+        ),
+    ] {
+        std::fs::write(&file, entry(proto, message)).unwrap();
+        let errs = load(&file).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, key);
+        assert!(errs[0].message.contains(says), "{}", errs[0]);
+    }
+    let cbor_with_message = "[[payloads]]\ntopics = \"m/#\"\nformat = \"cbor\"\nmessage = \"x\"\n";
+    std::fs::write(&file, cbor_with_message).unwrap();
+    assert_eq!(load(&file).unwrap_err().0[0].path, "payloads[0].format");
+}

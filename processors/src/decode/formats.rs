@@ -119,7 +119,7 @@ pub fn protobuf_to_json(
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     let message = DynamicMessage::decode(descriptor.clone(), payload)
-        .map_err(|e| format!("invalid Protobuf: not a {}: {e}", descriptor.full_name()))?;
+        .map_err(|e| format!("invalid Protobuf ({}): {e}", descriptor.full_name()))?;
     let options = SerializeOptions::new()
         .use_proto_field_name(true)
         .skip_default_fields(false)

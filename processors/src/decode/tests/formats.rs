@@ -130,7 +130,7 @@ fn a_payload_that_does_not_decode_is_its_own_reject() {
     assert_eq!(rejected[0].0, 1);
     assert!(rejected[0]
         .1
-        .starts_with("invalid Protobuf: not a acme.v1.Reading"));
+        .starts_with("invalid Protobuf (acme.v1.Reading): "));
     assert_eq!(rejected[1], (4, "invalid CBOR: the payload is not a map"));
     for r in &out.rejects {
         let label = sluice_core::dead_letter::DlqReason::of(&r.reason);
