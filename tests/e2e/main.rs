@@ -31,6 +31,7 @@ mod malformed;
 mod mosquitto;
 mod newcomer;
 mod object_store;
+mod payloads;
 mod poison;
 mod preview;
 mod readme_scale_out;
