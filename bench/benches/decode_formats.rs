@@ -1,0 +1,92 @@
+//! The same readings decoded from Protobuf and from JSON, 4096 rows a batch (#28): the cost
+//! of a binary payload against text. Protobuf is turned into the JSON object the decoder
+//! reads (see `decode::formats`), so the ratio is what that step costs or saves. Readings are
+//! `tests/protos/reading.proto`'s acme.v1.Reading; the JSON batch holds exactly the objects
+//! the Protobuf batch becomes.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
+use sluice_config::{PayloadConfig, PayloadFormat};
+use sluice_processors::decode::formats::{protobuf_to_json, PayloadFormats};
+use sluice_processors::decode::{BatchDecoder, RawBatch};
+use sluice_processors::record::TelemetryRecord;
+
+const ROWS: usize = 4096;
+
+fn reading_entry() -> PayloadConfig {
+    let mut e = PayloadConfig {
+        topics: "trackers/+/reading".into(),
+        format: PayloadFormat::Protobuf,
+        proto: Some("reading.proto".into()),
+        include: vec![],
+        descriptor_set: None,
+        message: Some("acme.v1.Reading".into()),
+        descriptor: None,
+    };
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/protos");
+    assert!(e.resolve(0, &base).is_empty());
+    e
+}
+
+fn reading(d: &MessageDescriptor, i: usize) -> Vec<u8> {
+    let pool = d.parent_pool();
+    let mut m = DynamicMessage::new(d.clone());
+    m.set_field_by_name("temperature", Value::F64(20.0 + (i % 97) as f64 / 8.0));
+    m.set_field_by_name("seq", Value::I64(i as i64));
+    m.set_field_by_name("status", Value::EnumNumber(1 + (i % 2) as i32));
+    let mut loc = DynamicMessage::new(pool.get_message_by_name("acme.v1.Location").unwrap());
+    loc.set_field_by_name("lat", Value::F64(52.0 + (i % 13) as f64 / 100.0));
+    loc.set_field_by_name("lon", Value::F64(13.0 + (i % 7) as f64 / 100.0));
+    m.set_field_by_name("loc", Value::Message(loc));
+    m.set_field_by_name("uptime_us", Value::U64(i as u64 * 1_000_000));
+    m.set_field_by_name("firmware", Value::String("2.1.0".into()));
+    m.encode_to_vec()
+}
+
+fn batch(payloads: &[Vec<u8>]) -> RawBatch {
+    let mut raw = RawBatch::default();
+    for (i, p) in payloads.iter().enumerate() {
+        let id = format!("t-{:04}", i % 1000);
+        let topic = format!("trackers/{id}/reading");
+        let rec = TelemetryRecord {
+            device_id: &id,
+            mqtt_topic: &topic,
+            received_ms: i as i64,
+            payload: p,
+        };
+        raw.push(&rec, (i % 4) as i32, i as i64);
+    }
+    raw
+}
+
+fn decode_formats(c: &mut Criterion) {
+    let entry = reading_entry();
+    let d = entry.descriptor.clone().unwrap();
+    let protobuf: Vec<Vec<u8>> = (0..ROWS).map(|i| reading(&d, i)).collect();
+    let json: Vec<Vec<u8>> = protobuf
+        .iter()
+        .map(|p| {
+            let mut out = Vec::new();
+            protobuf_to_json(&d, p, &mut out).unwrap();
+            out
+        })
+        .collect();
+    let (pb_raw, json_raw) = (batch(&protobuf), batch(&json));
+    let mut group = c.benchmark_group("decode_formats");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    let mut json_decoder = BatchDecoder::new();
+    json_decoder.decode(&json_raw); // settle the schema, as in a running router
+    group.bench_function("json", |b| {
+        b.iter(|| json_decoder.decode(&json_raw).batch.map(|b| b.num_rows()))
+    });
+    let mut pb_decoder = BatchDecoder::new().with_formats(PayloadFormats::of(&[entry]));
+    pb_decoder.decode(&pb_raw);
+    group.bench_function("protobuf", |b| {
+        b.iter(|| pb_decoder.decode(&pb_raw).batch.map(|b| b.num_rows()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode_formats);
+criterion_main!(benches);
