@@ -152,6 +152,13 @@ pub async fn run(
         })
         .await?
         .map_err(|why| {
+            if let sluice_kafka::ClientError::Settings(why) = &why {
+                // librdkafka refused a setting before connecting: nothing to wait for.
+                return anyhow::anyhow!(
+                    "the Kafka client settings are refused: {why}. Check [kafka.properties] \
+                     and [kafka.security] (a configuration problem: fix it and start again)"
+                );
+            }
             let hint = match config.kafka.bootstrap {
                 None if roles.brokers => {
                     "the embedded Kafka broker of this process did not \

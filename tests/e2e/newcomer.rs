@@ -198,3 +198,33 @@ fn cli_url_without_a_scheme_and_an_untrusted_https_certificate_say_what_to_do() 
         "{out}"
     );
 }
+
+/// A Kafka client property librdkafka refuses is a configuration mistake found at start: the
+/// process says so at once and exits, instead of reporting that Kafka "did not answer within
+/// 20 s" (what it said before) or restarting a stage forever.
+#[test]
+fn a_refused_kafka_property_is_named_as_a_configuration_problem_at_start() {
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let extra = format!("{ALL_TO_PARQUET}\n[kafka.properties]\n\"fetch.wait.max.ms\" = \"soon\"\n");
+    let config = setup.write_config("sluice.toml", &http, &extra);
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sluice");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "it waited: {stderr}"
+    );
+    assert!(
+        stderr.contains("the Kafka client settings are refused"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fetch.wait.max.ms"), "{stderr}");
+    assert!(!stderr.contains("did not answer"), "{stderr}");
+}
