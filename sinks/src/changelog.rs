@@ -28,6 +28,13 @@ pub type Apply = Box<dyn Fn(&str, Option<&[u8]>) + Send + 'static>;
 /// How long an assignment may wait for the previous owner's state.
 const RESTORE_WITHIN: Duration = Duration::from_secs(60);
 
+/// How long a checkpoint waits on a producer queue that stays full before it fails.
+const QUEUE_FULL_FOR: Duration = Duration::from_secs(30);
+
+fn is_queue_full(e: &rdkafka::error::KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+}
+
 #[derive(Default)]
 struct Tail {
     /// Partitions this router owns and has restored: their records are its own.
@@ -132,7 +139,9 @@ impl Changelog {
     ) -> Result<usize, String> {
         let records: Vec<_> = records.into_iter().collect();
         let mut deliveries = Vec::with_capacity(records.len());
-        for (partition, key, value) in &records {
+        let mut waited_since: Option<Instant> = None;
+        let mut next = records.iter().peekable();
+        while let Some((partition, key, value)) = next.peek() {
             let mut record = FutureRecord::to(&self.topic)
                 .partition(*partition)
                 .key(key.as_bytes());
@@ -140,10 +149,34 @@ impl Changelog {
                 record = record.payload(value.as_slice());
             }
             match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    waited_since = None;
+                    next.next();
+                }
+                // The producer queue is full (a large state, a small queue): wait for what is
+                // queued to be confirmed and go on, as ingest and the DLQ do (#24.10).
+                Err((e, _)) if is_queue_full(&e) => {
+                    let since = *waited_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > QUEUE_FULL_FOR {
+                        return Err(format!(
+                            "changelog '{}': {e} for {QUEUE_FULL_FOR:?}",
+                            self.topic
+                        ));
+                    }
+                    if deliveries.is_empty() {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    self.confirm(std::mem::take(&mut deliveries))?;
+                }
                 Err((e, _)) => return Err(format!("changelog '{}': {e}", self.topic)),
             }
         }
+        self.confirm(deliveries)?;
+        Ok(records.len())
+    }
+
+    fn confirm(&self, deliveries: Vec<rdkafka::producer::DeliveryFuture>) -> Result<(), String> {
         for delivered in futures::executor::block_on(join_all(deliveries)) {
             match delivered {
                 Ok(Ok(_)) => {}
@@ -151,7 +184,7 @@ impl Changelog {
                 Err(_) => return Err(format!("changelog '{}': delivery cancelled", self.topic)),
             }
         }
-        Ok(records.len())
+        Ok(())
     }
 
     /// Waits until the tailer has read `partitions` to their current end, then treats them as

@@ -291,3 +291,52 @@ fn compliance_gauges_follow_devices_that_move_group_or_recover() {
     assert_eq!(failed_gauge(&m), Some(0.0), "m3 recovered");
     sluice.stop();
 }
+
+/// #24.10: the changelog checkpoint writes every changed device at once; a producer queue
+/// smaller than that used to fail the checkpoint ("Queue full"), which restarted the router
+/// again and again. Now it waits for what is queued and goes on: no restart, every device
+/// saved.
+#[test]
+fn g10_a_checkpoint_larger_than_the_producer_queue_waits_instead_of_failing() {
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let extra =
+        format!("{CONFIG}\n[kafka.properties]\n\"queue.buffering.max.messages\" = \"20\"\n");
+    let cfg = setup.write_config("sluice.toml", &http, &extra);
+    let sluice = Sluice::start(&cfg, &[], Some(http.clone()));
+    let devices = 300;
+    let reports: Vec<(String, serde_json::Value)> = (0..devices)
+        .map(|i| {
+            let report = json!({"model": "cam", "version": "1.9", "fleet_group": "a"});
+            (format!("cam-{i}"), report)
+        })
+        .collect();
+    let refs: Vec<(&str, serde_json::Value)> = reports
+        .iter()
+        .map(|(t, v)| (t.as_str(), v.clone()))
+        .collect();
+    publish_json(&setup.mqtt, &refs);
+    wait_until("every device reported", Duration::from_secs(60), || {
+        states(&http).len() == devices
+    });
+    let metric = |name: &str| {
+        let (_, m) = http_get(&http, "/metrics").unwrap();
+        metric_value(&m, name, &["stage=\"router\""]).unwrap_or(0.0)
+    };
+    // Checkpoints run every 500 ms: two more after every device is in means one of them
+    // saved them all (or failed, and the router restarted).
+    let checkpoints = || {
+        let (_, m) = http_get(&http, "/metrics").unwrap();
+        metric_value(&m, "sluice_checkpoint_seconds_count", &[]).unwrap_or(0.0)
+    };
+    let before = checkpoints();
+    wait_until("two more checkpoints", Duration::from_secs(30), || {
+        checkpoints() >= before + 2.0 || metric("sluice_stage_restarts_total") > 0.0
+    });
+    assert_eq!(
+        metric("sluice_stage_restarts_total"),
+        0.0,
+        "the router restarted"
+    );
+    sluice.stop();
+}
