@@ -70,6 +70,11 @@ pub fn compile(
     sql: &str,
     schema: &SchemaRef,
 ) -> Result<CompiledPlan, PlanError> {
+    if reads_more_than_one_table(ctx, sql) {
+        // Refused before planning: DataFusion would first complain about the other table
+        // (`table 'datafusion.public.devices' not found`, `Ambiguous reference`).
+        return Err(PlanError::Unsupported("a JOIN"));
+    }
     let mut extras: Vec<Field> = Vec::new();
     let (plan, extended) = loop {
         let extended = extend_schema(schema, &extras);
@@ -129,6 +134,24 @@ fn extend_schema(schema: &SchemaRef, extras: &[Field]) -> SchemaRef {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.extend(extras.iter().cloned());
     Arc::new(Schema::new(fields))
+}
+
+/// A SELECT with a JOIN or more than one table in FROM (`FROM telemetry a, telemetry b`).
+fn reads_more_than_one_table(ctx: &SessionContext, sql: &str) -> bool {
+    use datafusion::sql::parser::Statement as DfStatement;
+    use datafusion::sql::sqlparser::ast::{SetExpr, Statement};
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let Ok(DfStatement::Statement(statement)) = state.sql_to_statement(sql, &dialect) else {
+        return false;
+    };
+    let Statement::Query(query) = statement.as_ref() else {
+        return false;
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    select.from.len() > 1 || select.from.iter().any(|t| !t.joins.is_empty())
 }
 
 fn plan_sql(
