@@ -88,11 +88,16 @@ pub async fn serve(
         Some(t) => tls::spawn(listener, t, app, shutdown)?,
         None => {
             listener.set_nonblocking(true)?;
-            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
             tokio::spawn(async move {
-                let server =
-                    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-                if let Err(e) = server.await {
+                shutdown.cancelled().await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            });
+            let mut server = axum_server::from_tcp(listener)?.handle(handle);
+            limit_connections(server.http_builder());
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(app.into_make_service()).await {
                     tracing::error!(error = %e, "http server stopped");
                 }
             });
@@ -100,6 +105,20 @@ pub async fn serve(
     }
     tracing::info!(%bound, https, auth = !config.http.tokens.is_empty(), "http API listening");
     Ok(bound)
+}
+
+/// How long a client may take to send a request's headers (#24.12): a connection that
+/// trickles them (slowloris) is closed instead of holding a socket forever.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// HTTP/1 limits on every API connection, plain or TLS.
+fn limit_connections(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
 }
 
 /// `GET /metrics`: Prometheus text, after the `[metrics]` allow/block lists.

@@ -186,3 +186,30 @@ fn every_endpoint_answers_401_403_or_200_by_role() {
 fn promtool_check(metrics: &str) {
     promtool(&["check", "metrics"], metrics);
 }
+
+/// #24.12: a client that trickles its request headers (slowloris) is cut off after the
+/// header-read timeout instead of holding the socket for good; others are served meanwhile.
+#[test]
+fn g12_a_connection_that_never_finishes_its_headers_is_closed() {
+    use std::io::{Read, Write};
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let cfg = setup.write_config("sluice.toml", &http, ALL_TO_PARQUET);
+    let sluice = Sluice::start(&cfg, &[], Some(http.clone()));
+    let mut slow = std::net::TcpStream::connect(&http).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .unwrap();
+    assert_eq!(http_get(&http, "/healthz").map(|(c, _)| c), Some(200));
+    // Blocks until the server closes the connection (or answers 408), at most 30 s.
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    let got = slow.read(&mut buf);
+    let text = match got {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).to_string(),
+        Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+    };
+    assert!(text.is_empty() || text.contains("408"), "{text}");
+    sluice.stop();
+}
