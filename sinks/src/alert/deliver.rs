@@ -19,6 +19,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice_common::retry::{Backoff, Policy};
 use sluice_common::Event;
 use sluice_config::AlertDestination;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -201,12 +202,16 @@ impl Breaker {
         }
     }
 
-    /// Sleeps out an open circuit; true when the next send is a probe.
-    fn wait(&self) -> bool {
+    /// Sleeps out an open circuit, waking early when `stopped`; true when the next send is a
+    /// probe.
+    fn wait(&self, stopped: &AtomicBool) -> bool {
         let Some(until) = self.open_until else {
             return false;
         };
-        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        while !stopped.load(Ordering::Relaxed) && Instant::now() < until {
+            let left = until.saturating_duration_since(Instant::now());
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
         true
     }
 
@@ -228,18 +233,28 @@ impl Breaker {
     }
 }
 
-/// Sends every notification from `queue` to every destination until the queue closes.
+/// Sends every notification from `queue` to every destination until the queue closes or
+/// `stopped` is set (the sink was dropped: a stage restart). A worker probing a dead
+/// destination used to outlive its sink and deliver beside the new one (#24.13); what it
+/// leaves undelivered stays in the durable outbox for the sink's next start.
 pub fn run(
     sink: &str,
     queue: Receiver<Notification>,
     destinations: Vec<Destination>,
     board: Arc<AlertBoard>,
+    stopped: Arc<AtomicBool>,
 ) {
     let mut breaker = Breaker::new();
     for n in queue {
         let body = serde_json::to_vec(&n).unwrap_or_default();
         loop {
-            let probe = breaker.wait();
+            if stopped.load(Ordering::Relaxed) {
+                return;
+            }
+            let probe = breaker.wait(&stopped);
+            if stopped.load(Ordering::Relaxed) {
+                return;
+            }
             let started = Instant::now();
             let failures: Vec<String> = destinations
                 .iter()

@@ -41,6 +41,15 @@ pub struct AlertSink {
     sources: HashMap<u64, (String, RecordBatch)>,
     state_path: PathBuf,
     changelog: Option<(crate::changelog::Changelog, Arc<handover::Shadow>)>,
+    /// Set when the sink is dropped: the delivery worker stops, even mid-probe.
+    worker_stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for AlertSink {
+    fn drop(&mut self) {
+        self.worker_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 use crate::events::{AlertBacklog, AlertOverflowed, AlertResolved, AlertsFiring, AlertsObserved};
@@ -87,9 +96,11 @@ impl AlertSink {
         crate::events::AlertSinkStarted { sink: name }.emit();
         let (queue, receiver) = std::sync::mpsc::channel();
         let (worker_board, worker_name) = (board.clone(), name.to_string());
+        let worker_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = worker_stop.clone();
         std::thread::Builder::new()
             .name(format!("alert-{name}"))
-            .spawn(move || deliver::run(&worker_name, receiver, destinations, worker_board))
+            .spawn(move || deliver::run(&worker_name, receiver, destinations, worker_board, stop))
             .map_err(|e| err(format!("starting the delivery worker: {e}")))?;
         let sink = AlertSink {
             name: name.into(),
@@ -99,6 +110,7 @@ impl AlertSink {
             sources: HashMap::new(),
             state_path,
             changelog,
+            worker_stop,
         };
         for n in undelivered {
             sink.send(n)?;

@@ -1,5 +1,7 @@
 use super::book::*;
+use super::AlertBoard;
 use serde_json::Map;
+use std::sync::Arc;
 
 const T: Timing = Timing {
     cooldown_ms: 1_000,
@@ -161,4 +163,54 @@ fn a_resolved_notification_that_failed_becomes_a_row_a_parquet_error_action_take
     assert_eq!(stats.rows, 1);
     let text = format!("{:?}", row.column_by_name("alert_status").unwrap());
     assert!(text.contains("resolved"), "{text}");
+}
+
+/// #24.13: a worker probing a dead destination ends once its sink is gone (the stop flag the
+/// sink sets when dropped), instead of probing forever beside the restarted stage's worker.
+#[test]
+fn g13_a_worker_probing_a_dead_destination_ends_when_its_sink_stops() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    // Nothing listens on port 1: every attempt fails at once.
+    let dead = sluice_config::AlertDestination::Webhook {
+        url: "http://127.0.0.1:1/hook".into(),
+        timeout_ms: 200,
+        retries: 0,
+        backoff_ms: 1,
+    };
+    let destination = super::deliver::Destination::build(&dead, &rdkafka::ClientConfig::new())
+        .expect("a webhook destination");
+    let board = Arc::new(AlertBoard::new(AlertBook::default()));
+    let (queue, receiver) = std::sync::mpsc::channel();
+    let mut book = AlertBook::default();
+    // TRIP_AFTER failures open the circuit; the next one is probed until it gets through.
+    for i in 0..=super::deliver::TRIP_AFTER {
+        queue
+            .send(fired(book.observe(hot(&format!("d{i}"), 10), 100, T)))
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (board, stop) = (board.clone(), stop.clone());
+        std::thread::spawn(move || {
+            super::deliver::run("dead", receiver, vec![destination], board, stop)
+        })
+    };
+    // The sink is dropped: its queue closes and the flag is set.
+    drop(queue);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !worker.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !worker.is_finished(),
+        "the circuit is open: the worker is probing"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !worker.is_finished() {
+        assert!(Instant::now() < deadline, "the worker outlived its sink");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    worker.join().unwrap();
 }
