@@ -15,15 +15,9 @@ use sluice_processors::record::TelemetryRecord;
 const ROWS: usize = 4096;
 
 fn reading_entry() -> PayloadConfig {
-    let mut e = PayloadConfig {
-        topics: "trackers/+/reading".into(),
-        format: PayloadFormat::Protobuf,
-        proto: Some("reading.proto".into()),
-        include: vec![],
-        descriptor_set: None,
-        message: Some("acme.v1.Reading".into()),
-        descriptor: None,
-    };
+    let mut e = PayloadConfig::of("trackers/+/reading", PayloadFormat::Protobuf);
+    e.proto = Some("reading.proto".into());
+    e.message = Some("acme.v1.Reading".into());
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/protos");
     assert!(e.resolve(0, &base).is_empty());
     e

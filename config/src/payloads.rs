@@ -44,6 +44,19 @@ pub enum PayloadFormat {
 }
 
 impl PayloadConfig {
+    /// An entry for `topics` in `format`, with no schema yet (tests, benchmarks).
+    pub fn of(topics: &str, format: PayloadFormat) -> Self {
+        Self {
+            topics: topics.into(),
+            format,
+            proto: None,
+            include: vec![],
+            descriptor_set: None,
+            message: None,
+            descriptor: None,
+        }
+    }
+
     /// Resolves paths against the config file's folder (`base`) and compiles the Protobuf
     /// schema. What is wrong comes back as errors under `payloads[i]`.
     pub fn resolve(&mut self, i: usize, base: &Path) -> Vec<ConfigError> {

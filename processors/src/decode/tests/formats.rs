@@ -9,21 +9,9 @@ use prost_reflect::{DynamicMessage, MessageDescriptor, Value as Pb};
 use sluice_config::{PayloadConfig, PayloadFormat};
 use std::path::Path;
 
-fn entry(topics: &str, format: PayloadFormat) -> PayloadConfig {
-    PayloadConfig {
-        topics: topics.into(),
-        format,
-        proto: None,
-        include: vec![],
-        descriptor_set: None,
-        message: None,
-        descriptor: None,
-    }
-}
-
 /// `tests/protos/reading.proto`, compiled as a config load compiles it.
 fn reading_entry() -> PayloadConfig {
-    let mut e = entry("pb/+/reading", PayloadFormat::Protobuf);
+    let mut e = PayloadConfig::of("pb/+/reading", PayloadFormat::Protobuf);
     e.proto = Some("reading.proto".into());
     e.message = Some("acme.v1.Reading".into());
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/protos");
@@ -32,7 +20,10 @@ fn reading_entry() -> PayloadConfig {
 }
 
 fn formats() -> PayloadFormats {
-    PayloadFormats::of(&[reading_entry(), entry("cbor/#", PayloadFormat::Cbor)])
+    PayloadFormats::of(&[
+        reading_entry(),
+        PayloadConfig::of("cbor/#", PayloadFormat::Cbor),
+    ])
 }
 
 fn descriptor() -> MessageDescriptor {
