@@ -69,7 +69,8 @@ fn readme_scale_out_block_runs_as_written() {
     let mut running: Vec<Sluice> = Vec::new();
     let mut apis = Vec::new();
     let mut gateways = Vec::new();
-    for command in &commands {
+    let mut logs = Vec::new();
+    for (n, command) in commands.iter().enumerate() {
         let (env, args) = split_command(command);
         let api = env
             .get("SLUICE_HTTP_LISTEN")
@@ -78,12 +79,15 @@ fn readme_scale_out_block_runs_as_written() {
         if let Some(mqtt) = env.get("SLUICE_MQTT_LISTEN") {
             gateways.push(mqtt.clone());
         }
+        // The block sets no log level: each process logs at the default, as a newcomer's does.
+        let log = dir.path().join(format!("process-{n}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(&args[1..])
             .envs(&env)
-            .env("SLUICE_LOG", "warn,tansu_storage=off")
+            .env_remove("SLUICE_LOG")
             .current_dir(dir.path())
             .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start sluice");
         running.push(Sluice {
@@ -103,6 +107,7 @@ fn readme_scale_out_block_runs_as_written() {
             },
         );
         apis.push(api);
+        logs.push((command.clone(), log));
     }
     assert_eq!(gateways.len(), 2, "two gateway replicas: {commands:?}");
 
@@ -144,6 +149,31 @@ fn readme_scale_out_block_runs_as_written() {
     for s in running.drain(..).rev() {
         s.stop();
     }
+    for (command, log) in &logs {
+        assert_log_is_readable(command, &std::fs::read_to_string(log).unwrap());
+    }
+}
+
+/// Issue #29.5: a router joining the group made the embedded Kafka broker log its stored group
+/// document (~2 000 characters a line) at ERROR, and a clean stop ended with librdkafka's
+/// `AllBrokersDown` errors. A newcomer's log has neither.
+fn assert_log_is_readable(command: &str, log: &str) {
+    let long: Vec<&str> = log.lines().filter(|l| l.len() > 600).collect();
+    assert!(
+        long.is_empty(),
+        "`{command}` logged {} lines over 600 characters, the first: {}",
+        long.len(),
+        long.first().map(|l| &l[..600]).unwrap_or("")
+    );
+    assert!(!log.contains("SerdeJson"), "`{command}` logged a storage error:\n{log}");
+    let stopped = log
+        .find("sluice stopped cleanly")
+        .unwrap_or_else(|| panic!("`{command}` did not log a clean stop:\n{log}"));
+    let after: Vec<&str> = log[stopped..]
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("AllBrokersDown"))
+        .collect();
+    assert!(after.is_empty(), "`{command}` logged errors after its clean stop: {after:?}");
 }
 
 /// `A=1 B=2 sluice run …` → ({A: 1, B: 2}, ["sluice", "run", …]).
