@@ -230,16 +230,25 @@ impl Event for CheckpointDone {
 }
 
 /// A rule set became active.
-pub struct RulesActivated {
+pub struct RulesActivated<'a> {
     pub version: u64,
-    pub rules: usize,
+    pub rules: &'a [sluice_processors::rule::Rule],
 }
 
-impl Event for RulesActivated {
+impl Event for RulesActivated<'_> {
     fn emit(self) {
         // A label-free gauge: 52 bits of the hash fit a float exactly.
         RULES_VERSION.gauge_set((self.version >> 12) as f64);
-        RULES_ACTIVE.gauge_set(self.rules as f64);
+        RULES_ACTIVE.gauge_set(self.rules.len() as f64);
+        // Each rule's row counters exist at 0 from now: "no rows yet", not "not counted here"
+        // (the console's sink tile and a dashboard's rate() both need the series).
+        for rule in self.rules {
+            RULE_ROWS.count_with(&[("rule", rule.name.clone())], 0);
+            for action in rule.actions.iter().chain(&rule.error_action) {
+                let labels = [("rule", rule.name.clone()), ("action", action.clone())];
+                ACTION_ROWS.count_with(&labels, 0);
+            }
+        }
     }
 }
 

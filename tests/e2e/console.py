@@ -3,7 +3,10 @@ operator would: reads the page without a token, with a viewer token, tries to ac
 alert as a viewer, then as an operator; saves screenshots (desktop and phone-sized).
 
 Usage: console.py <base url> <viewer token> <operator token> <alert key to ack> <shots dir>
+       console.py --start <base url> <viewer token> <shots dir>
 Prints one JSON object with what the page showed; tests/e2e/console.rs compares it with the API.
+`--start` reads the page of a pipeline that has seen no traffic yet (issue #29: the router and
+dead-letter tiles said "unknown" and "not in this process") and saves console-start.png.
 """
 import json
 import os
@@ -12,7 +15,11 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-url, viewer, operator, ack_key, shots = sys.argv[1:6]
+START = sys.argv[1] == "--start"
+if START:
+    url, viewer, shots = sys.argv[2:5]
+else:
+    url, viewer, operator, ack_key, shots = sys.argv[1:6]
 CHROMIUM = os.environ.get("SLUICE_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -92,6 +99,33 @@ def notice(page, words):
          "w => document.getElementById('notice').textContent.includes(w)", words)
     return page.inner_text("#notice")
 
+
+def at_start(page):
+    """What a newcomer sees before the first message: a router count and 0 dead letters."""
+    page.goto(url)
+    use_token(page, viewer)
+    out = {
+        "routers_now": page.inner_text("#replicas-now"),
+        "dlq_tile": page.inner_text("#stage-dlq"),
+        "dlq_total": page.evaluate("() => document.getElementById('stage-dlq').dataset.total"),
+        "dlq_tile_red": page.evaluate(
+            "() => document.getElementById('stage-dlq').classList.contains('bad')"),
+        "sinks_total": page.evaluate(
+            "() => document.getElementById('stage-sinks').dataset.total"),
+        "fleet_percent": page.inner_text("#fleet-percent"),
+        "start_screenshot": os.path.join(shots, "console-start.png"),
+    }
+    page.screenshot(path=out["start_screenshot"], full_page=True)
+    return out
+
+
+if START:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        print(json.dumps(at_start(page)))
+        browser.close()
+    sys.exit(0)
 
 with sync_playwright() as p:
     browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

@@ -116,6 +116,8 @@ fn the_console_shows_what_the_api_says_and_only_an_operator_acknowledges() {
         ("CONSOLE_OPERATOR_TOKEN", OPERATOR),
     ];
     let sluice = Sluice::start_with_env(&cfg, &[], Some(http.clone()), &env);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    the_console_at_start_shows_routers_and_no_dead_letters(&http, shots);
     let published = publish(&setup.mqtt);
     let api = |path: &str| -> Value {
         let (code, body) = http_call(&http, "GET", path, Some(VIEWER), "").unwrap();
@@ -154,7 +156,6 @@ fn the_console_shows_what_the_api_says_and_only_an_operator_acknowledges() {
     promtool_check_rules();
 
     let ack_key = "hot/dev-01";
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let out = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/console.py"))
         .args([&format!("http://{http}/"), VIEWER, OPERATOR, ack_key])
@@ -274,6 +275,37 @@ fn the_console_shows_what_the_api_says_and_only_an_operator_acknowledges() {
 }
 
 /// Every `sluice_…` name in the Grafana dashboard and the Prometheus rules.
+/// Issue #29.2/3: before any traffic, an all-in-one run's console said `Routers: unknown` and
+/// showed the dead-letter tile as `not in this process`. It shows the group's router count and
+/// 0 dead letters (console-start.png).
+fn the_console_at_start_shows_routers_and_no_dead_letters(http: &str, shots: &Path) {
+    // The router joins its group shortly after /readyz; the page shows what /scaling says.
+    wait_until("the router in its group", Duration::from_secs(60), || {
+        http_call(http, "GET", "/scaling", Some(VIEWER), "")
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .is_some_and(|s| s["router"]["current_replicas"] == 1)
+    });
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/console.py"))
+        .args(["--start", &format!("http://{http}/"), VIEWER])
+        .arg(shots)
+        .output()
+        .expect("python3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "console.py --start failed:\n{stderr}");
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("console.py prints JSON");
+    eprintln!("the console at start showed: {seen:#}");
+    assert_eq!(seen["routers_now"], "1", "{seen}");
+    assert_eq!(seen["dlq_total"], "0", "{seen}");
+    assert!(!seen["dlq_tile"].as_str().unwrap().contains("not in this process"), "{seen}");
+    assert_eq!(seen["dlq_tile_red"], false, "a red 0 reads as a fault: {seen}");
+    assert_eq!(seen["sinks_total"], "0", "sink rows exist at 0 from the start: {seen}");
+    assert_eq!(seen["fleet_percent"], "-", "no percent of 0 devices: {seen}");
+    let path = seen["start_screenshot"].as_str().unwrap();
+    assert!(std::fs::metadata(path).unwrap().len() > 10_000, "{path}");
+    eprintln!("screenshot: {path}");
+}
+
 fn monitoring_metric_names() -> std::collections::BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut names = std::collections::BTreeSet::new();

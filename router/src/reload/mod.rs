@@ -95,7 +95,7 @@ impl RuleControl {
         s.pending_version = None;
         RulesActivated {
             version: set.version,
-            rules: set.rules().len(),
+            rules: set.rules(),
         }
         .emit();
     }

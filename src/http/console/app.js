@@ -125,6 +125,8 @@ function drawMetrics(r) {
   stage("stage-routed", rate("routed", now), c.routed);
   stage("stage-sinks", rate("sinks", now), c.sinks);
   stage("stage-dlq", rate("dlq", now), c.dlq);
+  // Red only when something was dead-lettered: a red 0 reads as a fault.
+  $("stage-dlq").classList.toggle("bad", c.dlq > 0);
   const reasons = (m.get("sluice_dlq_total") || []).filter((s) => s.labels.reason).map((s) =>
     [s.labels.stage + "/" + s.labels.reason,
       [cell(s.labels.stage || "-"), cell(s.labels.reason || "-"), cell(fmt(s.value), "num")]]);
@@ -210,7 +212,9 @@ function drawCompliance(r) {
   const why = problem(r);
   if (why) { fill("compliance", [], "Compliance: " + why); fill("failed", [], ""); return; }
   const c = r.body;
-  $("fleet-percent").textContent = fmt(c.total.compliance_percent, 1) + "%";
+  // "100.0% of 0 devices" says nothing: no percent until a device reported.
+  $("fleet-percent").textContent =
+    c.total.devices > 0 ? fmt(c.total.compliance_percent, 1) + "%" : "-";
   $("fleet-devices").textContent = fmt(c.total.devices);
   const rows = Object.entries(c.groups).map(([g, n]) => [g, [cell(g), cell(fmt(n.devices), "num"),
     cell(fmt(n.on_latest_update), "num"), cell(fmt(n.update_in_progress), "num"),
