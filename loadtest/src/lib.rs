@@ -12,11 +12,14 @@
 //! - [`observe`]: the raw Kafka topic (publish→Kafka latency, loss) and `/scaling` (lag).
 //! - [`report`]: the report table/JSON and the `--slo` check.
 //! - [`baseline`]: bare consumer / bare subscriber side by side with the router / ingest.
+//! - [`capacity`]: `--find-max`, a closed-loop search for the highest sustainable rate, the
+//!   stage that gives out first, a replica plan, and an HTML report with plots.
 //!
 //! It targets only the addresses it is given (default loopback) and is bounded: by the
 //! profile's duration, `--max-messages`, and `--drain-secs` for stragglers.
 
 pub mod baseline;
+pub mod capacity;
 pub mod connect;
 pub mod fleet;
 pub mod observe;
@@ -59,6 +62,21 @@ pub struct Options {
 
 /// Runs the test, prints the report, writes it if asked; the SLO violations (empty: met).
 pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
+    let mut report = measure(&opts).await?;
+    if let (Some(config), Some(bootstrap)) = (&opts.baseline, &opts.kafka) {
+        report.baseline = Some(run_baselines(&opts, config, bootstrap).await?);
+    }
+    report.print();
+    if let Some(path) = &opts.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        println!("report written to {}", path.display());
+    }
+    Ok(report::check_slo(&report, &opts.slo))
+}
+
+/// One run of `opts.stages` against the pipeline: publishes, drains, and reports what it saw
+/// (nothing printed but the progress line). [`capacity`] calls it once per search step.
+pub async fn measure(opts: &Options) -> anyhow::Result<report::Report> {
     let planned: u64 = opts.stages.iter().map(|s| s.total().ceil() as u64).sum();
     let planned = planned.min(opts.max_messages);
     let mut stages = opts.stages.clone();
@@ -92,22 +110,16 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     let progress = progress::start(&stages, planned, stats.clone(), kafka.clone(), lag.clone());
     publisher.run(&stages).await;
     let published_at = Instant::now();
-    let still_arriving = drain(&opts, &stats, kafka.as_deref(), published_at).await;
+    let publish_secs = started.elapsed().as_secs_f64();
+    let still_arriving = drain(opts, &stats, kafka.as_deref(), published_at).await;
     progress.finish();
     publisher.disconnect().await;
     stop.store(true, Ordering::Relaxed);
 
-    let mut report = build_report(&opts, &stages, &stats, kafka.as_deref(), &lag);
+    let mut report = build_report(opts, &stages, &stats, kafka.as_deref(), &lag);
     report.kafka_still_arriving_per_s = still_arriving;
-    if let (Some(config), Some(bootstrap)) = (&opts.baseline, &opts.kafka) {
-        report.baseline = Some(run_baselines(&opts, config, bootstrap).await?);
-    }
-    report.print();
-    if let Some(path) = &opts.report {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
-        println!("report written to {}", path.display());
-    }
-    Ok(report::check_slo(&report, &opts.slo))
+    report.lag_growth = report::lag_growth(&report.lag_timeline, publish_secs, &stages);
+    Ok(report)
 }
 
 /// Shortens the stages so no more than `max` messages are planned.

@@ -116,7 +116,7 @@ pub struct LagSample {
     pub desired_replicas: u64,
 }
 
-/// Reads `/scaling` every second into `samples` until `stop`.
+/// Reads `/scaling` every 250 ms into `samples` until `stop`.
 pub fn watch_scaling(
     base: String,
     started: std::time::Instant,
@@ -156,7 +156,9 @@ pub fn watch_scaling(
                         });
                 }
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Several readings per `scaling.interval_ms` (the router's own sampling) would
+            // repeat one value; 250 ms keeps up with a 500 ms interval.
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
 }

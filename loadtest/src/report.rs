@@ -60,6 +60,10 @@ pub struct Report {
     pub devices_with_gaps: Option<u64>,
     pub first_gaps: Vec<(String, u64)>,
     pub peak_lag: Option<u64>,
+    /// How fast consumer lag grew while publishing, as a share of the offered rate (least
+    /// squares over the last three quarters of the publishing window): 0 when the routers keep
+    /// up, 0.5 when half of what arrives stays behind. Absent without `--sluice-url`.
+    pub lag_growth: Option<f64>,
     pub lag_timeline: Vec<super::observe::LagSample>,
     pub baseline: Option<super::baseline::Baselines>,
 }
@@ -126,13 +130,63 @@ impl Report {
                 println!("first gaps: {:?}", self.first_gaps);
             }
         }
+        if let Some(g) = self.lag_growth {
+            println!(
+                "lag growth {:.1} % of the offered rate ({})",
+                g * 100.0,
+                if g < 0.05 {
+                    "flat: the routers keep up"
+                } else {
+                    "growing: the routers fall behind"
+                }
+            );
+        }
         if let Some(b) = &self.baseline {
             b.print();
         }
     }
 }
 
-/// One `--slo` term: `p99<50ms`, `puback_p99<20ms`, `rate>=0.95`, `lost=0`.
+/// How fast lag grew while publishing, divided by the mean offered rate: the least-squares
+/// slope over the last two thirds of the publishing window. The first third is left out
+/// because lag climbs from 0 to its working level there (a commit interval's and a `/scaling`
+/// interval's worth of records) whether or not the routers keep up; the rest of a step is a
+/// sawtooth around that level when they do, and a line climbing at the shortfall when not.
+pub fn lag_growth(
+    samples: &[super::observe::LagSample],
+    publish_secs: f64,
+    stages: &[super::profile::Stage],
+) -> Option<f64> {
+    let window: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| s.at_s >= publish_secs / 3.0 && s.at_s <= publish_secs)
+        .map(|s| (s.at_s, s.lag as f64))
+        .collect();
+    let offered: f64 = stages.iter().map(|s| s.total()).sum::<f64>() / publish_secs.max(1e-9);
+    if window.len() < 4 || offered <= 0.0 {
+        return None;
+    }
+    Some(slope(&window) / offered)
+}
+
+/// Least-squares slope of y over x.
+pub fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+    });
+    if sxx > 0.0 {
+        sxy / sxx
+    } else {
+        0.0
+    }
+}
+
+/// One `--slo` term: `p99<50ms`, `puback_p99<20ms`, `rate>=0.95`, `lost=0`,
+/// `lag_growth<0.05` (needs `--sluice-url`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Objective {
     pub metric: String,
@@ -155,7 +209,7 @@ pub fn parse_slo(spec: &str) -> Result<Vec<Objective>, String> {
                 .parse()
                 .map_err(|_| format!("SLO '{term}': '{value}' is not a number"))?;
             let metric = metric.trim().to_string();
-            const KNOWN: [&str; 6] = ["p50", "p95", "p99", "max", "rate", "lost"];
+            const KNOWN: [&str; 7] = ["p50", "p95", "p99", "max", "rate", "lost", "lag_growth"];
             let base = metric.strip_prefix("puback_").unwrap_or(&metric);
             if !KNOWN.contains(&base) {
                 return Err(format!("SLO '{term}': unknown metric '{metric}'"));
@@ -201,6 +255,8 @@ pub fn check_slo(report: &Report, objectives: &[Objective]) -> Vec<String> {
                 .iter()
                 .map(|s| s.rate_ratio)
                 .fold(f64::INFINITY, f64::min),
+            // Unmeasured counts as missed: an objective nobody checked is not met.
+            "lag_growth" => report.lag_growth.unwrap_or(f64::INFINITY),
             _ => report.lost.unwrap_or(u64::MAX) as f64,
         };
         let ok = match o.op.as_str() {
@@ -223,6 +279,34 @@ pub fn check_slo(report: &Report, objectives: &[Objective]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::LagSample;
+
+    fn lag_at(at_s: f64, lag: u64) -> LagSample {
+        LagSample {
+            at_s,
+            lag,
+            desired_replicas: 1,
+        }
+    }
+
+    #[test]
+    fn lag_growth_is_the_slope_over_the_offered_rate_after_the_first_third() {
+        let stages = crate::profile::parse("steady:1000:20").unwrap();
+        // Warm-up jump in the first third, then +100 records/s: 10 % of 1000/s.
+        let mut samples = vec![lag_at(1.0, 0), lag_at(3.0, 5000), lag_at(6.0, 9000)];
+        samples.extend((7..=20).map(|t| lag_at(t as f64, 2000 + 100 * t)));
+        let g = lag_growth(&samples, 20.0, &stages).unwrap();
+        assert!((g - 0.1).abs() < 1e-9, "{g}");
+        // A sawtooth around a level (commits every 2 s) is flat.
+        let saw: Vec<LagSample> = (7..=20).map(|t| lag_at(t as f64, 1000 * (t % 2))).collect();
+        let flat = lag_growth(&saw, 20.0, &stages).unwrap();
+        assert!(flat.abs() < 0.05, "{flat}");
+        assert_eq!(
+            lag_growth(&samples[..5], 20.0, &stages),
+            None,
+            "too few samples"
+        );
+    }
 
     #[test]
     fn slo_terms_parse_and_check_against_the_report() {

@@ -58,6 +58,48 @@ pub struct LoadtestArgs {
     /// Messages in the ingest-vs-subscriber burst.
     #[arg(long, default_value_t = 50_000)]
     pub burst: u64,
+    #[command(flatten)]
+    pub find: FindMaxArgs,
+}
+
+/// `--find-max`: search for the highest sustainable rate instead of running a profile.
+#[derive(clap::Args)]
+pub struct FindMaxArgs {
+    /// Search for the highest rate the pipeline sustains (needs --kafka and --sluice-url);
+    /// --slo adds objectives to the defaults (lost=0, rate>=0.95, lag_growth<0.05, p99<500ms,
+    /// puback_p99<250ms).
+    #[arg(long)]
+    pub find_max: bool,
+    /// First rate tried (msg/s); the search doubles it until a step fails, then bisects.
+    #[arg(long, default_value_t = 1000.0)]
+    pub start_rate: f64,
+    /// Highest rate tried (msg/s).
+    #[arg(long, default_value_t = 100_000.0)]
+    pub max_rate: f64,
+    /// Seconds each step holds its rate (at least 4 router commit intervals).
+    #[arg(long, default_value_t = 20.0)]
+    pub step_secs: f64,
+    /// Wait at most this long after a step for acknowledgements and Kafka.
+    #[arg(long, default_value_t = 10)]
+    pub step_drain_secs: u64,
+    /// Most steps the search runs.
+    #[arg(long, default_value_t = 12)]
+    pub max_steps: usize,
+    /// Most seconds the search runs.
+    #[arg(long, default_value_t = 900)]
+    pub budget_secs: u64,
+    /// Stop when the lowest failed rate is within this factor of the best sustained one.
+    #[arg(long, default_value_t = 1.15)]
+    pub resolution: f64,
+    /// A replica plan for this rate: `50000` (msg/s) or `5x` (a multiple of the knee).
+    #[arg(long)]
+    pub plan_for: Option<String>,
+    /// Spare capacity the plan keeps, as a share of the target.
+    #[arg(long, default_value_t = 0.3)]
+    pub headroom: f64,
+    /// Where the HTML report (plots, verdict, plan) goes.
+    #[arg(long, default_value = "sluice-capacity.html")]
+    pub html: PathBuf,
 }
 
 /// Runs the load test; true when every SLO term held.
@@ -76,7 +118,7 @@ pub async fn run(a: LoadtestArgs) -> anyhow::Result<bool> {
         true => Some(sluice_config::load(&a.config).map_err(|e| anyhow::anyhow!("{e}"))?),
         false => None,
     };
-    let violated = run(Options {
+    let opts = Options {
         broker: a.broker,
         kafka: a.kafka,
         raw_topic: a.raw_topic,
@@ -93,10 +135,49 @@ pub async fn run(a: LoadtestArgs) -> anyhow::Result<bool> {
         slo,
         baseline,
         burst: a.burst,
-    })
-    .await?;
+    };
+    if a.find.find_max {
+        return find_max(&opts, &a.find).await;
+    }
+    let violated = run(opts).await?;
     if !violated.is_empty() {
         eprintln!("SLO violated: {}", violated.join("; "));
     }
     Ok(violated.is_empty())
+}
+
+/// `--find-max`: true when a sustainable rate was found.
+async fn find_max(opts: &sluice_loadtest::Options, a: &FindMaxArgs) -> anyhow::Result<bool> {
+    use sluice_loadtest::capacity::{self, search::Search, FindMax};
+    anyhow::ensure!(
+        a.start_rate >= 1.0 && a.max_rate >= a.start_rate && a.resolution > 1.0,
+        "--find-max needs 1 <= --start-rate <= --max-rate and --resolution > 1"
+    );
+    let fm = FindMax {
+        search: Search {
+            start: a.start_rate,
+            max: a.max_rate,
+            factor: 2.0,
+            resolution: a.resolution,
+            max_steps: a.max_steps,
+        },
+        step_secs: a.step_secs,
+        step_drain_secs: a.step_drain_secs,
+        budget_secs: a.budget_secs,
+        plan_for: a.plan_for.clone(),
+        headroom: a.headroom,
+        html: a.html.clone(),
+    };
+    let found = capacity::find_max(opts, &fm).await?;
+    found.print();
+    std::fs::write(&fm.html, capacity::html::render(&found))?;
+    println!("HTML report written to {}", fm.html.display());
+    if let Some(path) = &opts.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&found)?)?;
+        println!("report written to {}", path.display());
+    }
+    if found.knee.is_none() {
+        eprintln!("no sustainable rate: {}", found.bound_says);
+    }
+    Ok(found.knee.is_some())
 }

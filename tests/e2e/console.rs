@@ -297,10 +297,25 @@ fn the_console_at_start_shows_routers_and_no_dead_letters(http: &str, shots: &Pa
     eprintln!("the console at start showed: {seen:#}");
     assert_eq!(seen["routers_now"], "1", "{seen}");
     assert_eq!(seen["dlq_total"], "0", "{seen}");
-    assert!(!seen["dlq_tile"].as_str().unwrap().contains("not in this process"), "{seen}");
-    assert_eq!(seen["dlq_tile_red"], false, "a red 0 reads as a fault: {seen}");
-    assert_eq!(seen["sinks_total"], "0", "sink rows exist at 0 from the start: {seen}");
-    assert_eq!(seen["fleet_percent"], "-", "no percent of 0 devices: {seen}");
+    assert!(
+        !seen["dlq_tile"]
+            .as_str()
+            .unwrap()
+            .contains("not in this process"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["dlq_tile_red"], false,
+        "a red 0 reads as a fault: {seen}"
+    );
+    assert_eq!(
+        seen["sinks_total"], "0",
+        "sink rows exist at 0 from the start: {seen}"
+    );
+    assert_eq!(
+        seen["fleet_percent"], "-",
+        "no percent of 0 devices: {seen}"
+    );
     let path = seen["start_screenshot"].as_str().unwrap();
     assert!(std::fs::metadata(path).unwrap().len() > 10_000, "{path}");
     eprintln!("screenshot: {path}");

@@ -165,7 +165,10 @@ fn assert_log_is_readable(command: &str, log: &str) {
         long.len(),
         long.first().map(|l| &l[..600]).unwrap_or("")
     );
-    assert!(!log.contains("SerdeJson"), "`{command}` logged a storage error:\n{log}");
+    assert!(
+        !log.contains("SerdeJson"),
+        "`{command}` logged a storage error:\n{log}"
+    );
     let stopped = log
         .find("sluice stopped cleanly")
         .unwrap_or_else(|| panic!("`{command}` did not log a clean stop:\n{log}"));
@@ -173,7 +176,10 @@ fn assert_log_is_readable(command: &str, log: &str) {
         .lines()
         .filter(|l| l.contains("ERROR") || l.contains("AllBrokersDown"))
         .collect();
-    assert!(after.is_empty(), "`{command}` logged errors after its clean stop: {after:?}");
+    assert!(
+        after.is_empty(),
+        "`{command}` logged errors after its clean stop: {after:?}"
+    );
 }
 
 /// `A=1 B=2 sluice run …` → ({A: 1, B: 2}, ["sluice", "run", …]).

@@ -1,0 +1,373 @@
+//! `sluice loadtest --find-max`: the highest rate this deployment sustains, found in closed
+//! loop. Each step holds one QoS 1 rate for `--step-secs`, then lets the routers catch up; a
+//! step is sustainable when the fleet got its rate out, nothing acknowledged was lost, consumer
+//! lag stayed flat and the latency objective held. [`search`] picks the next rate, [`evidence`]
+//! reads each stage's counters and the Sluice processes' CPU and memory, [`verdict`] names the
+//! stage that gave out and sizes replicas for `--plan-for`, [`html`] draws the report.
+
+pub mod evidence;
+pub mod html;
+pub mod search;
+pub mod verdict;
+
+use crate::report::{self, Objective};
+use crate::{observe::LagSample, profile::Stage, Options};
+use search::{Bound, Next, Search};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use verdict::{Limit, Plan, Step};
+
+#[derive(Debug, Clone)]
+pub struct FindMax {
+    pub search: Search,
+    pub step_secs: f64,
+    /// Wait at most this long after a step for acknowledgements and Kafka.
+    pub step_drain_secs: u64,
+    pub budget_secs: u64,
+    pub plan_for: Option<String>,
+    pub headroom: f64,
+    pub html: PathBuf,
+}
+
+/// The search's result, also written as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capacity {
+    /// Highest sustainable rate, msg/s (None: nothing tried was).
+    pub knee: Option<f64>,
+    pub bound: Bound,
+    pub bound_says: String,
+    pub limit: Option<Limit>,
+    pub plan: Option<Plan>,
+    pub objectives: Vec<String>,
+    pub cores: usize,
+    pub secs: f64,
+    pub steps: Vec<Step>,
+    /// Lag over the whole search, seconds from its start.
+    pub lag_timeline: Vec<LagSample>,
+}
+
+/// The objectives a step must meet: the user's `--slo` plus, unless it names them, no loss,
+/// the rate reached, flat lag, `p99<500ms` publish→Kafka and `puback_p99<250ms`. The PUBACK
+/// term marks saturation: past the knee the fleet's in-flight window fills and PUBACK latency
+/// becomes window ÷ throughput (hundreds of ms), while the rate still looks reached.
+pub fn objectives(user: &[Objective]) -> Vec<Objective> {
+    let mut all = user.to_vec();
+    let has = |m: &str| user.iter().any(|o| o.metric == m);
+    let latency = ["p50", "p95", "p99", "max"].iter().any(|m| has(m));
+    let puback = user.iter().any(|o| o.metric.starts_with("puback_"));
+    let defaults = [
+        ("lost", "=", 0.0, true),
+        ("rate", ">=", verdict::RATE_LIMIT, true),
+        ("lag_growth", "<", verdict::LAG_GROWTH_LIMIT, true),
+        ("p99", "<", 500.0, !latency),
+        ("puback_p99", "<", 250.0, !puback),
+    ];
+    for (metric, op, value, wanted) in defaults {
+        if wanted && !has(metric) {
+            all.push(Objective {
+                metric: metric.into(),
+                op: op.into(),
+                value,
+            });
+        }
+    }
+    all
+}
+
+fn describe(o: &Objective) -> String {
+    let base = o.metric.strip_prefix("puback_").unwrap_or(&o.metric);
+    let ms = if ["p50", "p95", "p99", "max"].contains(&base) {
+        "ms"
+    } else {
+        ""
+    };
+    format!("{}{}{}{ms}", o.metric, o.op, o.value)
+}
+
+pub async fn find_max(base: &Options, fm: &FindMax) -> anyhow::Result<Capacity> {
+    let (Some(url), Some(_)) = (&base.sluice_url, &base.kafka) else {
+        anyhow::bail!("--find-max needs --kafka (to count losses) and --sluice-url (to read lag)");
+    };
+    let client = reqwest::Client::new();
+    let objectives = objectives(&base.slo);
+    let began = Instant::now();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut lag_timeline = Vec::new();
+    // Connections, the producer and the first batches' planning warm up outside any step.
+    eprintln!(
+        "warming up: {:.0} msg/s for 5 s (not counted)",
+        fm.search.start / 2.0
+    );
+    warm_up(base, fm.search.start / 2.0).await?;
+    catch_up(&client, url, fm.search.start).await;
+    let bound = loop {
+        let tried: Vec<(f64, bool)> = steps.iter().map(|s| (s.offered, s.sustainable)).collect();
+        let rate = match fm.search.next(&tried) {
+            Next::Try(rate) => rate,
+            Next::Done(bound) => break bound,
+        };
+        let needs = fm.step_secs + fm.step_drain_secs as f64;
+        if began.elapsed().as_secs_f64() + needs > fm.budget_secs as f64 {
+            break Bound::Time;
+        }
+        eprintln!(
+            "step {}: {rate:.0} msg/s for {:.0} s",
+            steps.len() + 1,
+            fm.step_secs
+        );
+        let step = run_step(base, fm, url, &client, &objectives, rate, &began).await?;
+        lag_timeline.extend(step.1);
+        let step = step.0;
+        eprintln!(
+            "  → {} (sent {:.0}/s, PUBACK p99 {:.1} ms, lag growth {}){}",
+            if step.sustainable {
+                "sustainable"
+            } else {
+                "NOT sustainable"
+            },
+            step.achieved,
+            step.puback.p99_ms,
+            step.lag_growth
+                .map_or("-".into(), |g| format!("{:.1} %", g * 100.0)),
+            if step.violated.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", step.violated.join("; "))
+            },
+        );
+        steps.push(step);
+        catch_up(&client, url, rate).await;
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // As the search counts: a rate is sustainable when every run of it was.
+    let held = |r: f64| {
+        steps
+            .iter()
+            .filter(|s| s.offered == r)
+            .all(|s| s.sustainable)
+    };
+    let knee = steps
+        .iter()
+        .filter(|s| held(s.offered))
+        .map(|s| s.offered)
+        .reduce(f64::max);
+    let failed = steps
+        .iter()
+        .filter(|s| !s.sustainable && knee.is_none_or(|k| s.offered > k))
+        .min_by(|a, b| a.offered.total_cmp(&b.offered));
+    let limit = failed.map(|f| verdict::limiting_stage(f, cores));
+    let plan = match (&fm.plan_for, knee) {
+        (Some(spec), Some(k)) => {
+            let target = verdict::parse_target(spec, k).map_err(anyhow::Error::msg)?;
+            let (routers, partitions) = group_now(&client, url).await;
+            Some(verdict::plan(
+                target,
+                fm.headroom,
+                k,
+                failed,
+                routers,
+                partitions,
+            ))
+        }
+        _ => None,
+    };
+    Ok(Capacity {
+        knee,
+        bound,
+        bound_says: bound.says().into(),
+        limit,
+        plan,
+        objectives: objectives.iter().map(describe).collect(),
+        cores,
+        secs: began.elapsed().as_secs_f64(),
+        steps,
+        lag_timeline,
+    })
+}
+
+async fn warm_up(base: &Options, rate: f64) -> anyhow::Result<()> {
+    let mut opts = base.clone();
+    opts.stages = vec![Stage {
+        name: "warm-up".into(),
+        rate: Some(rate.max(1.0)),
+        from: None,
+        to: None,
+        secs: 5.0,
+    }];
+    opts.drain_secs = 5;
+    opts.report = None;
+    opts.baseline = None;
+    crate::measure(&opts).await.map(drop)
+}
+
+/// One step at `rate`: the run, the stage counters around it, and its lag samples (shifted to
+/// the search's clock).
+async fn run_step(
+    base: &Options,
+    fm: &FindMax,
+    url: &str,
+    client: &reqwest::Client,
+    objectives: &[Objective],
+    rate: f64,
+    began: &Instant,
+) -> anyhow::Result<(Step, Vec<LagSample>)> {
+    let mut opts = base.clone();
+    opts.stages = vec![Stage {
+        name: format!("{rate:.0}/s"),
+        rate: Some(rate),
+        from: None,
+        to: None,
+        secs: fm.step_secs,
+    }];
+    opts.drain_secs = fm.step_drain_secs;
+    opts.report = None;
+    opts.baseline = None;
+    let started_s = began.elapsed().as_secs_f64();
+    let before = evidence::snapshot(client, url).await;
+    // Stage rates over the publishing window only: the drain after it would dilute them.
+    let at_end = {
+        let (client, url, secs) = (client.clone(), url.to_string(), fm.step_secs);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            evidence::snapshot(&client, &url).await
+        })
+    };
+    let r = crate::measure(&opts).await?;
+    let after = at_end.await?;
+    let violated = report::check_slo(&r, objectives);
+    let lag = r
+        .lag_timeline
+        .iter()
+        .map(|l| LagSample {
+            at_s: l.at_s + started_s,
+            ..*l
+        })
+        .collect();
+    let step = Step {
+        offered: rate,
+        achieved: r.stages.first().map_or(0.0, |s| s.achieved_rate),
+        secs: fm.step_secs,
+        started_s,
+        puback: r.puback.clone(),
+        publish_to_kafka: r.publish_to_kafka.clone(),
+        lost: r.lost,
+        lag_growth: r.lag_growth,
+        peak_lag: r.peak_lag,
+        stages: after.rates_since(&before),
+        sustainable: violated.is_empty(),
+        violated,
+    };
+    Ok((step, lag))
+}
+
+/// Waits (at most 60 s) until the routers have caught up with a step's backlog, so the next
+/// step starts from a flat line rather than inheriting this one's lag.
+async fn catch_up(client: &reqwest::Client, url: &str, rate: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let lag = scaling(client, url)
+            .await
+            .and_then(|v| v["router"]["lag_total"].as_f64());
+        if lag.is_some_and(|l| l <= (rate * 1.0).max(100.0)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// (routers in the group, raw-topic partitions) from `/scaling`.
+async fn group_now(client: &reqwest::Client, url: &str) -> (u64, u64) {
+    let v = scaling(client, url).await.unwrap_or_default();
+    let routers = v["router"]["current_replicas"].as_u64().unwrap_or(1);
+    let partitions = v["router"]["lag_per_partition"]
+        .as_object()
+        .map_or(1, |p| p.len() as u64);
+    (routers, partitions)
+}
+
+async fn scaling(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    let mut req = client
+        .get(format!("{}/scaling", url.trim_end_matches('/')))
+        .timeout(Duration::from_secs(5));
+    if let Ok(t) = std::env::var("SLUICE_TOKEN") {
+        req = req.bearer_auth(t.trim());
+    }
+    let body = req.send().await.ok()?.bytes().await.ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+impl Capacity {
+    pub fn print(&self) {
+        println!(
+            "\n{:>10} {:>10} {:>10} {:>10} {:>10}  verdict",
+            "offered/s", "sent/s", "puback p99", "kafka p99", "lag grow"
+        );
+        for s in &self.steps {
+            println!(
+                "{:>10.0} {:>10.0} {:>8.1}ms {:>10} {:>9}  {}",
+                s.offered,
+                s.achieved,
+                s.puback.p99_ms,
+                s.publish_to_kafka
+                    .as_ref()
+                    .map_or("-".into(), |l| format!("{:.1}ms", l.p99_ms)),
+                s.lag_growth
+                    .map_or("-".into(), |g| format!("{:.1}%", g * 100.0)),
+                if s.sustainable {
+                    "sustainable".to_string()
+                } else {
+                    s.violated.join("; ")
+                }
+            );
+        }
+        match self.knee {
+            Some(k) => println!("\nknee: {k:.0} msg/s sustained ({})", self.bound_says),
+            None => println!("\nno sustainable rate found ({})", self.bound_says),
+        }
+        if let Some(l) = &self.limit {
+            println!("gives out first: {} — {}", l.stage, l.evidence);
+        }
+        if let Some(p) = &self.plan {
+            println!(
+                "plan for {:.0} msg/s (+{:.0} % headroom): {} gateway(s), {} router(s), {} partitions; KEDA lagThreshold {}",
+                p.target_rate, p.headroom * 100.0, p.gateways, p.routers, p.partitions, p.keda_lag_threshold
+            );
+            for n in &p.notes {
+                println!("  note: {n}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_objectives_fill_in_what_the_user_did_not_name() {
+        let user = report::parse_slo("p95<20ms,lost=0").unwrap();
+        let all: Vec<String> = objectives(&user).iter().map(describe).collect();
+        assert_eq!(
+            all,
+            [
+                "p95<20ms",
+                "lost=0",
+                "rate>=0.95",
+                "lag_growth<0.05",
+                "puback_p99<250ms"
+            ]
+        );
+        let all: Vec<String> = objectives(&[]).iter().map(describe).collect();
+        assert_eq!(
+            all,
+            [
+                "lost=0",
+                "rate>=0.95",
+                "lag_growth<0.05",
+                "p99<500ms",
+                "puback_p99<250ms"
+            ]
+        );
+    }
+}
