@@ -58,6 +58,8 @@ pub struct Options {
     /// With `Some(config)`, also measure the baselines (needs `kafka`).
     pub baseline: Option<sluice_config::Config>,
     pub burst: u64,
+    /// Write an HTML page with the run's lag and resident-memory curves here.
+    pub html: Option<PathBuf>,
 }
 
 /// Runs the test, prints the report, writes it if asked; the SLO violations (empty: met).
@@ -70,6 +72,10 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     if let Some(path) = &opts.report {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
         println!("report written to {}", path.display());
+    }
+    if let Some(path) = &opts.html {
+        std::fs::write(path, capacity::html::render_run(&report))?;
+        println!("HTML report written to {}", path.display());
     }
     Ok(report::check_slo(&report, &opts.slo))
 }
@@ -98,6 +104,7 @@ pub async fn measure(opts: &Options) -> anyhow::Result<report::Report> {
     if let Some(url) = &opts.sluice_url {
         observe::watch_scaling(url.clone(), started, lag.clone(), stop.clone());
     }
+    let rss = capacity::evidence::watch_rss(started, stop.clone());
     let stats = Arc::new(publish::PublishStats::new(planned as usize));
     let mut publisher = publish::Publisher::connect(
         &opts.broker,
@@ -119,6 +126,8 @@ pub async fn measure(opts: &Options) -> anyhow::Result<report::Report> {
     let mut report = build_report(opts, &stages, &stats, kafka.as_deref(), &lag);
     report.kafka_still_arriving_per_s = still_arriving;
     report.lag_growth = report::lag_growth(&report.lag_timeline, publish_secs, &stages);
+    report.rss_timeline = rss.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    report.rss_growth = report::rss_growth(&report.rss_timeline, publish_secs);
     Ok(report)
 }
 

@@ -2,6 +2,8 @@
 //!
 //! - `steady:RATE:SECS`
 //! - `ramp:FROM:TO:SECS`
+//! - `soak:RATE:MINUTES` — RATE held for MINUTES; the run fails when consumer lag or the Sluice
+//!   processes' resident memory trends upward (see [`soak_objectives`]).
 //! - `spike:BASE:K:BEFORE:SPIKE:AFTER` — BASE msg/s, then ×K for SPIKE seconds (the promotional
 //!   event), then BASE again; the durations in seconds.
 //! - a stages file (TOML): `[[stage]] name = "warm", from = 100, to = 1000, secs = 30` (`rate`
@@ -97,6 +99,10 @@ pub fn parse(spec: &str) -> Result<Vec<Stage>, String> {
                 secs: v[2],
             }]
         }
+        "soak" => {
+            let v = numbers(spec, &rest, 2)?;
+            vec![Stage::flat("soak", v[0], v[1] * 60.0)]
+        }
         "spike" => {
             let v = numbers(spec, &rest, 5)?;
             vec![
@@ -107,11 +113,24 @@ pub fn parse(spec: &str) -> Result<Vec<Stage>, String> {
         }
         _ => {
             return Err(format!(
-                "profile '{spec}': kind must be steady, ramp or spike"
+                "profile '{spec}': kind must be steady, ramp, spike or soak"
             ))
         }
     };
     check(stages)
+}
+
+/// A soak fails on trends, not on one sample: lag that grows (`lag_growth<0.05`) or resident
+/// memory that grows by 1 % or more of its level per minute (`rss_growth<1`), each a slope over
+/// the run's last two thirds. Added unless `--slo` names them.
+pub fn soak_objectives(user: &[crate::report::Objective]) -> Vec<crate::report::Objective> {
+    let mut all = user.to_vec();
+    for (metric, value) in [("lag_growth", 0.05), ("rss_growth", 1.0)] {
+        if !user.iter().any(|o| o.metric == metric) {
+            all.push(crate::report::Objective { metric: metric.into(), op: "<".into(), value });
+        }
+    }
+    all
 }
 
 /// Reads a stages file.

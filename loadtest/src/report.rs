@@ -65,6 +65,11 @@ pub struct Report {
     /// up, 0.5 when half of what arrives stays behind. Absent without `--sluice-url`.
     pub lag_growth: Option<f64>,
     pub lag_timeline: Vec<super::observe::LagSample>,
+    /// Resident memory of the Sluice processes on this machine, (seconds, MiB), every second.
+    pub rss_timeline: Vec<(f64, f64)>,
+    /// Its least-squares slope over the last two thirds of the publishing window, as % of
+    /// the mean level per minute (absent with no Sluice process on this machine).
+    pub rss_growth: Option<f64>,
     pub baseline: Option<super::baseline::Baselines>,
 }
 
@@ -141,32 +146,59 @@ impl Report {
                 }
             );
         }
+        if let Some(g) = self.rss_growth {
+            let last = self.rss_timeline.last().map_or(0.0, |r| r.1);
+            println!("resident memory {last:.0} MiB, growing {g:.2} % per minute");
+        }
         if let Some(b) = &self.baseline {
             b.print();
         }
     }
 }
 
-/// How fast lag grew while publishing, divided by the mean offered rate: the least-squares
-/// slope over the last two thirds of the publishing window. The first third is left out
-/// because lag climbs from 0 to its working level there (a commit interval's and a `/scaling`
-/// interval's worth of records) whether or not the routers keep up; the rest of a step is a
-/// sawtooth around that level when they do, and a line climbing at the shortfall when not.
+/// How fast lag grew while publishing, divided by the mean offered rate. Lag read from
+/// committed offsets is a sawtooth: it climbs by a commit interval's worth of records and
+/// drops at each commit, so its *floor* is the backlog. The last two thirds of the publishing
+/// window (the first third is the climb from 0 to the working level) are cut into four
+/// buckets, and the slope is taken through each bucket's lowest reading: flat when the routers
+/// keep up, climbing at the shortfall when not. Each bucket must span a commit interval (steps
+/// of 6 commit intervals or more).
 pub fn lag_growth(
     samples: &[super::observe::LagSample],
     publish_secs: f64,
     stages: &[super::profile::Stage],
 ) -> Option<f64> {
-    let window: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| s.at_s >= publish_secs / 3.0 && s.at_s <= publish_secs)
-        .map(|s| (s.at_s, s.lag as f64))
-        .collect();
+    const BUCKETS: usize = 4;
+    let from = publish_secs / 3.0;
+    let width = (publish_secs - from) / BUCKETS as f64;
+    let mut floors: Vec<Option<(f64, f64)>> = vec![None; BUCKETS];
+    for s in samples.iter().filter(|s| s.at_s >= from && s.at_s <= publish_secs) {
+        let b = (((s.at_s - from) / width) as usize).min(BUCKETS - 1);
+        let lag = s.lag as f64;
+        if floors[b].is_none_or(|f| lag < f.1) {
+            floors[b] = Some((s.at_s, lag));
+        }
+    }
+    let floors: Vec<(f64, f64)> = floors.into_iter().flatten().collect();
     let offered: f64 = stages.iter().map(|s| s.total()).sum::<f64>() / publish_secs.max(1e-9);
-    if window.len() < 4 || offered <= 0.0 {
+    if floors.len() < 3 || offered <= 0.0 {
         return None;
     }
-    Some(slope(&window) / offered)
+    Some(slope(&floors) / offered)
+}
+
+/// Slope of resident memory over the last two thirds of the window, % of its mean per minute.
+pub fn rss_growth(rss: &[(f64, f64)], publish_secs: f64) -> Option<f64> {
+    let window: Vec<(f64, f64)> = rss
+        .iter()
+        .copied()
+        .filter(|r| r.0 >= publish_secs / 3.0 && r.0 <= publish_secs && r.1 > 0.0)
+        .collect();
+    if window.len() < 4 {
+        return None;
+    }
+    let mean = window.iter().map(|r| r.1).sum::<f64>() / window.len() as f64;
+    Some(slope(&window) * 60.0 / mean * 100.0)
 }
 
 /// Least-squares slope of y over x.
@@ -186,7 +218,8 @@ pub fn slope(points: &[(f64, f64)]) -> f64 {
 }
 
 /// One `--slo` term: `p99<50ms`, `puback_p99<20ms`, `rate>=0.95`, `lost=0`,
-/// `lag_growth<0.05` (needs `--sluice-url`).
+/// `lag_growth<0.05` (needs `--sluice-url`), `rss_growth<1` (% per minute, needs a Sluice
+/// process on this machine).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Objective {
     pub metric: String,
@@ -209,7 +242,8 @@ pub fn parse_slo(spec: &str) -> Result<Vec<Objective>, String> {
                 .parse()
                 .map_err(|_| format!("SLO '{term}': '{value}' is not a number"))?;
             let metric = metric.trim().to_string();
-            const KNOWN: [&str; 7] = ["p50", "p95", "p99", "max", "rate", "lost", "lag_growth"];
+            const KNOWN: [&str; 8] =
+                ["p50", "p95", "p99", "max", "rate", "lost", "lag_growth", "rss_growth"];
             let base = metric.strip_prefix("puback_").unwrap_or(&metric);
             if !KNOWN.contains(&base) {
                 return Err(format!("SLO '{term}': unknown metric '{metric}'"));
@@ -257,6 +291,7 @@ pub fn check_slo(report: &Report, objectives: &[Objective]) -> Vec<String> {
                 .fold(f64::INFINITY, f64::min),
             // Unmeasured counts as missed: an objective nobody checked is not met.
             "lag_growth" => report.lag_growth.unwrap_or(f64::INFINITY),
+            "rss_growth" => report.rss_growth.unwrap_or(f64::INFINITY),
             _ => report.lost.unwrap_or(u64::MAX) as f64,
         };
         let ok = match o.op.as_str() {
@@ -298,14 +333,26 @@ mod tests {
         let g = lag_growth(&samples, 20.0, &stages).unwrap();
         assert!((g - 0.1).abs() < 1e-9, "{g}");
         // A sawtooth around a level (commits every 2 s) is flat.
-        let saw: Vec<LagSample> = (7..=20).map(|t| lag_at(t as f64, 1000 * (t % 2))).collect();
+        // A sawtooth around a level (commits every 3 s, 1 000 records/s) is flat.
+        let saw: Vec<LagSample> = (28..=80).map(|q| lag_at(q as f64 / 4.0, 250 * (q % 12) as u64)).collect();
         let flat = lag_growth(&saw, 20.0, &stages).unwrap();
-        assert!(flat.abs() < 0.05, "{flat}");
+        assert!(flat.abs() < 0.01, "{flat}");
         assert_eq!(
             lag_growth(&samples[..5], 20.0, &stages),
             None,
             "too few samples"
         );
+    }
+
+    #[test]
+    fn rss_growth_is_percent_of_the_level_per_minute() {
+        // 100 MiB growing 1 MiB a minute after a warm-up jump in the first third.
+        let mut rss: Vec<(f64, f64)> = vec![(0.0, 10.0), (60.0, 90.0)];
+        rss.extend((200..=600).step_by(10).map(|t| (t as f64, 100.0 + t as f64 / 60.0)));
+        let g = rss_growth(&rss, 600.0).unwrap();
+        assert!((g - 0.95).abs() < 0.05, "{g}");
+        let flat: Vec<(f64, f64)> = (200..=600).map(|t| (t as f64, 100.0 + (t % 7) as f64)).collect();
+        assert!(rss_growth(&flat, 600.0).unwrap().abs() < 0.2);
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub struct LoadtestArgs {
     /// A running Sluice's HTTP API: read consumer lag and replica advice from /scaling.
     #[arg(long)]
     pub sluice_url: Option<String>,
-    /// `steady:RATE:SECS`, `ramp:FROM:TO:SECS` or `spike:BASE:K:BEFORE:SPIKE:AFTER`.
+    /// `steady:RATE:SECS`, `ramp:FROM:TO:SECS`, `spike:BASE:K:BEFORE:SPIKE:AFTER` or
+    /// `soak:RATE:MINUTES` (fails when lag or resident memory trends upward).
     #[arg(long, default_value = "steady:1000:30")]
     pub profile: String,
     /// A TOML file of `[[stage]] name, rate | from+to, secs` (instead of --profile).
@@ -76,8 +77,9 @@ pub struct FindMaxArgs {
     /// Highest rate tried (msg/s).
     #[arg(long, default_value_t = 100_000.0)]
     pub max_rate: f64,
-    /// Seconds each step holds its rate (at least 4 router commit intervals).
-    #[arg(long, default_value_t = 20.0)]
+    /// Seconds each step holds its rate: at least 6 of the router's commit intervals (lag is
+    /// read from committed offsets).
+    #[arg(long, default_value_t = 30.0)]
     pub step_secs: f64,
     /// Wait at most this long after a step for acknowledgements and Kafka.
     #[arg(long, default_value_t = 10)]
@@ -97,9 +99,11 @@ pub struct FindMaxArgs {
     /// Spare capacity the plan keeps, as a share of the target.
     #[arg(long, default_value_t = 0.3)]
     pub headroom: f64,
-    /// Where the HTML report (plots, verdict, plan) goes.
-    #[arg(long, default_value = "sluice-capacity.html")]
-    pub html: PathBuf,
+    /// Where the HTML report goes: plots, verdict and plan with --find-max (default
+    /// sluice-capacity.html); lag and resident memory over time for a profile run (only when
+    /// given).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 /// Runs the load test; true when every SLO term held.
@@ -110,7 +114,10 @@ pub async fn run(a: LoadtestArgs) -> anyhow::Result<bool> {
         None => profile::parse(&a.profile),
     }
     .map_err(anyhow::Error::msg)?;
-    let slo = report::parse_slo(a.slo.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
+    let mut slo = report::parse_slo(a.slo.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
+    if a.stages.is_none() && a.profile.starts_with("soak:") && !a.find.find_max {
+        slo = profile::soak_objectives(&slo);
+    }
     if a.baseline && a.kafka.is_none() {
         anyhow::bail!("--baseline needs --kafka");
     }
@@ -135,6 +142,7 @@ pub async fn run(a: LoadtestArgs) -> anyhow::Result<bool> {
         slo,
         baseline,
         burst: a.burst,
+        html: a.find.html.clone().filter(|_| !a.find.find_max),
     };
     if a.find.find_max {
         return find_max(&opts, &a.find).await;
@@ -166,7 +174,7 @@ async fn find_max(opts: &sluice_loadtest::Options, a: &FindMaxArgs) -> anyhow::R
         budget_secs: a.budget_secs,
         plan_for: a.plan_for.clone(),
         headroom: a.headroom,
-        html: a.html.clone(),
+        html: a.html.clone().unwrap_or_else(|| "sluice-capacity.html".into()),
     };
     let found = capacity::find_max(opts, &fm).await?;
     found.print();

@@ -90,6 +90,28 @@ impl Snapshot {
     }
 }
 
+/// Samples the Sluice processes' total resident memory (MiB) every second until `stop`:
+/// (seconds since `started`, MiB), nothing when no Sluice process runs on this machine.
+pub fn watch_rss(
+    started: Instant,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::sync::Arc<std::sync::Mutex<Vec<(f64, f64)>>> {
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let samples = out.clone();
+    tokio::spawn(async move {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let procs = tokio::task::spawn_blocking(sluice_processes).await.unwrap_or_default();
+            if !procs.is_empty() {
+                let mib = procs.values().map(|p| p.1).sum::<u64>() as f64 / 1024.0;
+                let mut s = samples.lock().unwrap_or_else(|e| e.into_inner());
+                s.push((started.elapsed().as_secs_f64(), mib));
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    out
+}
+
 /// pid → (CPU ticks used so far, resident KiB) of every process running the `sluice` binary,
 /// except this one (the load generator is `sluice loadtest`).
 fn sluice_processes() -> BTreeMap<u32, (u64, u64)> {

@@ -73,6 +73,29 @@ pub fn render(c: &Capacity) -> String {
     page(c, &[rates, latency, lag, cpu])
 }
 
+/// A plain run (`--profile`, e.g. a soak): lag and resident memory over time, with their
+/// trends, and the objectives' verdict left to the terminal and the JSON.
+pub fn render_run(r: &crate::report::Report) -> String {
+    let lag: Vec<(f64, f64)> = r.lag_timeline.iter().map(|l| (l.at_s, l.lag as f64)).collect();
+    let plots = [
+        chart("Consumer lag", "seconds", "records behind", &[("lag", MAGENTA, lag)], None),
+        chart("Sluice processes' resident memory", "seconds", "MiB", &[("RSS", BLUE, r.rss_timeline.clone())], None),
+    ];
+    let trend = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.2} {unit}"));
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sluice load test</title>\
+         <style>body{{font-family:sans-serif;margin:24px}}</style></head><body><h1>Sluice load test</h1>\
+         <p id=\"trends\">Lag growth: {} of the offered rate. Resident memory growth: {} of its level \
+         per minute. Sent {}, acknowledged {}, lost {}.</p><div>{}</div></body></html>",
+        trend(r.lag_growth.map(|g| g * 100.0), "%"),
+        trend(r.rss_growth, "%"),
+        r.sent,
+        r.acked,
+        r.lost.map_or("-".into(), |l| l.to_string()),
+        plots.iter().map(|p| format!("<figure>{p}</figure>")).collect::<String>(),
+    )
+}
+
 /// One line chart with points; `knee` draws a vertical marker.
 fn chart(title: &str, x_desc: &str, y_desc: &str, series: &[Series], knee: Option<f64>) -> String {
     let mut svg = String::new();

@@ -197,6 +197,7 @@ async fn warm_up(base: &Options, rate: f64) -> anyhow::Result<()> {
     }];
     opts.drain_secs = 5;
     opts.report = None;
+    opts.html = None;
     opts.baseline = None;
     crate::measure(&opts).await.map(drop)
 }
@@ -222,6 +223,7 @@ async fn run_step(
     }];
     opts.drain_secs = fm.step_drain_secs;
     opts.report = None;
+    opts.html = None;
     opts.baseline = None;
     let started_s = began.elapsed().as_secs_f64();
     let before = evidence::snapshot(client, url).await;
