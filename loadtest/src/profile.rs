@@ -160,6 +160,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_soak_holds_its_rate_for_minutes_and_judges_trends() {
+        let s = parse("soak:800:10").unwrap();
+        assert_eq!((s.len(), s[0].secs, s[0].total()), (1, 600.0, 480_000.0));
+        let user = crate::report::parse_slo("rss_growth<2").unwrap();
+        let all = soak_objectives(&user);
+        let terms: Vec<(String, f64)> = all.iter().map(|o| (o.metric.clone(), o.value)).collect();
+        assert_eq!(terms, [("rss_growth".into(), 2.0), ("lag_growth".into(), 0.05)]);
+    }
+
+    #[test]
     fn profiles_parse_into_stages_with_the_right_message_counts() {
         let s = parse("steady:5000:60").unwrap();
         assert_eq!(s[0].total(), 300_000.0);
