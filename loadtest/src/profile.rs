@@ -127,7 +127,11 @@ pub fn soak_objectives(user: &[crate::report::Objective]) -> Vec<crate::report::
     let mut all = user.to_vec();
     for (metric, value) in [("lag_growth", 0.05), ("rss_growth", 1.0)] {
         if !user.iter().any(|o| o.metric == metric) {
-            all.push(crate::report::Objective { metric: metric.into(), op: "<".into(), value });
+            all.push(crate::report::Objective {
+                metric: metric.into(),
+                op: "<".into(),
+                value,
+            });
         }
     }
     all
@@ -166,7 +170,10 @@ mod tests {
         let user = crate::report::parse_slo("rss_growth<2").unwrap();
         let all = soak_objectives(&user);
         let terms: Vec<(String, f64)> = all.iter().map(|o| (o.metric.clone(), o.value)).collect();
-        assert_eq!(terms, [("rss_growth".into(), 2.0), ("lag_growth".into(), 0.05)]);
+        assert_eq!(
+            terms,
+            [("rss_growth".into(), 2.0), ("lag_growth".into(), 0.05)]
+        );
     }
 
     #[test]

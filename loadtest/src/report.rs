@@ -172,7 +172,10 @@ pub fn lag_growth(
     let from = publish_secs / 3.0;
     let width = (publish_secs - from) / BUCKETS as f64;
     let mut floors: Vec<Option<(f64, f64)>> = vec![None; BUCKETS];
-    for s in samples.iter().filter(|s| s.at_s >= from && s.at_s <= publish_secs) {
+    for s in samples
+        .iter()
+        .filter(|s| s.at_s >= from && s.at_s <= publish_secs)
+    {
         let b = (((s.at_s - from) / width) as usize).min(BUCKETS - 1);
         let lag = s.lag as f64;
         if floors[b].is_none_or(|f| lag < f.1) {
@@ -242,8 +245,16 @@ pub fn parse_slo(spec: &str) -> Result<Vec<Objective>, String> {
                 .parse()
                 .map_err(|_| format!("SLO '{term}': '{value}' is not a number"))?;
             let metric = metric.trim().to_string();
-            const KNOWN: [&str; 8] =
-                ["p50", "p95", "p99", "max", "rate", "lost", "lag_growth", "rss_growth"];
+            const KNOWN: [&str; 8] = [
+                "p50",
+                "p95",
+                "p99",
+                "max",
+                "rate",
+                "lost",
+                "lag_growth",
+                "rss_growth",
+            ];
             let base = metric.strip_prefix("puback_").unwrap_or(&metric);
             if !KNOWN.contains(&base) {
                 return Err(format!("SLO '{term}': unknown metric '{metric}'"));
@@ -334,7 +345,9 @@ mod tests {
         assert!((g - 0.1).abs() < 1e-9, "{g}");
         // A sawtooth around a level (commits every 2 s) is flat.
         // A sawtooth around a level (commits every 3 s, 1 000 records/s) is flat.
-        let saw: Vec<LagSample> = (28..=80).map(|q| lag_at(q as f64 / 4.0, 250 * (q % 12) as u64)).collect();
+        let saw: Vec<LagSample> = (28..=80)
+            .map(|q| lag_at(q as f64 / 4.0, 250 * (q % 12) as u64))
+            .collect();
         let flat = lag_growth(&saw, 20.0, &stages).unwrap();
         assert!(flat.abs() < 0.01, "{flat}");
         assert_eq!(
@@ -348,10 +361,16 @@ mod tests {
     fn rss_growth_is_percent_of_the_level_per_minute() {
         // 100 MiB growing 1 MiB a minute after a warm-up jump in the first third.
         let mut rss: Vec<(f64, f64)> = vec![(0.0, 10.0), (60.0, 90.0)];
-        rss.extend((200..=600).step_by(10).map(|t| (t as f64, 100.0 + t as f64 / 60.0)));
+        rss.extend(
+            (200..=600)
+                .step_by(10)
+                .map(|t| (t as f64, 100.0 + t as f64 / 60.0)),
+        );
         let g = rss_growth(&rss, 600.0).unwrap();
         assert!((g - 0.95).abs() < 0.05, "{g}");
-        let flat: Vec<(f64, f64)> = (200..=600).map(|t| (t as f64, 100.0 + (t % 7) as f64)).collect();
+        let flat: Vec<(f64, f64)> = (200..=600)
+            .map(|t| (t as f64, 100.0 + (t % 7) as f64))
+            .collect();
         assert!(rss_growth(&flat, 600.0).unwrap().abs() < 0.2);
     }
 

@@ -174,7 +174,10 @@ async fn find_max(opts: &sluice_loadtest::Options, a: &FindMaxArgs) -> anyhow::R
         budget_secs: a.budget_secs,
         plan_for: a.plan_for.clone(),
         headroom: a.headroom,
-        html: a.html.clone().unwrap_or_else(|| "sluice-capacity.html".into()),
+        html: a
+            .html
+            .clone()
+            .unwrap_or_else(|| "sluice-capacity.html".into()),
     };
     let found = capacity::find_max(opts, &fm).await?;
     found.print();

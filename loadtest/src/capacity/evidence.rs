@@ -100,7 +100,9 @@ pub fn watch_rss(
     let samples = out.clone();
     tokio::spawn(async move {
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let procs = tokio::task::spawn_blocking(sluice_processes).await.unwrap_or_default();
+            let procs = tokio::task::spawn_blocking(sluice_processes)
+                .await
+                .unwrap_or_default();
             if !procs.is_empty() {
                 let mib = procs.values().map(|p| p.1).sum::<u64>() as f64 / 1024.0;
                 let mut s = samples.lock().unwrap_or_else(|e| e.into_inner());

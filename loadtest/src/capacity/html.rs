@@ -76,10 +76,26 @@ pub fn render(c: &Capacity) -> String {
 /// A plain run (`--profile`, e.g. a soak): lag and resident memory over time, with their
 /// trends, and the objectives' verdict left to the terminal and the JSON.
 pub fn render_run(r: &crate::report::Report) -> String {
-    let lag: Vec<(f64, f64)> = r.lag_timeline.iter().map(|l| (l.at_s, l.lag as f64)).collect();
+    let lag: Vec<(f64, f64)> = r
+        .lag_timeline
+        .iter()
+        .map(|l| (l.at_s, l.lag as f64))
+        .collect();
     let plots = [
-        chart("Consumer lag", "seconds", "records behind", &[("lag", MAGENTA, lag)], None),
-        chart("Sluice processes' resident memory", "seconds", "MiB", &[("RSS", BLUE, r.rss_timeline.clone())], None),
+        chart(
+            "Consumer lag",
+            "seconds",
+            "records behind",
+            &[("lag", MAGENTA, lag)],
+            None,
+        ),
+        chart(
+            "Sluice processes' resident memory",
+            "seconds",
+            "MiB",
+            &[("RSS", BLUE, r.rss_timeline.clone())],
+            None,
+        ),
     ];
     let trend = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.2} {unit}"));
     format!(
