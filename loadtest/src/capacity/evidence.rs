@@ -32,6 +32,15 @@ pub struct StageRates {
     /// Their resident memory at the end, MiB (all together).
     pub rss_mib: f64,
     pub processes: usize,
+    /// The same, per Sluice process (by pid).
+    pub per_process: BTreeMap<u32, ProcessUse>,
+}
+
+/// One process's share of a step.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessUse {
+    pub cpu_cores: f64,
+    pub rss_mib: f64,
 }
 
 pub async fn snapshot(client: &reqwest::Client, sluice_url: &str) -> Snapshot {
@@ -76,16 +85,27 @@ impl Snapshot {
                 Some((stage.to_string(), (b - a).max(0.0) / secs))
             })
             .collect();
-        let ticks: u64 = self
+        let per_process: BTreeMap<u32, ProcessUse> = self
             .procs
             .iter()
-            .map(|(pid, (t, _))| t.saturating_sub(before.procs.get(pid).map_or(0, |p| p.0)))
-            .sum();
+            .map(|(pid, (t, rss))| {
+                let used = t.saturating_sub(before.procs.get(pid).map_or(0, |p| p.0));
+                let cpu_cores = used as f64 / clock_ticks_per_s() / secs;
+                (
+                    *pid,
+                    ProcessUse {
+                        cpu_cores,
+                        rss_mib: *rss as f64 / 1024.0,
+                    },
+                )
+            })
+            .collect();
         StageRates {
             rates,
-            cpu_cores: ticks as f64 / clock_ticks_per_s() / secs,
-            rss_mib: self.procs.values().map(|p| p.1).sum::<u64>() as f64 / 1024.0,
-            processes: self.procs.len(),
+            cpu_cores: per_process.values().map(|p| p.cpu_cores).sum(),
+            rss_mib: per_process.values().map(|p| p.rss_mib).sum(),
+            processes: per_process.len(),
+            per_process,
         }
     }
 }

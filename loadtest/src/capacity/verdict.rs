@@ -98,14 +98,21 @@ pub fn limiting_stage(failed: &Step, cores: usize) -> Limit {
     };
     let cpu = failed.stages.cpu_cores;
     if failed.stages.processes > 0 {
+        let each: Vec<String> = failed
+            .stages
+            .per_process
+            .iter()
+            .map(|(pid, p)| format!("pid {pid}: {:.1} cores, {:.0} MiB", p.cpu_cores, p.rss_mib))
+            .collect();
         evidence.push_str(&format!(
-            "; the {} Sluice process(es) used {cpu:.1} of {cores} cores{}",
+            "; the {} Sluice process(es) used {cpu:.1} of {cores} cores{} ({})",
             failed.stages.processes,
             if cpu >= 0.85 * cores as f64 {
-                " (CPU-bound: more cores or more machines)"
+                ", CPU-bound: more cores or more machines"
             } else {
                 ""
-            }
+            },
+            each.join("; ")
         ));
     }
     Limit {

@@ -15,7 +15,8 @@ fn reading_entry() -> PayloadConfig {
     e.proto = Some("reading.proto".into());
     e.message = Some("acme.v1.Reading".into());
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/protos");
-    assert!(e.resolve(0, &base).is_empty());
+    let problems = e.resolve(0, &base);
+    assert!(problems.is_empty(), "{problems:?}");
     e
 }
 
