@@ -1,21 +1,24 @@
 //! `sluice loadtest --find-max`: the highest rate this deployment sustains, found in closed
 //! loop. Each step holds one QoS 1 rate for `--step-secs`, then lets the routers catch up; a
 //! step is sustainable when the fleet got its rate out, nothing acknowledged was lost, consumer
-//! lag stayed flat and the latency objective held. [`search`] picks the next rate, [`evidence`]
-//! reads each stage's counters and the Sluice processes' CPU and memory, [`verdict`] names the
-//! stage that gave out and sizes replicas for `--plan-for`, [`html`] draws the report.
+//! lag stayed flat and the latency objective held. [`search`] picks the next rate, `step` runs
+//! one, [`evidence`] reads each stage's counters and the Sluice processes' CPU and memory,
+//! [`verdict`] names the stage that gave out and sizes replicas for `--plan-for`, [`html`]
+//! draws the report.
 
 pub mod evidence;
 pub mod html;
 pub mod search;
+mod step;
 pub mod verdict;
 
 use crate::report::{self, Objective};
-use crate::{observe::LagSample, profile::Stage, Options};
+use crate::{observe::LagSample, Options};
 use search::{Bound, Next, Search};
 use serde::Serialize;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use step::{catch_up, group_now, run_step, warm_up};
 use verdict::{Limit, Plan, Step};
 
 #[derive(Debug, Clone)]
@@ -184,119 +187,6 @@ pub async fn find_max(base: &Options, fm: &FindMax) -> anyhow::Result<Capacity> 
         steps,
         lag_timeline,
     })
-}
-
-async fn warm_up(base: &Options, rate: f64) -> anyhow::Result<()> {
-    let mut opts = base.clone();
-    opts.stages = vec![Stage {
-        name: "warm-up".into(),
-        rate: Some(rate.max(1.0)),
-        from: None,
-        to: None,
-        secs: 5.0,
-    }];
-    opts.drain_secs = 5;
-    opts.report = None;
-    opts.html = None;
-    opts.baseline = None;
-    crate::measure(&opts).await.map(drop)
-}
-
-/// One step at `rate`: the run, the stage counters around it, and its lag samples (shifted to
-/// the search's clock).
-async fn run_step(
-    base: &Options,
-    fm: &FindMax,
-    url: &str,
-    client: &reqwest::Client,
-    objectives: &[Objective],
-    rate: f64,
-    began: &Instant,
-) -> anyhow::Result<(Step, Vec<LagSample>)> {
-    let mut opts = base.clone();
-    opts.stages = vec![Stage {
-        name: format!("{rate:.0}/s"),
-        rate: Some(rate),
-        from: None,
-        to: None,
-        secs: fm.step_secs,
-    }];
-    opts.drain_secs = fm.step_drain_secs;
-    opts.report = None;
-    opts.html = None;
-    opts.baseline = None;
-    let started_s = began.elapsed().as_secs_f64();
-    let before = evidence::snapshot(client, url).await;
-    // Stage rates over the publishing window only: the drain after it would dilute them.
-    let at_end = {
-        let (client, url, secs) = (client.clone(), url.to_string(), fm.step_secs);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-            evidence::snapshot(&client, &url).await
-        })
-    };
-    let r = crate::measure(&opts).await?;
-    let after = at_end.await?;
-    let violated = report::check_slo(&r, objectives);
-    let lag = r
-        .lag_timeline
-        .iter()
-        .map(|l| LagSample {
-            at_s: l.at_s + started_s,
-            ..*l
-        })
-        .collect();
-    let step = Step {
-        offered: rate,
-        achieved: r.stages.first().map_or(0.0, |s| s.achieved_rate),
-        secs: fm.step_secs,
-        started_s,
-        puback: r.puback.clone(),
-        publish_to_kafka: r.publish_to_kafka.clone(),
-        lost: r.lost,
-        lag_growth: r.lag_growth,
-        peak_lag: r.peak_lag,
-        stages: after.rates_since(&before),
-        sustainable: violated.is_empty(),
-        violated,
-    };
-    Ok((step, lag))
-}
-
-/// Waits (at most 60 s) until the routers have caught up with a step's backlog, so the next
-/// step starts from a flat line rather than inheriting this one's lag.
-async fn catch_up(client: &reqwest::Client, url: &str, rate: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let lag = scaling(client, url)
-            .await
-            .and_then(|v| v["router"]["lag_total"].as_f64());
-        if lag.is_some_and(|l| l <= (rate * 1.0).max(100.0)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// (routers in the group, raw-topic partitions) from `/scaling`.
-async fn group_now(client: &reqwest::Client, url: &str) -> (u64, u64) {
-    let v = scaling(client, url).await.unwrap_or_default();
-    let routers = v["router"]["current_replicas"].as_u64().unwrap_or(1);
-    let partitions = v["router"]["lag_per_partition"]
-        .as_object()
-        .map_or(1, |p| p.len() as u64);
-    (routers, partitions)
-}
-
-async fn scaling(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
-    let mut req = client
-        .get(format!("{}/scaling", url.trim_end_matches('/')))
-        .timeout(Duration::from_secs(5));
-    if let Ok(t) = std::env::var("SLUICE_TOKEN") {
-        req = req.bearer_auth(t.trim());
-    }
-    let body = req.send().await.ok()?.bytes().await.ok()?;
-    serde_json::from_slice(&body).ok()
 }
 
 impl Capacity {
