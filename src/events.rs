@@ -11,6 +11,7 @@ sluice_common::metrics! {
     Counter UNAUTHORIZED = "sluice_http_unauthorized_total", "API requests refused for a missing or unknown token";
     Counter BROWSER_REFUSED = "sluice_http_browser_refused_total", "API requests refused as a web page's: a Host not served without tokens, or a cross-origin write";
     Counter FORBIDDEN = "sluice_http_forbidden_total", "API requests refused for a role too low";
+    Counter CONNECTIONS_REFUSED = "sluice_http_connections_refused_total", "API connections closed as accepted: the connection limit was reached";
 }
 
 /// Every metric Sluice exports, by the crate that declares it.
@@ -117,6 +118,16 @@ impl Event for RequestRefused {
         } else {
             UNAUTHORIZED.count(1);
         }
+    }
+}
+
+/// An API connection was closed as it was accepted: every slot was taken. Counted, not
+/// logged: a flood would otherwise write a line per socket.
+pub struct ApiConnectionRefused;
+
+impl Event for ApiConnectionRefused {
+    fn emit(self) {
+        CONNECTIONS_REFUSED.count(1);
     }
 }
 

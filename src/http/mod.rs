@@ -14,6 +14,7 @@ pub mod auth;
 mod browser;
 mod console;
 mod devices;
+mod limit;
 pub mod metrics_filter;
 mod ops;
 mod tls;
@@ -94,7 +95,9 @@ pub async fn serve(
                 shutdown.cancelled().await;
                 stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
             });
-            let mut server = axum_server::from_tcp(listener)?.handle(handle);
+            let mut server = axum_server::from_tcp(listener)?
+                .handle(handle)
+                .map(limit::Limited::new);
             limit_connections(server.http_builder());
             tokio::spawn(async move {
                 if let Err(e) = server.serve(app.into_make_service()).await {

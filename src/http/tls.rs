@@ -23,7 +23,9 @@ pub fn spawn(
         stopper.graceful_shutdown(Some(Duration::from_secs(5)));
     });
     listener.set_nonblocking(true)?;
-    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, config)?.handle(handle);
+    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .map(super::limit::Limited::new);
     super::limit_connections(server.http_builder());
     tokio::spawn(async move {
         if let Err(e) = server.serve(app.into_make_service()).await {

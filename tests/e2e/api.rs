@@ -213,3 +213,43 @@ fn g12_a_connection_that_never_finishes_its_headers_is_closed() {
     assert!(text.is_empty() || text.contains("408"), "{text}");
     sluice.stop();
 }
+
+/// #24.12: the API takes at most 256 connections at once. Past that a new socket is closed as
+/// it is accepted (and counted), so idle sockets cannot take the process's file descriptors;
+/// once they go, requests are answered again.
+#[test]
+fn g12_the_api_closes_connections_past_its_limit() {
+    use std::io::{Read, Write};
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let cfg = setup.write_config("sluice.toml", &http, ALL_TO_PARQUET);
+    let sluice = Sluice::start(&cfg, &[], Some(http.clone()));
+    // Idle sockets that send nothing (the header-read timeout frees them after 10 s: the
+    // checks below run well within that).
+    let idle: Vec<std::net::TcpStream> = (0..270)
+        .map(|_| std::net::TcpStream::connect(&http).unwrap())
+        .collect();
+    let answered = || {
+        let mut s = std::net::TcpStream::connect(&http).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .ok()?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let over = answered().unwrap_or_default();
+    assert!(!over.contains("200 OK"), "answered past the limit: {over}");
+    drop(idle);
+    wait_until("answered again", std::time::Duration::from_secs(10), || {
+        answered().is_some_and(|t| t.contains("200 OK"))
+    });
+    let refused = metric_value(
+        &http_get(&http, "/metrics").unwrap().1,
+        "sluice_http_connections_refused_total",
+        &[],
+    );
+    assert!(refused.unwrap_or(0.0) >= 14.0, "{refused:?}");
+    sluice.stop();
+}

@@ -12,7 +12,7 @@ pub mod search;
 mod step;
 pub mod verdict;
 
-use crate::report::{self, Objective};
+use crate::report::Objective;
 use crate::{observe::LagSample, Options};
 use search::{Bound, Next, Search};
 use serde::Serialize;
@@ -235,6 +235,7 @@ impl Capacity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report;
 
     #[test]
     fn default_objectives_fill_in_what_the_user_did_not_name() {
