@@ -116,6 +116,18 @@ pub struct LagSample {
     pub desired_replicas: u64,
 }
 
+/// `GET <sluice_url><path>` with `SLUICE_TOKEN` as the bearer token when it is set: how the
+/// load test reads a running Sluice's API.
+pub fn api_get(client: &reqwest::Client, sluice_url: &str, path: &str) -> reqwest::RequestBuilder {
+    let req = client
+        .get(format!("{}{path}", sluice_url.trim_end_matches('/')))
+        .timeout(Duration::from_secs(5));
+    match std::env::var("SLUICE_TOKEN") {
+        Ok(t) => req.bearer_auth(t.trim()),
+        Err(_) => req,
+    }
+}
+
 /// Reads `/scaling` every 250 ms into `samples` until `stop`.
 pub fn watch_scaling(
     base: String,
@@ -129,10 +141,7 @@ pub fn watch_scaling(
         let url = format!("{}/scaling", base.trim_end_matches('/'));
         let mut refused = false;
         while !stop.load(Ordering::Relaxed) {
-            let mut req = client.get(&url).timeout(Duration::from_secs(2));
-            if let Some(t) = &token {
-                req = req.bearer_auth(t.trim());
-            }
+            let req = api_get(&client, &base, "/scaling").timeout(Duration::from_secs(2));
             if let Ok(r) = req.send().await {
                 let status = r.status().as_u16();
                 if matches!(status, 401 | 403) && !refused {

@@ -44,11 +44,7 @@ pub struct ProcessUse {
 }
 
 pub async fn snapshot(client: &reqwest::Client, sluice_url: &str) -> Snapshot {
-    let url = format!("{}/metrics", sluice_url.trim_end_matches('/'));
-    let mut req = client.get(&url).timeout(std::time::Duration::from_secs(5));
-    if let Ok(t) = std::env::var("SLUICE_TOKEN") {
-        req = req.bearer_auth(t.trim());
-    }
+    let req = crate::observe::api_get(client, sluice_url, "/metrics");
     let text = match req.send().await {
         Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
         _ => String::new(),

@@ -9,19 +9,25 @@ use crate::{observe::LagSample, profile::Stage, Options};
 use std::time::{Duration, Instant};
 
 pub(super) async fn warm_up(base: &Options, rate: f64) -> anyhow::Result<()> {
+    let opts = one_stage(base, "warm-up".into(), rate.max(1.0), 5.0, 5);
+    crate::measure(&opts).await.map(drop)
+}
+
+/// `base` with one flat stage and nothing written: a search run is reported by the search.
+fn one_stage(base: &Options, name: String, rate: f64, secs: f64, drain_secs: u64) -> Options {
     let mut opts = base.clone();
     opts.stages = vec![Stage {
-        name: "warm-up".into(),
-        rate: Some(rate.max(1.0)),
+        name,
+        rate: Some(rate),
         from: None,
         to: None,
-        secs: 5.0,
+        secs,
     }];
-    opts.drain_secs = 5;
+    opts.drain_secs = drain_secs;
     opts.report = None;
     opts.html = None;
     opts.baseline = None;
-    crate::measure(&opts).await.map(drop)
+    opts
 }
 
 /// One step at `rate`: the run, the stage counters around it, and its lag samples (shifted to
@@ -35,18 +41,13 @@ pub(super) async fn run_step(
     rate: f64,
     began: &Instant,
 ) -> anyhow::Result<(Step, Vec<LagSample>)> {
-    let mut opts = base.clone();
-    opts.stages = vec![Stage {
-        name: format!("{rate:.0}/s"),
-        rate: Some(rate),
-        from: None,
-        to: None,
-        secs: fm.step_secs,
-    }];
-    opts.drain_secs = fm.step_drain_secs;
-    opts.report = None;
-    opts.html = None;
-    opts.baseline = None;
+    let opts = one_stage(
+        base,
+        format!("{rate:.0}/s"),
+        rate,
+        fm.step_secs,
+        fm.step_drain_secs,
+    );
     let started_s = began.elapsed().as_secs_f64();
     let before = evidence::snapshot(client, url).await;
     // Stage rates over the publishing window only: the drain after it would dilute them.
@@ -111,12 +112,7 @@ pub(super) async fn group_now(client: &reqwest::Client, url: &str) -> (u64, u64)
 }
 
 async fn scaling(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
-    let mut req = client
-        .get(format!("{}/scaling", url.trim_end_matches('/')))
-        .timeout(Duration::from_secs(5));
-    if let Ok(t) = std::env::var("SLUICE_TOKEN") {
-        req = req.bearer_auth(t.trim());
-    }
+    let req = crate::observe::api_get(client, url, "/scaling");
     let body = req.send().await.ok()?.bytes().await.ok()?;
     serde_json::from_slice(&body).ok()
 }
