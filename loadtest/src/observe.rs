@@ -128,7 +128,13 @@ pub fn api_get(client: &reqwest::Client, sluice_url: &str, path: &str) -> reqwes
     }
 }
 
-/// Reads `/scaling` every 250 ms into `samples` until `stop`.
+/// Reads `/scaling` every 50 ms into `samples` until `stop`, one sample per reading the
+/// router took (`sampled_at_ms`), timed when the router took it. Lag read from committed
+/// offsets is a sawtooth with the commit interval as its period; a watcher that samples on a
+/// cadence close to that period sees a slow beat instead (the phase drifts a little each
+/// cycle) and reads a slope that is not there. Polling fast and spacing the readings by the
+/// router's own clock ([`RouterClock`]) leaves `scaling.interval_ms` as the only limit on
+/// resolution.
 pub fn watch_scaling(
     base: String,
     started: std::time::Instant,
@@ -140,6 +146,7 @@ pub fn watch_scaling(
         let token = std::env::var("SLUICE_TOKEN").ok();
         let url = format!("{}/scaling", base.trim_end_matches('/'));
         let mut refused = false;
+        let mut clock = RouterClock::default();
         while !stop.load(Ordering::Relaxed) {
             let req = api_get(&client, &base, "/scaling").timeout(Duration::from_secs(2));
             if let Ok(r) = req.send().await {
@@ -155,19 +162,78 @@ pub fn watch_scaling(
                 }
                 let body = r.bytes().await.unwrap_or_default();
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-                    samples
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(LagSample {
-                            at_s: started.elapsed().as_secs_f64(),
-                            lag: v["router"]["lag_total"].as_u64().unwrap_or(0),
-                            desired_replicas: v["router"]["desired_replicas"].as_u64().unwrap_or(0),
-                        });
+                    let at_s =
+                        clock.place(v["sampled_at_ms"].as_u64(), started.elapsed().as_secs_f64());
+                    if let Some(at_s) = at_s {
+                        samples
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(LagSample {
+                                at_s,
+                                lag: v["router"]["lag_total"].as_u64().unwrap_or(0),
+                                desired_replicas: v["router"]["desired_replicas"]
+                                    .as_u64()
+                                    .unwrap_or(0),
+                            });
+                    }
                 }
             }
-            // Several readings per `scaling.interval_ms` (the router's own sampling) would
-            // repeat one value; 250 ms keeps up with a 500 ms interval.
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
+}
+
+/// Places the router's readings on the load test's timeline: spaced by the router's
+/// `sampled_at_ms`, anchored at the first reading seen to change (taken within one poll of
+/// its arrival; the very first may be a whole interval old), so the machines' clocks need not
+/// agree. Repeats of a reading are dropped.
+#[derive(Debug, Default)]
+pub struct RouterClock {
+    last: Option<u64>,
+    /// (router's `sampled_at_ms`, our seconds) of the anchoring reading.
+    anchor: Option<(u64, f64)>,
+}
+
+impl RouterClock {
+    /// Where a reading taken at `sampled` (router ms; `None` from a Sluice that does not say)
+    /// and received at `now` (our seconds) belongs, or `None` to drop it.
+    pub fn place(&mut self, sampled: Option<u64>, now: f64) -> Option<f64> {
+        let Some(at) = sampled else {
+            return Some(now);
+        };
+        let prev = self.last.replace(at);
+        match (prev, self.anchor) {
+            (None, _) => None,
+            (Some(p), _) if p == at => None,
+            (Some(_), Some((first, t0))) => Some(t0 + at.saturating_sub(first) as f64 / 1e3),
+            (Some(_), None) => {
+                self.anchor = Some((at, now));
+                Some(now)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::RouterClock;
+
+    #[test]
+    fn readings_are_spaced_by_the_routers_clock_and_repeats_dropped() {
+        let mut c = RouterClock::default();
+        // Polled every 50 ms; the router samples every 100 ms, its clock 1 h ahead of ours.
+        let base = 3_600_000;
+        assert_eq!(c.place(Some(base), 0.00), None, "age unknown");
+        assert_eq!(c.place(Some(base), 0.05), None, "a repeat");
+        assert_eq!(c.place(Some(base + 100), 0.12), Some(0.12), "the anchor");
+        assert_eq!(c.place(Some(base + 100), 0.17), None);
+        // Late arrival (a slow poll) does not move the reading.
+        let at = c.place(Some(base + 200), 0.40).unwrap();
+        assert!((at - 0.22).abs() < 1e-9, "{at}");
+        assert_eq!(
+            c.place(None, 0.5),
+            Some(0.5),
+            "no sampled_at_ms: when received"
+        );
+    }
 }

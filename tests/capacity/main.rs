@@ -22,7 +22,7 @@ fn find_max_reports_a_knee_that_holds_below_and_fails_above() {
     let setup = Setup::new();
     let http = format!("127.0.0.1:{}", free_port());
     // Lag is read from /scaling, which the router refreshes every scaling.interval_ms.
-    let extra = format!("{ALL_TO_PARQUET}\n[scaling]\ninterval_ms = 500\n");
+    let extra = format!("{ALL_TO_PARQUET}\n[scaling]\ninterval_ms = 100\n");
     let cfg = setup.write_config("sluice.toml", &http, &extra);
     let sluice = Sluice::start(&cfg, &[], Some(http.clone()));
     let url = format!("http://{http}");
@@ -66,6 +66,9 @@ fn find_max_reports_a_knee_that_holds_below_and_fails_above() {
     let took = began.elapsed();
     eprintln!("{out}");
     assert_eq!(code, 0, "{out}");
+    // Lag sampled on a cadence near the commit interval beats against it and reads a slope
+    // that is not there (CI once failed 16 000/s on 6.4 % "growth" and then held 21 000/s).
+    assert!(!out.contains("Sluice samples lag every"), "{out}");
     // The budget bounds the steps it starts; the last one and the report may run past it.
     assert!(
         took < Duration::from_secs(BUDGET_SECS + 90),

@@ -88,6 +88,35 @@ fn describe(o: &Objective) -> String {
     format!("{}{}{}{ms}", o.metric, o.op, o.value)
 }
 
+/// How finely a step can tell flat lag from growing lag, as a share of the offered rate: each
+/// bucket floor of the lag sawtooth can be off by one sampling gap's worth of records, and the
+/// slope runs over about half the step, so ±2 × gap ÷ step. `None` with too few readings.
+pub fn lag_resolution(timeline: &[LagSample], step_secs: f64) -> Option<(f64, f64)> {
+    let mut gaps: Vec<f64> = timeline.windows(2).map(|w| w[1].at_s - w[0].at_s).collect();
+    if gaps.len() < 4 {
+        return None;
+    }
+    gaps.sort_by(f64::total_cmp);
+    let gap = gaps[gaps.len() / 2];
+    Some((gap, 2.0 * gap / step_secs.max(1e-9)))
+}
+
+/// A lag objective a step cannot resolve would fail or pass on the sampler's phase.
+fn warn_if_lag_is_coarse(timeline: &[LagSample], step_secs: f64) {
+    match lag_resolution(timeline, step_secs) {
+        Some((gap, res)) if res > verdict::LAG_GROWTH_LIMIT / 2.0 => eprintln!(
+            "  warning: Sluice samples lag every {:.0} ms, so a {step_secs:.0} s step resolves lag \
+             growth only to ±{:.0} % of the rate (objective < {:.0} %): set scaling.interval_ms = 100 \
+             while measuring, or lengthen --step-secs",
+            gap * 1e3,
+            res * 100.0,
+            verdict::LAG_GROWTH_LIMIT * 100.0
+        ),
+        None => eprintln!("  warning: too few lag readings from /scaling to judge lag growth"),
+        _ => {}
+    }
+}
+
 pub async fn find_max(base: &Options, fm: &FindMax) -> anyhow::Result<Capacity> {
     let (Some(url), Some(_)) = (&base.sluice_url, &base.kafka) else {
         anyhow::bail!("--find-max needs --kafka (to count losses) and --sluice-url (to read lag)");
@@ -120,6 +149,9 @@ pub async fn find_max(base: &Options, fm: &FindMax) -> anyhow::Result<Capacity> 
             fm.step_secs
         );
         let step = run_step(base, fm, url, &client, &objectives, rate, &began).await?;
+        if steps.is_empty() {
+            warn_if_lag_is_coarse(&step.1, fm.step_secs);
+        }
         lag_timeline.extend(step.1);
         let step = step.0;
         eprintln!(
@@ -262,5 +294,27 @@ mod tests {
                 "puback_p99<250ms"
             ]
         );
+    }
+
+    fn every(gap_s: f64, n: usize) -> Vec<LagSample> {
+        (0..n)
+            .map(|i| LagSample {
+                at_s: i as f64 * gap_s,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lag_resolution_is_two_gaps_over_the_step() {
+        // The defaults (2 s sampling, 30 s steps) cannot see 5 % growth; 100 ms can.
+        let (gap, res) = lag_resolution(&every(2.0, 16), 30.0).unwrap();
+        assert!(
+            (gap - 2.0).abs() < 1e-9 && (res - 0.1333).abs() < 1e-3,
+            "{res}"
+        );
+        let (_, res) = lag_resolution(&every(0.1, 150), 15.0).unwrap();
+        assert!(res < verdict::LAG_GROWTH_LIMIT / 2.0, "{res}");
+        assert_eq!(lag_resolution(&every(0.1, 3), 15.0), None);
     }
 }
