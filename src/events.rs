@@ -146,7 +146,7 @@ impl Event for BrowserRequestRefused<'_> {
 #[cfg(test)]
 mod tests {
     use super::CATALOG;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     /// Every metric declared anywhere in the workspace is in the catalog (so it gets a
     /// `# HELP` line), once; and no code outside an `events` module touches a metric.
@@ -164,6 +164,7 @@ mod tests {
         for dir in [
             "src",
             "common/src",
+            "core/src",
             "kafka/src",
             "ingest/src",
             "processors/src",
@@ -176,7 +177,9 @@ mod tests {
                     continue;
                 }
                 let text = std::fs::read_to_string(&file).unwrap();
-                let is_events = file.file_stem().is_some_and(|s| s == "events");
+                // core's dead-letter module is the event ingest and the router share.
+                let is_events = file.file_stem().is_some_and(|s| s == "events")
+                    || file.ends_with("core/src/dead_letter.rs");
                 for line in text.lines() {
                     if let Some(name) = declared_name(line) {
                         declared.insert(name);
@@ -201,6 +204,140 @@ mod tests {
             outside.is_empty(),
             "metrics touched outside an events module: {outside:#?}"
         );
+    }
+
+    /// Each labelled series is emitted with the label names its metric declares (so the
+    /// catalog says what a series carries), and nothing on the data path logs a warning or an
+    /// error except through an event (which also counts it).
+    #[test]
+    fn emits_use_declared_labels_and_the_data_path_logs_only_through_events() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut declared: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut emits: Vec<(String, String, Vec<String>)> = Vec::new();
+        let mut raw_logs = Vec::new();
+        let data_path = [
+            "core/src",
+            "kafka/src",
+            "ingest/src",
+            "processors/src",
+            "router/src",
+            "sinks/src",
+        ];
+        for dir in data_path.iter().chain(&["src", "common/src"]) {
+            for file in sluice_common::fs::files_under(&root.join(dir)) {
+                if file.extension().is_none_or(|x| x != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&file).unwrap();
+                let is_events = file.file_stem().is_some_and(|s| s == "events");
+                let in_tests = file.components().any(|c| c.as_os_str() == "tests")
+                    || file.file_stem().is_some_and(|s| s == "tests");
+                if let Some(d) = declarations(&text) {
+                    declared.extend(d);
+                }
+                let code: String = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                for (ident, labels) in labelled_emits(&code) {
+                    emits.push((file.display().to_string(), ident, labels));
+                }
+                let production = text.split("#[cfg(test)]").next().unwrap_or("");
+                if data_path.contains(dir) && !is_events && !in_tests {
+                    for line in production.lines() {
+                        let t = line.trim_start();
+                        let logs = ["tracing::warn!(", "tracing::error!(", "warn!(", "error!("];
+                        // The log destination of alerts writes alerts: output, not an event.
+                        if logs.iter().any(|l| t.starts_with(l))
+                            && !line.contains("\"sluice::alert\"")
+                        {
+                            raw_logs.push(format!("{}: {}", file.display(), t));
+                        }
+                    }
+                }
+            }
+        }
+        let wrong: Vec<_> = emits
+            .iter()
+            .filter(|(_, ident, labels)| {
+                let mut want = declared.get(ident).cloned().unwrap_or_default();
+                let mut got = labels.clone();
+                want.sort();
+                got.sort();
+                want != got
+            })
+            .collect();
+        assert!(!emits.is_empty());
+        assert!(
+            wrong.is_empty(),
+            "emitted with labels it does not declare: {wrong:#?}"
+        );
+        assert!(
+            raw_logs.is_empty(),
+            "data-path warnings and errors outside an event: {raw_logs:#?}"
+        );
+    }
+
+    /// `Counter IDENT["a", "b"] = "sluice_…"` → IDENT → [a, b].
+    fn declarations(text: &str) -> Option<BTreeMap<String, Vec<String>>> {
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            let t = line.trim_start();
+            let Some(rest) = ["Counter ", "Gauge ", "Histogram "]
+                .iter()
+                .find_map(|k| t.strip_prefix(k))
+            else {
+                continue;
+            };
+            let Some((head, _)) = rest.split_once(" = \"sluice_") else {
+                continue;
+            };
+            let (ident, labels) = match head.split_once('[') {
+                Some((ident, labels)) => (ident, quoted(labels)),
+                None => (head, vec![]),
+            };
+            out.insert(ident.trim().to_string(), labels);
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// Each `IDENT.count_with(&[("a", …), ("b", …)], …)` (and the gauge and histogram forms)
+    /// in `text`: IDENT and [a, b].
+    fn labelled_emits(text: &str) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for method in [".count_with(", ".gauge_set_with(", ".observe_with("] {
+            for (i, _) in text.match_indices(method) {
+                let ident: String = text[..i]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit())
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let args = &text[i + method.len()..];
+                let Some(end) = args.find(']') else { continue };
+                if ident.is_empty() || !args.trim_start().starts_with("&[") {
+                    continue;
+                }
+                let labels = args[..end]
+                    .split("(\"")
+                    .skip(1)
+                    .filter_map(|s| s.split_once('"').map(|(l, _)| l.to_string()))
+                    .collect();
+                out.push((ident, labels));
+            }
+        }
+        out
+    }
+
+    fn quoted(s: &str) -> Vec<String> {
+        s.split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
     }
 
     /// A `metrics` macro, or a method of a declared metric (`UPPER_CASE.count(…)`).

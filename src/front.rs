@@ -1,7 +1,7 @@
 //! Wiring of the MQTT gateway stage: what outlives its restarts (device registry, sessions,
 //! logins) is built once; each (re)start gets a fresh producer and listener.
 
-use crate::pipeline::StageRun;
+use crate::supervise::StageRun;
 use anyhow::Context;
 use rdkafka::producer::FutureProducer;
 use sluice_common::Stats;

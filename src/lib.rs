@@ -10,6 +10,7 @@
 //!   creates topics, serves HTTP, and shuts down in order on a signal: stop ingest (it
 //!   acknowledges what Kafka confirmed), then the router (final checkpoint). The embedded
 //!   broker's tasks are detached and end with the process.
+//! - [`health`]: what the running pipeline shares with the API (`/readyz`, stage health).
 //! - [`supervise`]: runs each stage and restarts it with backoff after a failure.
 //! - [`embedded`]: the in-process Kafka-compatible broker (tansu, sqlite) used when the config
 //!   names no Kafka (cargo feature `embedded`).
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod embedded;
 pub mod events;
 mod front;
+pub mod health;
 pub mod http;
 pub mod pipeline;
 pub mod ports;

@@ -1,6 +1,7 @@
 //! `sluice run`: start the roles asked for, run until told to stop, stop in order.
 
-use crate::supervise::{supervise, StageHealth};
+use crate::health::Health;
+use crate::supervise::{supervise, StageRun};
 use anyhow::Context;
 use rdkafka::producer::FutureProducer;
 use sluice_common::Stats;
@@ -11,7 +12,7 @@ use sluice_processors::rule::devices::DeviceTags;
 use sluice_processors::rule::RuleSet;
 use sluice_router::reload::Reloader;
 use sluice_router::reload::RuleControl;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -56,71 +57,6 @@ pub fn mqtt_address(config: &Config) -> String {
         .broker
         .clone()
         .unwrap_or_else(|| config.embedded.mqtt_listen.clone())
-}
-
-/// Shared state of a running pipeline (for HTTP and summaries).
-#[derive(Default)]
-pub struct Health {
-    pub ready: AtomicBool,
-    /// Stages being restarted after a failure (`/readyz` is 503 meanwhile).
-    pub stages: StageHealth,
-    /// Set when this process routes: the rule status and the reloader.
-    pub rules: std::sync::OnceLock<Arc<sluice_router::reload::Reloader>>,
-    /// Set when this process routes: alert and compliance state (replaced when the router
-    /// restarts with new sinks).
-    boards: std::sync::RwLock<Option<sluice_sinks::Boards>>,
-    /// Whether devices' messages can come in (gateway listening / broker subscribed).
-    pub front_door: std::sync::OnceLock<Arc<FrontDoor>>,
-    /// Set with `gateway.device_auth`: provisions and retires device credentials.
-    pub devices: std::sync::OnceLock<Arc<RegistryWriter>>,
-    /// Set when this process watches lag and rates (`/scaling`).
-    pub scaling: std::sync::OnceLock<Arc<sluice_router::scaling::ScalingMonitor>>,
-}
-
-impl Health {
-    /// The alert and compliance boards of the running router.
-    pub fn boards(&self) -> Option<sluice_sinks::Boards> {
-        self.boards
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set_boards(&self, boards: sluice_sinks::Boards) {
-        *self.boards.write().unwrap_or_else(|e| e.into_inner()) = Some(boards);
-    }
-
-    /// Ready: every stage asked for came up once, and none is being restarted.
-    pub fn readiness(&self) -> Result<(), NotReady> {
-        let door = self.front_door.get().filter(|d| !d.is_up());
-        if let Some(door) = door {
-            let why = door.problem().unwrap_or_else(|| "not up yet".into());
-            return Err(match self.ready.load(Ordering::Relaxed) {
-                false => NotReady::Starting(Some(why)),
-                true => NotReady::FrontDoor(why),
-            });
-        }
-        if !self.ready.load(Ordering::Relaxed) {
-            return Err(NotReady::Starting(None));
-        }
-        match self.stages.problems() {
-            p if p.is_empty() => Ok(()),
-            p => Err(NotReady::Restarting(p)),
-        }
-    }
-}
-
-/// Why `/readyz` answers 503.
-#[derive(Debug, thiserror::Error)]
-pub enum NotReady {
-    #[error("starting{}", .0.as_ref().map(|w| format!(": the front door is not up: {w}")).unwrap_or_default())]
-    Starting(Option<String>),
-    /// The gateway is not listening, or broker mode is not subscribed (and why).
-    #[error("the front door is down: {0}")]
-    FrontDoor(String),
-    /// `stage: reason` of every stage being restarted.
-    #[error("{}", .0.join("; "))]
-    Restarting(Vec<String>),
 }
 
 /// Runs until `shutdown` is cancelled; a failing stage is restarted (see [`crate::supervise`]).
@@ -287,9 +223,6 @@ async fn start_brokers(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) type StageRun =
-    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
-
 /// Builds a fresh ingest (producer, MQTT connection) for each (re)start of the stage.
 fn ingest_starter(
     config: &Config,
@@ -357,7 +290,8 @@ fn router_starter(
             Some(latest) => compile_rules(&config, &latest, &devices)?,
             None => compile_rules(&config, &config.rules, &devices)?,
         };
-        let built = sluice_sinks::build_sinks(&config, &ctx)?;
+        let built =
+            sluice_sinks::build_sinks(&config, &ctx).map_err(sluice_core::Classified::of)?;
         health.set_boards(built.boards.clone());
         let router = sluice_router::Router::new(
             &config,

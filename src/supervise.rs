@@ -22,6 +22,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// One run of a stage, as the supervisor starts it.
+pub(crate) type StageRun =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
 /// A stage that ran this long before failing was healthy: its backoff starts over.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 

@@ -178,7 +178,7 @@ impl Unsent {
                 if matches!(e, rumqttc::ClientError::TryRequest(_)) {
                     return; // Full: retried at the next tick.
                 }
-                tracing::warn!(error = %e, "could not queue MQTT ack; the broker will redeliver");
+                crate::events::AckQueueFailed { error: &e }.emit();
             }
             self.0.pop_front();
         }

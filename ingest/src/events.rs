@@ -19,6 +19,9 @@ sluice_common::metrics! {
     Counter GW_PROTOCOL = "sluice_gateway_protocol_errors_total", "Connections closed for packets that are not MQTT 3.1.1 a client may send";
     Counter GW_RESENDS = "sluice_gateway_resends_skipped_total", "Resent publishes acknowledged without producing again: Kafka already had them (same session, packet id and content)";
     Counter GW_SUBSCRIBE = "sluice_gateway_subscribes_refused_total", "SUBSCRIBE packets answered with failure (the gateway serves no subscriptions)";
+    Counter ACK_QUEUE_FAILURES = "sluice_ingest_ack_queue_failures_total", "MQTT acknowledgements the client would not queue (the broker redelivers the message)";
+    Counter GW_ACCEPT_FAILURES = "sluice_gateway_accept_failures_total", "Sockets the gateway could not accept (out of file descriptors, most likely: it waits 100 ms)";
+    Counter GW_REGISTRY_SKIPPED = "sluice_gateway_registry_records_skipped_total", "Device-registry records that are not a credential, skipped";
     Counter GW_KAFKA_FAILED = "sluice_gateway_kafka_failures_total", "Publishes Kafka did not confirm (the connection closes unacknowledged; the device resends)";
 }
 
@@ -156,5 +159,43 @@ pub struct ResendSkipped;
 impl Event for ResendSkipped {
     fn emit(self) {
         RESENDS.count(1);
+    }
+}
+
+/// The MQTT client would not queue an acknowledgement; the broker redelivers the message.
+pub struct AckQueueFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for AckQueueFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "could not queue MQTT ack; the broker will redeliver");
+        ACK_QUEUE_FAILURES.count(1);
+    }
+}
+
+/// The gateway could not accept a socket (it waits before the next accept).
+pub struct GatewayAcceptFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for GatewayAcceptFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "gateway: accept failed");
+        GW_ACCEPT_FAILURES.count(1);
+    }
+}
+
+/// A device-registry record that is not a credential was skipped.
+pub struct RegistryRecordSkipped<'a> {
+    pub device: &'a dyn std::fmt::Display,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for RegistryRecordSkipped<'_> {
+    fn emit(self) {
+        tracing::warn!(device = %self.device, error = %self.error,
+            "device registry: a record that is not a credential, skipped");
+        GW_REGISTRY_SKIPPED.count(1);
     }
 }

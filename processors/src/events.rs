@@ -6,13 +6,14 @@ pub use sluice_core::dead_letter::{DeadLettered, DEAD_LETTERED};
 use std::time::Duration;
 
 sluice_common::metrics! {
+    Counter DECODE_BUGS = "sluice_decode_bugs_total", "Batches the decoder could not assemble (a bug: their records were dead-lettered)";
     Counter TYPE_MISMATCHES = "sluice_decode_type_mismatch_total", "Payload values that did not fit their column's type (read as NULL)";
     Counter FIELDS_RETIRED = "sluice_decode_fields_retired_total", "Top-level payload fields dropped from the router's schema after router.decode.field_ttl_secs unseen";
     Counter RULE_EVALUATED["rule"] = "sluice_rule_evaluated_total", "Rows each rule evaluated";
     Counter RULE_MATCHED["rule"] = "sluice_rule_matched_total", "Rows each rule matched";
     Counter RULE_FAILURES["rule"] = "sluice_rule_failures_total", "Rows each rule failed on";
     Counter RULE_PLANS["rule"] = "sluice_rule_plans_total", "Rule query plans built (at load and reload, never per batch)";
-    Histogram RULE_EVAL_SECONDS = "sluice_rule_eval_seconds", "Seconds to evaluate one rule on one batch";
+    Histogram RULE_EVAL_SECONDS["rule"] = "sluice_rule_eval_seconds", "Seconds to evaluate one rule on one batch";
 }
 
 /// A batch was decoded: values that did not fit their type, fields that left the schema.
@@ -77,5 +78,17 @@ impl Event for RulePlanned<'_> {
     fn emit(self) {
         tracing::debug!(rule = self.rule, "rule planned for a new input schema");
         RULE_PLANS.count_with(&[("rule", self.rule.to_string())], 1);
+    }
+}
+
+/// The decoder could not put a batch together — a bug; its records go to the dead-letter topic.
+pub struct DecodeBug<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for DecodeBug<'_> {
+    fn emit(self) {
+        tracing::error!(error = %self.error, "internal: metadata columns do not fit the batch; its records are dead-lettered");
+        DECODE_BUGS.count(1);
     }
 }

@@ -105,7 +105,7 @@ impl DeadLetters {
             // librdkafka refuses a record over `message.max.bytes` before it leaves: retrying
             // it as it is would spin the checkpoint forever. Without its payload it fits.
             Err((e, _)) if too_large(&e) && !letter.payload.is_empty() => {
-                tracing::warn!(error = %e, "dead-letter record too large for Kafka; sending it without its payload");
+                crate::events::DeadLetterTooLarge { error: &e }.emit();
                 self.try_queue(without_payload(letter, &e))
             }
             Err(_) => Err(letter),
@@ -126,7 +126,7 @@ impl DeadLetters {
                 match f.await {
                     Ok(Ok(_)) => {}
                     Ok(Err((e, _))) if too_large(&e) && !letter.payload.is_empty() => {
-                        tracing::warn!(error = %e, "dead-letter record too large for Kafka; sending it without its payload");
+                        crate::events::DeadLetterTooLarge { error: &e }.emit();
                         self.backlog.push_back(without_payload(letter, &e));
                     }
                     Ok(Err((e, _))) => return Err(RouterError::DeadLetter(e.to_string())),

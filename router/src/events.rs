@@ -11,6 +11,12 @@ sluice_common::metrics! {
     Gauge PARTITIONS_OWNED = "sluice_router_partitions_owned", "Raw-topic partitions this router owns now";
     Counter REBALANCE_ERRORS = "sluice_router_rebalance_errors_total", "Rebalances librdkafka reported as failed";
     Counter REJOINS = "sluice_router_rejoins_total", "Times the router rejoined its group after sitting unassigned";
+    Counter COMMIT_FAILURES = "sluice_router_commit_failures_total", "Offset commits that failed (retried at the next checkpoint; the records are replayed if the router stops first)";
+    Counter SUSPECT_STARTS = "sluice_router_suspect_starts_total", "Router starts after a router failed while processing a batch (its offsets are suspect)";
+    Counter DLQ_PAYLOADS_DROPPED = "sluice_dlq_payloads_dropped_total", "Dead letters sent without their payload because Kafka refused the record's size";
+    Counter SCALING_SAMPLE_FAILURES = "sluice_scaling_sample_failures_total", "Lag and rate samples that failed (retried at the next interval)";
+    Counter DEVICES_LOAD_FAILURES = "sluice_devices_load_failures_total", "Reads of the devices file that failed (the previous table is kept)";
+    Counter DEVICES_SKIPPED = "sluice_devices_skipped_total", "Devices file rows past devices.max_devices, ignored";
     Counter RETIRED_DROPPED = "sluice_retired_messages_dropped_total", "Messages of retired devices dropped by the router";
     Counter POISON = "sluice_poison_messages_total", "Messages the router failed on repeatedly, isolated by bisecting their batch and dead-lettered";
     Counter UNMATCHED = "sluice_unmatched_total", "Rows no rule matched (sent to the fallback action)";
@@ -24,7 +30,7 @@ sluice_common::metrics! {
     Gauge DEVICES_KNOWN = "sluice_devices_known", "Devices in the device metadata table";
     Histogram BATCH_SECONDS = "sluice_batch_seconds", "Seconds to decode and route one batch";
     Histogram CHECKPOINT_SECONDS = "sluice_checkpoint_seconds", "Seconds per checkpoint (sinks durable, offsets committed)";
-    Gauge PARTITION_LAG = "sluice_kafka_partition_lag", "Records behind per raw-topic partition (high watermark - committed)";
+    Gauge PARTITION_LAG["partition"] = "sluice_kafka_partition_lag", "Records behind per raw-topic partition (high watermark - committed)";
     Gauge GROUP_LAG = "sluice_kafka_group_lag", "Records behind, all partitions";
     Gauge PRODUCE_RATE = "sluice_kafka_produce_rate", "Records per second written to the raw topic (EWMA)";
     Gauge CONSUME_RATE = "sluice_kafka_consume_rate", "Records per second the router group commits (EWMA)";
@@ -302,5 +308,103 @@ impl Event for ScalingSampled<'_> {
         PARTITION_LIMITED.gauge_set(u8::from(r.partition_limited) as f64);
         INGEST_RATE.gauge_set(i.message_rate);
         INGEST_DESIRED.gauge_set(i.desired_replicas as f64);
+    }
+}
+
+/// An offset commit failed; the next checkpoint commits again.
+pub struct CommitFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for CommitFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "offset commit failed; will retry at the next checkpoint");
+        COMMIT_FAILURES.count(1);
+    }
+}
+
+/// Leaving and rejoining the group failed at the subscribe; the next check tries again.
+pub struct RejoinFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for RejoinFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "rejoining the consumer group failed; will retry");
+        KAFKA_ERRORS.count(1);
+    }
+}
+
+/// A router starts after another failed while processing a batch: those offsets are suspect.
+pub struct SuspectStart {
+    pub failures: u32,
+    pub isolate_after: u32,
+}
+
+impl Event for SuspectStart {
+    fn emit(self) {
+        tracing::warn!(
+            failures = self.failures,
+            isolate_after = self.isolate_after,
+            "the previous router failed while processing a batch; its offsets are suspect"
+        );
+        SUSPECT_STARTS.count(1);
+    }
+}
+
+/// Kafka refused a dead letter's size: it is sent again without its payload.
+pub struct DeadLetterTooLarge<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for DeadLetterTooLarge<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "dead-letter record too large for Kafka; sending it without its payload");
+        DLQ_PAYLOADS_DROPPED.count(1);
+    }
+}
+
+/// A lag and rate sample failed (`panicked`: a bug in the sampler); the next one may work.
+pub struct ScalingSampleFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+    pub panicked: bool,
+}
+
+impl Event for ScalingSampleFailed<'_> {
+    fn emit(self) {
+        match self.panicked {
+            true => tracing::warn!(error = %self.error, "scaling sampler panicked"),
+            false => tracing::debug!(error = %self.error, "scaling sample failed; will retry"),
+        }
+        SCALING_SAMPLE_FAILURES.count(1);
+    }
+}
+
+/// The devices file could not be read; the previous table stays.
+pub struct DevicesLoadFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for DevicesLoadFailed<'_> {
+    fn emit(self) {
+        tracing::error!(error = %self.error, "device metadata not loaded; keeping the previous table");
+        DEVICES_LOAD_FAILURES.count(1);
+    }
+}
+
+/// Rows of the devices file past `devices.max_devices` were ignored.
+pub struct DevicesSkipped {
+    pub skipped: usize,
+    pub max: usize,
+}
+
+impl Event for DevicesSkipped {
+    fn emit(self) {
+        tracing::warn!(
+            skipped = self.skipped,
+            max = self.max,
+            "devices over devices.max_devices ignored"
+        );
+        DEVICES_SKIPPED.count(self.skipped as u64);
     }
 }

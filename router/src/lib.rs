@@ -3,8 +3,11 @@
 //! Layout:
 //! - [`Router`]: the consume loop. Records from `telemetry.raw` are gathered into a
 //!   [`RawBatch`] until `router.batch.max_rows` or `max_wait_ms`, then processed as one batch.
-//! - [`process`]: one batch: decode (JSON → Arrow), dead-letter the rejects, evaluate every
-//!   rule, hand each rule's rows to its actions (sinks).
+//! - [`step`]: one batch's work without I/O: decode (JSON → Arrow), evaluate every rule, sort
+//!   rows and records into a [`step::StepOutput`] (what goes to which action, what to the
+//!   dead-letter topic). Unit-tested alone.
+//! - [`process`]: applies a step's output: rows to sinks (failed writes to error actions),
+//!   records to the dead-letter topic.
 //! - [`events`]: what happens in the router, each logged and counted in one `emit()`.
 //! - [`offsets`]: which offsets are safe to commit.
 //! - [`rebalance`]: partition assignments and revocations, queued by the consumer's context
@@ -37,7 +40,8 @@ mod process;
 pub mod rebalance;
 pub mod reload;
 pub mod scaling;
-pub use process::FALLBACK_RULE;
+pub mod step;
+pub use step::FALLBACK_RULE;
 
 use dlq::DeadLetters;
 use offsets::Offsets;
@@ -56,6 +60,7 @@ use sluice_sinks::{Sink, SinkError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use step::Step;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -82,9 +87,9 @@ impl sluice_core::Classify for RouterError {
             RouterError::Kafka(KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..)) => {
                 Whose::User
             }
-            RouterError::Kafka(_) | RouterError::DeadLetter(_) | RouterError::Sink(_) => {
-                Whose::Outside
-            }
+            // A sink says whose fault its failure is (a path that is no directory: the user).
+            RouterError::Sink(e) => sluice_core::Classify::whose(e),
+            RouterError::Kafka(_) | RouterError::DeadLetter(_) => Whose::Outside,
         }
     }
 }
@@ -95,11 +100,11 @@ pub struct Router {
     /// Where the consumer's rebalance callbacks queue assignment changes.
     rebalances: RebalanceContext,
     dead_letters: DeadLetters,
-    rules: RuleSet,
+    /// The decoder and the rules: a batch's work that is not I/O.
+    step: Step,
     /// Where a reloaded rule set arrives; taken between batches.
     control: Arc<reload::RuleControl>,
     sinks: BTreeMap<String, Box<dyn Sink>>,
-    decoder: BatchDecoder,
     offsets: Offsets,
     raw: RawBatch,
     raw_topic: String,
@@ -156,11 +161,13 @@ impl Router {
             consumer: Arc::new(consumer),
             rebalances,
             dead_letters,
-            rules,
+            step: Step::new(
+                BatchDecoder::with_limits((&config.router.decode).into())
+                    .with_formats(PayloadFormats::of(&config.payloads)),
+                rules,
+            ),
             control,
             sinks,
-            decoder: BatchDecoder::with_limits((&config.router.decode).into())
-                .with_formats(PayloadFormats::of(&config.payloads)),
             offsets: Offsets::default(),
             raw: RawBatch::default(),
             raw_topic: config.kafka.raw_topic.clone(),
@@ -189,11 +196,11 @@ impl Router {
     /// Consumes until `shutdown`, then processes what it holds, checkpoints and returns.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RouterError> {
         if let Some(failures) = self.poison.recover() {
-            tracing::warn!(
+            events::SuspectStart {
                 failures,
-                isolate_after = poison::ISOLATE_AFTER,
-                "the previous router failed while processing a batch; its offsets are suspect"
-            );
+                isolate_after: poison::ISOLATE_AFTER,
+            }
+            .emit();
         }
         let mut next_checkpoint = Instant::now() + self.commit_interval;
         let mut batch_deadline: Option<Instant> = None;
@@ -255,7 +262,7 @@ impl Router {
         .emit();
         self.consumer.unsubscribe();
         if let Err(e) = self.consumer.subscribe(&[&self.raw_topic]) {
-            tracing::warn!(error = %e, "rejoining the consumer group failed; will retry");
+            events::RejoinFailed { error: &e }.emit();
         }
         self.unassigned_since = None;
     }
@@ -294,7 +301,7 @@ impl Router {
     async fn process_batch(&mut self) -> Result<(), RouterError> {
         // The batch boundary: the only place a reloaded rule set takes over.
         if let Some(rules) = self.control.take() {
-            self.rules = rules;
+            self.step.set_rules(rules);
         }
         if self.raw.is_empty() {
             return Ok(());
@@ -314,7 +321,7 @@ impl Router {
     /// Bisects the current batch for the records that fail on their own, dead-letters them
     /// and keeps the rest.
     fn isolate_poison(&mut self) {
-        let found = isolate::find_poison(&self.decoder, &mut self.rules, &self.raw);
+        let found = isolate::find_poison(&mut self.step, &self.raw);
         let raw = &self.raw;
         for (i, why) in &found {
             events::PoisonIsolated {
@@ -361,9 +368,7 @@ impl Router {
         if let Some(tpl) = self.offsets.to_commit(&self.raw_topic)? {
             match self.consumer.commit(&tpl, mode) {
                 Ok(()) => self.offsets.committed(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "offset commit failed; will retry at the next checkpoint")
-                }
+                Err(e) => events::CommitFailed { error: &e }.emit(),
             }
         }
         events::CheckpointDone {

@@ -1,4 +1,4 @@
-//! One batch through decode, rules and sinks.
+//! Applying one batch's [`StepOutput`]: rows to sinks, records to the dead-letter topic.
 //!
 //! Failures and where they go: a record that does not decode → dead-letter topic; a row a
 //! rule fails on → the rule's error action, else the dead-letter topic; an action (sink) that
@@ -6,69 +6,29 @@
 //! offsets uncommitted (the batch is read again after a restart: at-least-once).
 
 use crate::events::{ActionWritten, BatchRouted, BatchTimed, RuleRowsSelected, Unmatched};
+use crate::step::{RowsWrite, RuleWrite, StepOutput};
 use crate::{Router, RouterError};
 use arrow::array::RecordBatch;
 use sluice_common::Event;
-use sluice_processors::decode::{BatchDecoder, Decoded, RawBatch};
 use sluice_processors::events::BatchDecoded;
-use sluice_processors::rule::route::{detached_from_kafka, with_error, Routed};
-use sluice_processors::rule::{RuleOutput, RuleSet};
-use std::collections::HashMap;
+use sluice_processors::rule::route::{detached_from_kafka, with_error};
+use sluice_processors::rule::RuleOutput;
 
-/// The `rule=` name the fallback action's rows are written under.
-pub const FALLBACK_RULE: &str = "_unmatched";
-
-/// One batch decoded and routed, before anything is written: no side effects but the
-/// decoder's schema, so the poison isolation can try parts of a batch ([`crate::isolate`]).
-pub struct Computed {
-    pub decoded: Decoded,
-    pub routed: Option<(RecordBatch, Routed)>,
-}
-
-pub fn compute(decoder: &mut BatchDecoder, rules: &mut RuleSet, raw: &RawBatch) -> Computed {
-    crate::isolate::fault_injection(raw);
-    let mut decoded = decoder.decode(raw);
-    let routed = decoded.batch.take().map(|b| {
-        let routed = rules.route(&b);
-        (b, routed)
-    });
-    Computed { decoded, routed }
-}
-
-/// Decodes the router's current raw batch and routes it.
+/// Runs the step on the router's current raw batch and applies what it made.
 pub fn process(router: &mut Router) -> Result<(), RouterError> {
     let started = std::time::Instant::now();
-    let Computed { decoded, routed } = compute(&mut router.decoder, &mut router.rules, &router.raw);
-    let raw = &router.raw;
+    let out = router.step.run(&router.raw);
     BatchRouted {
-        records: raw.len(),
+        records: router.raw.len(),
         stats: &router.stats,
     }
     .emit();
     BatchDecoded {
-        nulled: decoded.nulled,
-        retired: decoded.retired,
+        nulled: out.nulled,
+        retired: out.retired,
     }
     .emit();
-    for r in &decoded.rejects {
-        let source = (
-            router.raw_topic.as_str(),
-            raw.partition(r.index),
-            raw.offset(r.index),
-        );
-        router.dead_letters.send(
-            raw.device_id(r.index),
-            raw.payload(r.index),
-            &r.reason,
-            source,
-            Some(raw.topic(r.index)),
-        );
-    }
-    let Some((batch, routed)) = routed else {
-        return Ok(());
-    };
-    deliver(router, &routed)?;
-    dead_letter_rows(router, &batch, &routed.dead_letters);
+    apply(router, out)?;
     BatchTimed {
         took: started.elapsed(),
     }
@@ -77,84 +37,76 @@ pub fn process(router: &mut Router) -> Result<(), RouterError> {
 }
 
 /// Writes every rule's rows to its actions, failed rows to error actions, the rest to the
-/// fallback action.
-fn deliver(router: &mut Router, routed: &Routed) -> Result<(), RouterError> {
-    // Names are cloned so sinks (borrowed mutably) can be written while iterating.
-    let rules: Vec<RuleNames> = router.rules.rules().iter().map(RuleNames::of).collect();
-    for (rule, result) in rules.iter().zip(&routed.results) {
-        let Some(output) = &result.output else {
-            continue;
-        };
-        let rows = output.rows.num_rows() as u64;
-        RuleRowsSelected {
-            rule: &rule.name,
-            rows,
-            stats: &router.stats,
-        }
-        .emit();
-        for action in &rule.actions {
-            match sink_for(router, &rule.name, action)?.write(&rule.name, output) {
-                Ok(()) => ActionWritten {
-                    rule: &rule.name,
-                    action,
-                    rows,
-                    error: None,
-                }
-                .emit(),
-                Err(e) => {
-                    ActionWritten {
-                        rule: &rule.name,
-                        action,
-                        rows,
-                        error: Some(&e),
-                    }
-                    .emit();
-                    let Some(error_action) = &rule.error_action else {
-                        return Err(e.into());
-                    };
-                    let reason = format!("action '{action}' failed: {e}");
-                    let Some(failed) = with_error(&output.source, &reason) else {
-                        return Err(e.into());
-                    };
-                    write_to(router, error_action, &rule.name, failed)?;
-                }
-            }
-        }
+/// fallback action; dead-letters the records the step refused.
+fn apply(router: &mut Router, out: StepOutput) -> Result<(), RouterError> {
+    let raw = &router.raw;
+    for d in &out.dead_letters {
+        let source = (
+            router.raw_topic.as_str(),
+            raw.partition(d.index),
+            raw.offset(d.index),
+        );
+        router.dead_letters.send(
+            raw.device_id(d.index),
+            raw.payload(d.index),
+            &d.reason,
+            source,
+            Some(raw.topic(d.index)),
+        );
     }
-    for (i, failed) in &routed.errors {
-        if let Some(RuleNames {
-            name,
-            error_action: Some(action),
-            ..
-        }) = rules.get(*i)
-        {
-            write_to(router, action, name, failed.clone())?;
-        }
+    for write in &out.writes {
+        deliver(router, write)?;
     }
-    if let (Some(rows), Some(action)) = (&routed.unmatched, router.rules.fallback_action.clone()) {
+    for failed in out.failed {
+        write_rows(router, failed)?;
+    }
+    if let Some(unmatched) = out.unmatched {
         Unmatched {
-            rows: rows.num_rows(),
+            rows: unmatched.rows.num_rows(),
         }
         .emit();
-        write_to(router, &action, FALLBACK_RULE, rows.clone())?;
+        write_rows(router, unmatched)?;
     }
     Ok(())
 }
 
-struct RuleNames {
-    name: String,
-    actions: Vec<String>,
-    error_action: Option<String>,
+/// One rule's rows to each of its actions; an action that fails sends them to the rule's error
+/// action with the reason.
+fn deliver(router: &mut Router, write: &RuleWrite) -> Result<(), RouterError> {
+    let (route, output) = (&write.route, &write.output);
+    let rows = output.rows.num_rows() as u64;
+    RuleRowsSelected {
+        rule: &route.rule,
+        rows,
+        stats: &router.stats,
+    }
+    .emit();
+    for action in &route.actions {
+        let result = sink_for(router, &route.rule, action)?.write(&route.rule, output);
+        ActionWritten {
+            rule: &route.rule,
+            action,
+            rows,
+            error: result.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+        }
+        .emit();
+        let Err(e) = result else {
+            continue;
+        };
+        let Some(error_action) = &route.error_action else {
+            return Err(e.into());
+        };
+        let reason = format!("action '{action}' failed: {e}");
+        let Some(failed) = with_error(&output.source, &reason) else {
+            return Err(e.into());
+        };
+        write_to(router, error_action, &route.rule, failed)?;
+    }
+    Ok(())
 }
 
-impl RuleNames {
-    fn of(rule: &sluice_processors::rule::Rule) -> Self {
-        Self {
-            name: rule.name.clone(),
-            actions: rule.actions.clone(),
-            error_action: rule.error_action.clone(),
-        }
-    }
+fn write_rows(router: &mut Router, w: RowsWrite) -> Result<(), RouterError> {
+    write_to(router, &w.action, &w.rule, w.rows)
 }
 
 /// Writes whole input rows (all their columns) to `action` under `rule`'s name.
@@ -199,12 +151,7 @@ pub fn route_failures(router: &mut Router) -> Result<(), RouterError> {
         .flat_map(|s| s.take_failures())
         .collect();
     for f in failures {
-        let error_action = router
-            .rules
-            .rules()
-            .iter()
-            .find(|r| r.name == f.rule)
-            .and_then(|r| r.error_action.clone());
+        let error_action = router.step.error_action_of(&f.rule);
         // Handed in a checkpoint or more after their record: not a replay of it (#24.2).
         let rows = f
             .rows
@@ -228,35 +175,4 @@ pub fn route_failures(router: &mut Router) -> Result<(), RouterError> {
 fn source_position(rows: &RecordBatch) -> (i32, i64) {
     let meta = sluice_core::Meta::of(rows);
     (meta.partition(0), meta.offset(0))
-}
-
-/// Rows a rule failed on, with no error action, go to the DLQ once (first failure's reason).
-fn dead_letter_rows(router: &mut Router, batch: &RecordBatch, failed: &[(usize, String)]) {
-    if failed.is_empty() {
-        return;
-    }
-    let Ok((partitions, offsets)) = sluice_core::Meta::of(batch).positions() else {
-        return;
-    };
-    // Map the batch row back to its raw record through (partition, offset), unique per batch.
-    let raw = &router.raw;
-    let index: HashMap<(i32, i64), usize> = (0..raw.len())
-        .map(|i| ((raw.partition(i), raw.offset(i)), i))
-        .collect();
-    for (row, reason) in failed {
-        if *row >= batch.num_rows() {
-            continue;
-        }
-        let Some(&i) = index.get(&(partitions.value(*row), offsets.value(*row))) else {
-            continue;
-        };
-        let source = (router.raw_topic.as_str(), raw.partition(i), raw.offset(i));
-        router.dead_letters.send(
-            raw.device_id(i),
-            raw.payload(i),
-            reason,
-            source,
-            Some(raw.topic(i)),
-        );
-    }
 }

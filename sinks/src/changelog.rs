@@ -17,6 +17,7 @@ use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sluice_common::Event;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -235,7 +236,7 @@ fn tail(consumer: BaseConsumer, shared: Arc<Shared>, apply: Apply) {
         let message = match polled {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, "changelog read failed; retrying");
+                crate::events::ChangelogReadFailed { error: &e }.emit();
                 continue;
             }
         };

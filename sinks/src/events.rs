@@ -20,18 +20,20 @@ sluice_common::metrics! {
     Counter ALERTS_FAILED["rule"] = "sluice_alerts_failed_total", "Alert notifications that failed after the retries, per rule";
     Counter WEBHOOK_ATTEMPTS_FAILED = "sluice_alert_webhook_attempts_failed_total", "Webhook attempts that failed (each retry counts)";
     Histogram DELIVERY_SECONDS = "sluice_alert_delivery_seconds", "Seconds to deliver one alert notification (retries included)";
-    Gauge ALERT_BACKLOG = "sluice_alert_backlog", "Alert notifications waiting for the delivery worker, per alert sink (at most queue_capacity)";
-    Gauge ALERT_CIRCUIT_OPEN = "sluice_alert_circuit_open", "1 while an alert sink's circuit breaker holds deliveries back from a failing destination";
+    Gauge ALERT_BACKLOG["sink"] = "sluice_alert_backlog", "Alert notifications waiting for the delivery worker, per alert sink (at most queue_capacity)";
+    Gauge ALERT_CIRCUIT_OPEN["sink"] = "sluice_alert_circuit_open", "1 while an alert sink's circuit breaker holds deliveries back from a failing destination";
     Counter ALERTS_OVERFLOWED = "sluice_alerts_overflowed_total", "Alert notifications sent straight to the error action because the outbox was full";
-    Gauge ALERTS_FIRING = "sluice_alerts_firing", "Alerts firing now, per alert sink";
+    Gauge ALERTS_FIRING["sink"] = "sluice_alerts_firing", "Alerts firing now, per alert sink";
     Counter RETIRED_REPORTS = "sluice_compliance_retired_reports_dropped_total", "Reports of retired devices ignored by the compliance tracker";
     Counter SNAPSHOTS = "sluice_compliance_snapshots_total", "Compliance Parquet snapshots written";
+    Counter CHANGELOG_READ_ERRORS = "sluice_changelog_read_errors_total", "Errors reading a state changelog while restoring (the read goes on)";
+    Counter CHANGELOG_SKIPPED["state"] = "sluice_changelog_records_skipped_total", "Changelog records that are not state of their kind (alert, compliance), skipped on restore";
     Counter ALERT_RESTORES["sink"] = "sluice_alert_restores_total", "Assignments whose alert keys were restored from the alert changelog before routing";
     Counter COMPLIANCE_RESTORES["sink"] = "sluice_compliance_restores_total", "Assignments whose device state was restored from the compliance changelog before routing";
     Gauge COMPLIANCE_DEVICES = "sluice_compliance_devices", "Devices per compliance state and group";
     Gauge COMPLIANCE_PERCENT = "sluice_compliance_percent", "Percent of a group's devices on the latest update";
-    Gauge FLEET_DEVICES = "sluice_compliance_fleet_devices", "Devices tracked (not retired)";
-    Gauge FLEET_PERCENT = "sluice_compliance_fleet_percent", "Percent of all devices on the latest update";
+    Gauge FLEET_DEVICES["sink"] = "sluice_compliance_fleet_devices", "Devices tracked (not retired)";
+    Gauge FLEET_PERCENT["sink"] = "sluice_compliance_fleet_percent", "Percent of all devices on the latest update";
     Gauge DEPLOYMENT_FAILED = "sluice_deployment_failed_devices", "Devices whose last report says the deployment failed, per deployment and group";
     Counter UNKNOWN_DEPLOYMENT["sink"] = "sluice_compliance_unknown_deployment_reports_total", "Device reports naming a deployment id the config does not define";
 }
@@ -433,5 +435,32 @@ impl Event for AlertStateRestored<'_> {
             "alert state restored from the changelog"
         );
         ALERT_RESTORES.count_with(&[("sink", self.sink.to_string())], 1);
+    }
+}
+
+/// Reading a state changelog failed once; the restore reads on.
+pub struct ChangelogReadFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for ChangelogReadFailed<'_> {
+    fn emit(self) {
+        tracing::warn!(error = %self.error, "changelog read failed; retrying");
+        CHANGELOG_READ_ERRORS.count(1);
+    }
+}
+
+/// A changelog record that is not state of its kind (`alert`, `compliance`) was skipped.
+pub struct ChangelogRecordSkipped<'a> {
+    pub state: &'static str,
+    pub key: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl Event for ChangelogRecordSkipped<'_> {
+    fn emit(self) {
+        tracing::warn!(state = self.state, key = %self.key.escape_debug(), error = %self.error,
+            "changelog record is not state of its kind; skipped");
+        CHANGELOG_SKIPPED.count_with(&[("state", self.state.to_string())], 1);
     }
 }

@@ -24,25 +24,46 @@ pub mod parquet;
 
 use sluice_common::Stats;
 use sluice_config::{Config, ParquetLocation, SinkConfig};
+use sluice_core::Whose;
 pub use sluice_processors::rule::RuleOutput;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A sink could not write or make durable what it was given (see the crate docs for what
-/// the router does about it).
+/// the router does about it), and whose fault that is: the supervisor backs off from an
+/// outside system (a disk, an object store, Kafka) and stops the router on a configuration
+/// that cannot work.
 #[derive(Debug, thiserror::Error)]
 #[error("sink '{sink}': {message}")]
 pub struct SinkError {
     pub sink: String,
     pub message: String,
+    pub whose: Whose,
 }
 
 impl SinkError {
+    /// Something outside Sluice failed; it may come back.
     pub fn external(sink: &str, message: impl std::fmt::Display) -> Self {
         Self {
             sink: sink.into(),
             message: message.to_string(),
+            whose: Whose::Outside,
         }
+    }
+
+    /// The sink's configuration cannot work (an output path that is not a directory, a URL
+    /// or storage option the store refuses): nothing changes until the config does.
+    pub fn config(sink: &str, message: impl std::fmt::Display) -> Self {
+        Self {
+            whose: Whose::User,
+            ..Self::external(sink, message)
+        }
+    }
+}
+
+impl sluice_core::Classify for SinkError {
+    fn whose(&self) -> Whose {
+        self.whose
     }
 }
 
@@ -138,18 +159,30 @@ fn parquet_sink(
     ctx: &SinkContext,
 ) -> Result<parquet::ParquetSink, SinkError> {
     use parquet::store::{local::Directory, object::Bucket, Store};
-    let location = p.location().map_err(|e| SinkError::external(name, e))?;
+    let location = p.location().map_err(|e| SinkError::config(name, e))?;
     let store: Box<dyn Store> = match location {
-        ParquetLocation::Directory(dir) => Box::new(
-            Directory::open(config.under_data_dir(&dir))
-                .map_err(|e| SinkError::external(name, e))?,
-        ),
+        ParquetLocation::Directory(dir) => {
+            let root = config.under_data_dir(&dir);
+            Box::new(Directory::open(root.clone()).map_err(|e| {
+                match is_not_a_directory(&root) {
+                    true => SinkError::config(
+                        name,
+                        format!("{e}: `path` names something that is not a directory"),
+                    ),
+                    false => SinkError::external(name, e),
+                }
+            })?)
+        }
         ParquetLocation::ObjectStore(url) => {
             let staging = config.data_dir.join("staging").join(name);
-            Box::new(
-                Bucket::open(url, &p.storage_options, staging)
-                    .map_err(|e| SinkError::external(name, e))?,
-            )
+            // Building the client connects to nothing: what fails to "open" is the URL or
+            // the storage options, not the store.
+            Box::new(Bucket::open(url, &p.storage_options, staging).map_err(
+                |e| match e.action {
+                    "open" => SinkError::config(name, e),
+                    _ => SinkError::external(name, e),
+                },
+            )?)
         }
     };
     Ok(parquet::ParquetSink::with_store(
@@ -158,6 +191,14 @@ fn parquet_sink(
         p.clone(),
         ctx.stats.clone(),
     ))
+}
+
+/// Whether `path`, or a folder on the way to it, exists and is not a directory (a mistake
+/// in `path`, not a disk that may recover).
+fn is_not_a_directory(path: &std::path::Path) -> bool {
+    path.ancestors()
+        .find(|p| p.exists())
+        .is_some_and(|p| !p.is_dir())
 }
 
 /// Builds every configured sink, keyed by its name in `[sinks]`.

@@ -109,7 +109,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let config = demo_config(&opts.data_dir)?;
     let stats = Arc::new(Stats::default());
     let shutdown = CancellationToken::new();
-    let health = Arc::new(pipeline::Health::default());
+    let health = Arc::new(crate::health::Health::default());
     let pipeline = tokio::spawn(pipeline::run(
         config.clone(),
         Roles::ALL,

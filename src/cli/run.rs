@@ -52,7 +52,7 @@ pub async fn exec(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("shutting down: stop ingest, drain, flush, commit");
         on_signal.cancel();
     });
-    let health = Arc::new(pipeline::Health::default());
+    let health = Arc::new(crate::health::Health::default());
     let stats = Arc::new(Stats::default());
     pipeline::run(config, roles(&args.only), shutdown, stats, health).await?;
     Ok(ExitCode::SUCCESS)

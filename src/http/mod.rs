@@ -19,7 +19,7 @@ pub mod metrics_filter;
 mod ops;
 mod tls;
 
-use crate::pipeline::Health;
+use crate::health::Health;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -40,6 +40,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder is installed; then ours just stays unused.
         if metrics::set_global_recorder(recorder).is_ok() {
+            sluice_common::event::recorder_installed();
             crate::events::describe_all();
         }
         handle

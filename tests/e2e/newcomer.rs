@@ -228,3 +228,79 @@ fn a_refused_kafka_property_is_named_as_a_configuration_problem_at_start() {
     assert!(stderr.contains("fetch.wait.max.ms"), "{stderr}");
     assert!(!stderr.contains("did not answer"), "{stderr}");
 }
+
+/// A Kafka cluster that is not there (#29.6): `run` says in one sentence what failed and what
+/// to check — the bootstrap address and where it comes from — instead of librdkafka's text
+/// alone. Nothing listens on the configured port.
+#[test]
+fn an_unreachable_kafka_is_named_with_what_to_check() {
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let extra = format!("{ALL_TO_PARQUET}\n[kafka]\nbootstrap = \"{nobody}\"\n");
+    let config = setup.write_config("sluice.toml", &http, &extra);
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--only", "router", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sluice");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("kafka at {nobody} did not answer")))
+        .unwrap_or_else(|| panic!("no line names the address: {stderr}"));
+    assert!(
+        line.contains("check kafka.bootstrap (or SLUICE_KAFKA_BOOTSTRAP)"),
+        "{line}"
+    );
+}
+
+/// A configuration mistake found when a stage starts (#25): a Parquet `path` that names a
+/// file. The router cannot start until the config changes, so the supervisor stops it once —
+/// `/readyz` and one ERROR line say so — instead of restarting it with backoff forever (what
+/// it did while every sink error counted as an outside system's).
+#[test]
+fn a_parquet_path_that_is_a_file_stops_the_router_once_with_the_reason() {
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let config = setup.write_config("sluice.toml", &http, ALL_TO_PARQUET);
+    let root = setup.parquet_root();
+    std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+    std::fs::write(&root, "not a directory").unwrap();
+    let log = setup.dir.path().join("sluice.log");
+    let sluice = run_logged(&config, &log, &http, false);
+    let mut last = String::new();
+    wait_until(
+        "/readyz names the stopped router",
+        Duration::from_secs(90),
+        || {
+            last = http_get(&http, "/readyz")
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            last.contains("router: stopped: a configuration problem")
+        },
+    );
+    assert!(last.contains("not a directory"), "{last}");
+    let (_, metrics) = http_get(&http, "/metrics").unwrap();
+    let stopped = metric_value(
+        &metrics,
+        "sluice_stage_stopped_total",
+        &["stage=\"router\""],
+    );
+    assert_eq!(stopped, Some(1.0), "{metrics}");
+    let restarts = metric_sum(
+        &metrics,
+        "sluice_stage_restarts_total",
+        &["stage=\"router\""],
+    );
+    assert_eq!(restarts, 0.0, "a restart cannot fix a path");
+    drop(sluice);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("not a directory"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{text}");
+}

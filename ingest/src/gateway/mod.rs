@@ -167,7 +167,7 @@ impl Gateway {
                     }
                     Err(e) => {
                         // Out of file descriptors, most likely: wait instead of spinning.
-                        tracing::warn!(error = %e, "gateway: accept failed");
+                        crate::events::GatewayAcceptFailed { error: &e }.emit();
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },

@@ -14,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sha2::{Digest, Sha256};
+use sluice_common::Event;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -109,8 +110,11 @@ impl Registry {
                     on_retire(device);
                 }
             }
-            Err(e) => tracing::warn!(device = %crate::gateway::printable(device), error = %e,
-                "device registry: a record that is not a credential, skipped"),
+            Err(e) => crate::events::RegistryRecordSkipped {
+                device: &crate::gateway::printable(device),
+                error: &e,
+            }
+            .emit(),
         }
     }
 

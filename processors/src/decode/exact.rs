@@ -3,8 +3,8 @@
 //! arrow-json, asked for an `Int64` field, accepts `20.5` and truncates it to `20`: silent
 //! data loss the first time a device sends a fraction for a field that was integral so far.
 //! So the fast path reads every `Int64` field as `Float64` ([`as_float_schema`]) and then
-//! narrows back ([`narrow`]) only when every value is integral and within ±2^53 (exact in a
-//! float); otherwise the batch takes the checked path, which widens the field to float (or
+//! narrows back ([`narrow`]) only when every value is integral and below 2^53 in size (exact
+//! in a float, and no other integer reads as the same float); otherwise the batch takes the checked path, which widens the field to float (or
 //! keeps big integers exact through serde_json). A float that is not finite (arrow-json reads
 //! `1e999` as infinity, serde_json refuses it) also sends the batch to the checked path.
 
@@ -48,7 +48,8 @@ pub fn narrow(array: &ArrayRef, target: &DataType) -> Option<ArrayRef> {
             let exact = floats
                 .iter()
                 .flatten()
-                .all(|v| v.fract() == 0.0 && v.abs() <= EXACT);
+                // Strictly below 2^53: 2^53 + 1 sent as text reads as the float 2^53.
+                .all(|v| v.fract() == 0.0 && v.abs() < EXACT);
             exact
                 .then(|| arrow::compute::cast(array, &DataType::Int64).ok())
                 .flatten()

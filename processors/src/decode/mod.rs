@@ -13,16 +13,20 @@
 //!   running schema ([`schema`]: a conflicting value is NULL for its message and counted),
 //!   admits new fields ([`infer`], [`fields`]: a cap, no name collisions) and builds the batch.
 //!
-//! A property test (`tests.rs`) holds the two paths to the same output. Rejected records come
+//! A batch with a few odd messages is split ([`split`]): the messages that fit ([`fits`]) on
+//! the fast path, the others on the checked path. A property test (`tests.rs`) holds the
+//! paths to the same output. Rejected records come
 //! back as [`Reject`]s with a reason for the dead-letter topic; the rest of the batch goes on.
 
 mod exact;
 pub mod fields;
+mod fits;
 pub mod flatten;
 pub mod formats;
 pub mod infer;
 pub mod limits;
 pub mod schema;
+mod split;
 
 pub use limits::DecodeLimits;
 pub use sluice_core::RawBatch;
@@ -36,6 +40,7 @@ use arrow::error::ArrowError;
 use arrow_json::reader::ReaderBuilder;
 use fields::{FieldIndex, LastSeen};
 use serde_json::{Map, Value};
+use sluice_common::Event;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,6 +84,9 @@ pub struct BatchDecoder {
     last_seen: LastSeen,
     /// `[[payloads]]`: binary formats turned into JSON before decoding ([`formats`]).
     formats: formats::PayloadFormats,
+    /// The last batch held messages that do not fit the schema: the next one is split
+    /// ([`split`]) without first trying the fast path on the whole of it.
+    odd_in_last_batch: bool,
 }
 
 impl Default for BatchDecoder {
@@ -101,6 +109,7 @@ impl BatchDecoder {
             limits,
             last_seen: LastSeen::default(),
             formats: formats::PayloadFormats::default(),
+            odd_in_last_batch: false,
         };
         d.set_payload_schema(Schema::empty());
         d
@@ -142,21 +151,37 @@ impl BatchDecoder {
     fn decode_json(&mut self, raw: &RawBatch) -> Decoded {
         let now = Instant::now();
         let retired = self.retire_stale(now);
-        if let Some(batch) = self.decode_fast(raw) {
-            self.saw_columns(&batch, now);
-            let all: Vec<usize> = (0..raw.len()).collect();
-            if let Ok(batch) = self.attach_metadata(batch, raw, &all) {
-                return Decoded {
-                    batch: Some(batch),
-                    rejects: vec![],
-                    nulled: 0,
-                    retired,
-                };
-            }
-        }
-        let mut decoded = self.decode_checked(raw, now);
+        let all: Vec<usize> = (0..raw.len()).collect();
+        let fast = match self.odd_in_last_batch {
+            true => None,
+            false => self.decode_fast_rows(raw, &all),
+        };
+        let mut decoded = match fast {
+            Some(payload) => self.fast_decoded(payload, raw, &all, now),
+            None => self.decode_split(raw, now),
+        };
         decoded.retired = retired;
         decoded
+    }
+
+    /// The rows `rows` of `raw`, decoded on the fast path into `payload`, with their metadata.
+    fn fast_decoded(
+        &mut self,
+        payload: RecordBatch,
+        raw: &RawBatch,
+        rows: &[usize],
+        now: Instant,
+    ) -> Decoded {
+        self.saw_columns(&payload, now);
+        match self.attach_metadata(payload, raw, rows) {
+            Ok(batch) => Decoded {
+                batch: Some(batch),
+                rejects: vec![],
+                nulled: 0,
+                retired: 0,
+            },
+            Err(_) => self.decode_checked(raw, now),
+        }
     }
 
     /// Drops top-level fields no message carried for the TTL; how many went.
@@ -192,7 +217,13 @@ impl BatchDecoder {
     /// that is not exactly one JSON object, a field the schema lacks, a value of another
     /// type, a number that is not finite — and the checked path then handles that batch.
     pub fn decode_fast(&self, raw: &RawBatch) -> Option<RecordBatch> {
-        if self.payload_schema.fields().is_empty() || raw.is_empty() {
+        let all: Vec<usize> = (0..raw.len()).collect();
+        self.decode_fast_rows(raw, &all)
+    }
+
+    /// [`BatchDecoder::decode_fast`] of the records `rows` of `raw` (one row each, in order).
+    fn decode_fast_rows(&self, raw: &RawBatch, rows: &[usize]) -> Option<RecordBatch> {
+        if self.payload_schema.fields().is_empty() || rows.is_empty() {
             return None;
         }
         // A message that matches the schema has at most the schema's fields: within the
@@ -201,24 +232,24 @@ impl BatchDecoder {
             return None;
         }
         let mut decoder = ReaderBuilder::new(self.fast_schema.clone())
-            .with_batch_size(raw.len())
+            .with_batch_size(rows.len())
             .with_coerce_primitive(false)
             .with_strict_mode(true)
             .build_decoder()
             .ok()?;
-        for i in 0..raw.len() {
+        for (n, &i) in rows.iter().enumerate() {
             let bytes = raw.payload(i);
             let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
             if first != Some(&b'{') {
                 return None;
             }
             let consumed = decoder.decode(bytes).ok()?;
-            if consumed != bytes.len() || decoder.has_partial_record() || decoder.len() != i + 1 {
+            if consumed != bytes.len() || decoder.has_partial_record() || decoder.len() != n + 1 {
                 return None;
             }
         }
         let batch = decoder.flush().ok()??;
-        if batch.num_rows() != raw.len() {
+        if batch.num_rows() != rows.len() {
             return None;
         }
         let columns = batch
@@ -263,15 +294,21 @@ impl BatchDecoder {
             Ok(batch) => (batch, good),
             Err(_) => self.decode_row_by_row(&maps, good, &mut rejects),
         };
-        rejects.sort_by_key(|r| r.index);
         let batch = (!good.is_empty())
             .then(|| self.attach_metadata(payload, raw, &good))
             .transpose()
             .unwrap_or_else(|e| {
-                // Columns are built for exactly the good rows, so this is a bug if it happens.
-                tracing::error!(error = %e, "internal: metadata columns do not fit the batch");
+                // Columns are built for exactly the good rows, so this is a bug if it happens:
+                // the rows go to the dead-letter topic rather than nowhere.
+                crate::events::DecodeBug { error: &e }.emit();
+                let reason = format!("internal: metadata columns do not fit the batch: {e}");
+                rejects.extend(good.iter().map(|&index| Reject {
+                    index,
+                    reason: reason.clone(),
+                }));
                 None
             });
+        rejects.sort_by_key(|r| r.index);
         Decoded {
             batch,
             rejects,

@@ -224,3 +224,47 @@ fn fast_path_and_checked_path_agree() {
     assert!(d.decode_fast(&raw(&[br#"{"t": "hot"}"#])).is_none());
     assert!(d.decode_fast(&raw(&[br#"{"new": 1}"#])).is_none());
 }
+
+#[test]
+fn one_odd_message_keeps_the_rest_of_its_batch_on_the_fast_path() {
+    let mut d = BatchDecoder::new();
+    d.decode(&raw(&[br#"{"t": 1.5, "s": "ok"}"#]));
+    let mut payloads: Vec<&[u8]> = vec![br#"{"t": 2.5, "s": "ok"}"#; 9];
+    payloads.insert(4, br#"{"t": "hot", "s": "ok"}"#);
+    payloads.insert(7, b"{not json");
+    let r = raw(&payloads);
+    let checked = d.clone().decode_checked(&r, Instant::now());
+    let out = d.decode(&r);
+    assert!(d.odd_in_last_batch, "the batch was split");
+    assert_eq!(out.nulled, 1);
+    assert_eq!(out.rejects, checked.rejects);
+    assert_eq!(out.rejects.len(), 1);
+    assert_eq!(out.rejects[0].index, 7);
+    let b = out.batch.unwrap();
+    assert_eq!(Some(&b), checked.batch.as_ref());
+    let offsets = b
+        .column_by_name(OFFSET)
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!(
+        offsets.values(),
+        &[0, 1, 2, 3, 4, 5, 6, 8, 9, 10],
+        "record order"
+    );
+    let t = b.column_by_name("t").unwrap().as_primitive::<Float64Type>();
+    assert!(t.is_null(4));
+    // The next clean batch goes back to the fast path.
+    d.decode(&raw(&[br#"{"t": 3.5, "s": "ok"}"#]));
+    assert!(!d.odd_in_last_batch);
+}
+
+#[test]
+fn an_integer_just_past_two_to_the_53_keeps_its_value() {
+    // 2^53 + 1 reads as the float 2^53: the fast path must not narrow it back as 2^53.
+    let mut d = BatchDecoder::new();
+    d.decode(&raw(&[br#"{"seq": 1}"#]));
+    let out = d.decode(&raw(&[br#"{"seq": 9007199254740993}"#, br#"{"seq": 2}"#]));
+    let b = out.batch.unwrap();
+    let seq = b.column_by_name("seq").unwrap().as_primitive::<Int64Type>();
+    assert_eq!(seq.values(), &[9_007_199_254_740_993, 2]);
+}

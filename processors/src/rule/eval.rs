@@ -4,7 +4,6 @@
 
 use super::plan::{self, CompiledPlan};
 use super::{Rule, RuleOutput, RuleResult};
-use crate::decode::TOPIC;
 use crate::events::RulePlanned;
 use crate::ProcessorError;
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
@@ -13,6 +12,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use sluice_common::Event;
+use sluice_core::meta::TOPIC;
 use std::sync::Arc;
 
 impl Rule {

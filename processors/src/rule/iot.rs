@@ -7,7 +7,6 @@
 //! ms) is a real volatile function evaluated once per batch. `device_tag('site')` reads the
 //! [`super::devices`] table for the row's device (rewritten to pass `_device_id`).
 
-use crate::decode::{DEVICE_ID, RECEIVED_AT, TOPIC};
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
@@ -16,6 +15,7 @@ use datafusion::logical_expr::{
     col, lit, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     TypeSignature, Volatility,
 };
+use sluice_core::meta::{DEVICE_ID, RECEIVED_AT, TOPIC};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct IotFunction {

@@ -21,13 +21,13 @@ mod readable;
 pub mod route;
 pub mod topic;
 
-use crate::decode::metadata_fields;
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use plan::CompiledPlan;
 use sluice_common::Event;
 use sluice_config::RuleConfig;
+use sluice_core::meta::metadata_fields;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 pub use topic::TopicFilter;

@@ -143,8 +143,8 @@ fn with_error_column(batch: &RecordBatch, reasons: ArrayRef) -> Option<RecordBat
 /// `_source_offset`, and `_partition`/`_offset` are -1, so no sink takes them for a replay of
 /// a record its ledger already covers, nor touches that partition's state (#24.2).
 pub fn detached_from_kafka(batch: &RecordBatch) -> Option<RecordBatch> {
-    use crate::decode::{OFFSET, PARTITION};
     use arrow::array::{Int32Array, Int64Array};
+    use sluice_core::meta::{OFFSET, PARTITION};
     let source = |name: &str| match name {
         n if n == PARTITION => "_source_partition".to_string(),
         n if n == OFFSET => "_source_offset".to_string(),

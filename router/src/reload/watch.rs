@@ -153,11 +153,11 @@ pub fn load_devices(config: &Config, devices: &DeviceTags) {
     match read_devices_csv(path, config.devices.max_devices) {
         Ok((table, skipped)) => {
             if skipped > 0 {
-                tracing::warn!(
+                crate::events::DevicesSkipped {
                     skipped,
-                    max = config.devices.max_devices,
-                    "devices over devices.max_devices ignored"
-                );
+                    max: config.devices.max_devices,
+                }
+                .emit();
             }
             DeviceTableChanged {
                 devices: table.len(),
@@ -166,8 +166,6 @@ pub fn load_devices(config: &Config, devices: &DeviceTags) {
             tracing::info!(devices = table.len(), file = %path.display(), "device metadata loaded");
             devices.replace(table);
         }
-        Err(e) => {
-            tracing::error!(error = %e, "device metadata not loaded; keeping the previous table")
-        }
+        Err(e) => crate::events::DevicesLoadFailed { error: &e }.emit(),
     }
 }

@@ -133,8 +133,16 @@ impl ScalingMonitor {
             let me = self.clone();
             match tokio::task::spawn_blocking(move || me.sample()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, "scaling sample failed; will retry"),
-                Err(e) => tracing::warn!(error = %e, "scaling sampler panicked"),
+                Ok(Err(e)) => crate::events::ScalingSampleFailed {
+                    error: &e,
+                    panicked: false,
+                }
+                .emit(),
+                Err(e) => crate::events::ScalingSampleFailed {
+                    error: &e,
+                    panicked: true,
+                }
+                .emit(),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

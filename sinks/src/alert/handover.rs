@@ -8,6 +8,7 @@
 //! file); a router that never comes back takes its undelivered notifications with it.
 
 use super::book::{Alert, AlertBook};
+use sluice_common::Event;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,9 +35,12 @@ impl Shadow {
                 None => {
                     shadow.map().remove(key);
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(key, error = %e, "changelog record is not an alert; skipped")
+                Some(Err(e)) => crate::events::ChangelogRecordSkipped {
+                    state: "alert",
+                    key,
+                    error: &e,
                 }
+                .emit(),
             }
         })
     }

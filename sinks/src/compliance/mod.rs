@@ -161,9 +161,12 @@ fn apply_to(board: &Arc<ComplianceBoard>) -> crate::changelog::Apply {
             None => {
                 fleet.devices.remove(device);
             }
-            Some(Err(e)) => {
-                tracing::warn!(device, error = %e, "changelog record is not a device record; skipped")
+            Some(Err(e)) => crate::events::ChangelogRecordSkipped {
+                state: "compliance",
+                key: device,
+                error: &e,
             }
+            .emit(),
         }
     })
 }

@@ -1,5 +1,5 @@
 //! Property tests: whatever a device sends, decoding never panics, every record is a row or a
-//! reject, the fast and checked paths agree, and a message's row does not depend on the rest
+//! reject, the fast, split and checked paths agree, and a message's row does not depend on the rest
 //! of its batch.
 
 use super::*;
@@ -140,6 +140,24 @@ proptest! {
                 prop_assert_eq!(fast_batch, checked.batch);
             }
         }
+    }
+
+    #[test]
+    fn split_and_checked_paths_agree(warm in prop::collection::vec(payload(), 1..8), odd in prop::collection::vec(payload(), 1..3), at in 0usize..32) {
+        let mut d = BatchDecoder::with_limits(small_limits());
+        d.decode(&batch_of(&warm));
+        // Mostly messages like the ones that set the schema, a few arbitrary ones among them:
+        // the batches a split is for.
+        let mut mixed: Vec<_> = warm.iter().cycle().take(warm.len() * 4).cloned().collect();
+        for (k, o) in odd.iter().enumerate() {
+            mixed.insert((at + 7 * k) % (mixed.len() + 1), o.clone());
+        }
+        let raw = batch_of(&mixed);
+        let split = d.clone().decode_split(&raw, Instant::now());
+        let checked = d.clone().decode_checked(&raw, Instant::now());
+        prop_assert_eq!(split.rejects, checked.rejects);
+        prop_assert_eq!(split.nulled, checked.nulled);
+        prop_assert_eq!(split.batch, checked.batch);
     }
 
     #[test]
