@@ -165,10 +165,7 @@ fn parquet_sink(
             let root = config.under_data_dir(&dir);
             Box::new(Directory::open(root.clone()).map_err(|e| {
                 match is_not_a_directory(&root) {
-                    true => SinkError::config(
-                        name,
-                        format!("{e}: `path` names something that is not a directory"),
-                    ),
+                    true => SinkError::config(name, format!("{e} (`path` must name a directory)")),
                     false => SinkError::external(name, e),
                 }
             })?)

@@ -84,7 +84,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // Exit now, without tearing the runtime down: a start that failed half-way (the
+            // embedded broker up, a stage not) would otherwise end in a screen of Kafka
+            // clients' "all brokers down" errors under the one line that matters. Nothing
+            // is lost: a device's PUBACK is only ever sent after Kafka has its message.
+            std::process::exit(1);
         }
     }
 }

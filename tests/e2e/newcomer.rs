@@ -258,19 +258,61 @@ fn an_unreachable_kafka_is_named_with_what_to_check() {
 }
 
 /// A configuration mistake found when a stage starts (#25): a Parquet `path` that names a
-/// file. The router cannot start until the config changes, so the supervisor stops it once —
-/// `/readyz` and one ERROR line say so — instead of restarting it with backoff forever (what
-/// it did while every sink error counted as an outside system's).
+/// file. At start, `run` refuses in one line naming the sink and the key. When it appears at a
+/// restart (here the router panics on a marked payload after the output folder became a
+/// file), the supervisor stops the router once — `/readyz`, one ERROR line and
+/// `sluice_stage_stopped_total` say so — instead of restarting it with backoff forever, which
+/// it did while every sink error counted as an outside system's.
 #[test]
-fn a_parquet_path_that_is_a_file_stops_the_router_once_with_the_reason() {
+fn a_parquet_path_that_is_a_file_is_refused_at_start_and_stops_the_router_at_a_restart() {
     let setup = Setup::new();
     let http = format!("127.0.0.1:{}", free_port());
     let config = setup.write_config("sluice.toml", &http, ALL_TO_PARQUET);
     let root = setup.parquet_root();
     std::fs::create_dir_all(root.parent().unwrap()).unwrap();
     std::fs::write(&root, "not a directory").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sluice");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sink 'lake'") && stderr.contains("`path` must name a directory"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("AllBrokersDown"),
+        "the reason is the last word: {stderr}"
+    );
+
+    std::fs::remove_file(&root).unwrap();
     let log = setup.dir.path().join("sluice.log");
-    let sluice = run_logged(&config, &log, &http, false);
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SLUICE_FAULT_PANIC_ON_PAYLOAD", "boom-marker")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("start sluice");
+    let sluice = Sluice {
+        child,
+        http: Some(http.clone()),
+    };
+    wait_until("sluice /readyz = 200", Duration::from_secs(120), || {
+        http_get(&http, "/readyz").is_some_and(|(code, _)| code == 200)
+    });
+    std::fs::remove_dir_all(&root).unwrap();
+    std::fs::write(&root, "not a directory").unwrap();
+    publish_json(
+        &setup.mqtt,
+        &[("d1", serde_json::json!({"note": "boom-marker"}))],
+    );
     let mut last = String::new();
     wait_until(
         "/readyz names the stopped router",
@@ -282,7 +324,7 @@ fn a_parquet_path_that_is_a_file_stops_the_router_once_with_the_reason() {
             last.contains("router: stopped: a configuration problem")
         },
     );
-    assert!(last.contains("not a directory"), "{last}");
+    assert!(last.contains("`path` must name a directory"), "{last}");
     let (_, metrics) = http_get(&http, "/metrics").unwrap();
     let stopped = metric_value(
         &metrics,
@@ -290,17 +332,18 @@ fn a_parquet_path_that_is_a_file_stops_the_router_once_with_the_reason() {
         &["stage=\"router\""],
     );
     assert_eq!(stopped, Some(1.0), "{metrics}");
+    // The panic's restart, and none after the mistake.
     let restarts = metric_sum(
         &metrics,
         "sluice_stage_restarts_total",
         &["stage=\"router\""],
     );
-    assert_eq!(restarts, 0.0, "a restart cannot fix a path");
+    assert_eq!(restarts, 1.0, "{metrics}");
     drop(sluice);
     let text = std::fs::read_to_string(&log).unwrap();
-    let errors: Vec<&str> = text
+    let errors = text
         .lines()
-        .filter(|l| l.contains("ERROR") && l.contains("not a directory"))
-        .collect();
-    assert_eq!(errors.len(), 1, "{text}");
+        .filter(|l| l.contains("ERROR") && l.contains("must name a directory"))
+        .count();
+    assert_eq!(errors, 1, "{text}");
 }

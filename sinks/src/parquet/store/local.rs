@@ -13,6 +13,10 @@ impl Directory {
     pub fn open(root: PathBuf) -> Result<Self, StoreError> {
         sluice_common::fs::create_dir_durably(&root)
             .map_err(|e| StoreError::new("create", root.display(), e))?;
+        // A file already there passes the creation; every ledger read would then fail.
+        if !root.is_dir() {
+            return Err(StoreError::new("open", root.display(), "not a directory"));
+        }
         Ok(Self { root })
     }
 }
