@@ -84,9 +84,9 @@ pub struct BatchDecoder {
     last_seen: LastSeen,
     /// `[[payloads]]`: binary formats turned into JSON before decoding ([`formats`]).
     formats: formats::PayloadFormats,
-    /// The last batch held messages that do not fit the schema: the next one is split
-    /// ([`split`]) without first trying the fast path on the whole of it.
-    odd_in_last_batch: bool,
+    /// Devices that sent messages which do not fit the schema lately: while there are any, a
+    /// batch is split ([`split`]) without first trying the fast path on the whole of it.
+    odd_devices: split::OddDevices,
 }
 
 impl Default for BatchDecoder {
@@ -109,7 +109,7 @@ impl BatchDecoder {
             limits,
             last_seen: LastSeen::default(),
             formats: formats::PayloadFormats::default(),
-            odd_in_last_batch: false,
+            odd_devices: split::OddDevices::default(),
         };
         d.set_payload_schema(Schema::empty());
         d
@@ -152,9 +152,9 @@ impl BatchDecoder {
         let now = Instant::now();
         let retired = self.retire_stale(now);
         let all: Vec<usize> = (0..raw.len()).collect();
-        let fast = match self.odd_in_last_batch {
-            true => None,
-            false => self.decode_fast_rows(raw, &all),
+        let fast = match self.odd_devices.is_empty() {
+            true => self.decode_fast_rows(raw, &all),
+            false => None,
         };
         let mut decoded = match fast {
             Some(payload) => self.fast_decoded(payload, raw, &all, now),

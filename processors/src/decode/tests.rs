@@ -225,6 +225,22 @@ fn fast_path_and_checked_path_agree() {
     assert!(d.decode_fast(&raw(&[br#"{"new": 1}"#])).is_none());
 }
 
+/// Records of devices d0, d1, … (one each).
+fn fleet(payloads: &[&[u8]]) -> RawBatch {
+    let mut raw = RawBatch::default();
+    for (i, p) in payloads.iter().enumerate() {
+        let device = format!("d{i}");
+        let rec = TelemetryRecord {
+            device_id: &device,
+            mqtt_topic: "devices/x/telemetry",
+            received_ms: 1_000,
+            payload: p,
+        };
+        raw.push(&rec, 0, i as i64);
+    }
+    raw
+}
+
 #[test]
 fn one_odd_message_keeps_the_rest_of_its_batch_on_the_fast_path() {
     let mut d = BatchDecoder::new();
@@ -232,30 +248,38 @@ fn one_odd_message_keeps_the_rest_of_its_batch_on_the_fast_path() {
     let mut payloads: Vec<&[u8]> = vec![br#"{"t": 2.5, "s": "ok"}"#; 9];
     payloads.insert(4, br#"{"t": "hot", "s": "ok"}"#);
     payloads.insert(7, b"{not json");
-    let r = raw(&payloads);
+    let r = fleet(&payloads);
     let checked = d.clone().decode_checked(&r, Instant::now());
-    let out = d.decode(&r);
-    assert!(d.odd_in_last_batch, "the batch was split");
-    assert_eq!(out.nulled, 1);
-    assert_eq!(out.rejects, checked.rejects);
-    assert_eq!(out.rejects.len(), 1);
-    assert_eq!(out.rejects[0].index, 7);
-    let b = out.batch.unwrap();
-    assert_eq!(Some(&b), checked.batch.as_ref());
-    let offsets = b
-        .column_by_name(OFFSET)
-        .unwrap()
-        .as_primitive::<Int64Type>();
-    assert_eq!(
-        offsets.values(),
-        &[0, 1, 2, 3, 4, 5, 6, 8, 9, 10],
-        "record order"
-    );
-    let t = b.column_by_name("t").unwrap().as_primitive::<Float64Type>();
-    assert!(t.is_null(4));
-    // The next clean batch goes back to the fast path.
-    d.decode(&raw(&[br#"{"t": 3.5, "s": "ok"}"#]));
-    assert!(!d.odd_in_last_batch);
+    for round in 0..2 {
+        // Round 0 finds the odd messages; round 1 sends devices d4 and d7 straight to the
+        // checked path.
+        let out = d.decode(&r);
+        assert!(
+            !d.odd_devices.is_empty(),
+            "round {round}: the odd devices are remembered"
+        );
+        assert_eq!(out.nulled, 1);
+        assert_eq!(out.rejects, checked.rejects);
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(out.rejects[0].index, 7);
+        let b = out.batch.unwrap();
+        assert_eq!(Some(&b), checked.batch.as_ref());
+        let offsets = b
+            .column_by_name(OFFSET)
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!(
+            offsets.values(),
+            &[0, 1, 2, 3, 4, 5, 6, 8, 9, 10],
+            "record order"
+        );
+        let t = b.column_by_name("t").unwrap().as_primitive::<Float64Type>();
+        assert!(t.is_null(4));
+    }
+    // The devices send good messages again: they are forgotten, and the fast path takes all.
+    let good: Vec<&[u8]> = vec![br#"{"t": 3.5, "s": "ok"}"#; 11];
+    d.decode(&fleet(&good));
+    assert!(d.odd_devices.is_empty());
 }
 
 #[test]
