@@ -161,34 +161,19 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut declared = BTreeSet::new();
         let mut outside = Vec::new();
-        for dir in [
-            "src",
-            "common/src",
-            "core/src",
-            "kafka/src",
-            "ingest/src",
-            "processors/src",
-            "router/src",
-            "sinks/src",
-            "loadtest/src",
-        ] {
-            for file in sluice_common::fs::files_under(&root.join(dir)) {
-                if file.extension().is_none_or(|x| x != "rs") {
-                    continue;
+        let all = [DATA_PATH, &["src", "common/src", "loadtest/src"]].concat();
+        for (file, text) in rust_files(&all) {
+            // core's dead-letter module is the event ingest and the router share.
+            let is_events = file.file_stem().is_some_and(|s| s == "events")
+                || file.ends_with("core/src/dead_letter.rs");
+            for line in text.lines() {
+                if let Some(name) = declared_name(line) {
+                    declared.insert(name);
                 }
-                let text = std::fs::read_to_string(&file).unwrap();
-                // core's dead-letter module is the event ingest and the router share.
-                let is_events = file.file_stem().is_some_and(|s| s == "events")
-                    || file.ends_with("core/src/dead_letter.rs");
-                for line in text.lines() {
-                    if let Some(name) = declared_name(line) {
-                        declared.insert(name);
-                    }
-                    let touches = touches_metric(line);
-                    let in_common = file.starts_with(root.join("common/src/event.rs"));
-                    if touches && !is_events && !in_common && !line.trim_start().starts_with("//") {
-                        outside.push(format!("{}: {}", file.display(), line.trim()));
-                    }
+                let touches = touches_metric(line);
+                let in_common = file.starts_with(root.join("common/src/event.rs"));
+                if touches && !is_events && !in_common && !line.trim_start().starts_with("//") {
+                    outside.push(format!("{}: {}", file.display(), line.trim()));
                 }
             }
         }
@@ -211,50 +196,38 @@ mod tests {
     /// error except through an event (which also counts it).
     #[test]
     fn emits_use_declared_labels_and_the_data_path_logs_only_through_events() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut declared: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut emits: Vec<(String, String, Vec<String>)> = Vec::new();
         let mut raw_logs = Vec::new();
-        let data_path = [
-            "core/src",
-            "kafka/src",
-            "ingest/src",
-            "processors/src",
-            "router/src",
-            "sinks/src",
-        ];
-        for dir in data_path.iter().chain(&["src", "common/src"]) {
-            for file in sluice_common::fs::files_under(&root.join(dir)) {
-                if file.extension().is_none_or(|x| x != "rs") {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&file).unwrap();
-                let is_events = file.file_stem().is_some_and(|s| s == "events");
-                let in_tests = file.components().any(|c| c.as_os_str() == "tests")
-                    || file.file_stem().is_some_and(|s| s == "tests");
-                if let Some(d) = declarations(&text) {
-                    declared.extend(d);
-                }
-                let code: String = text
-                    .lines()
-                    .filter(|l| !l.trim_start().starts_with("//"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                for (ident, labels) in labelled_emits(&code) {
-                    emits.push((file.display().to_string(), ident, labels));
-                }
-                let production = text.split("#[cfg(test)]").next().unwrap_or("");
-                if data_path.contains(dir) && !is_events && !in_tests {
-                    for line in production.lines() {
-                        let t = line.trim_start();
-                        let logs = ["tracing::warn!(", "tracing::error!(", "warn!(", "error!("];
-                        // The log destination of alerts writes alerts: output, not an event.
-                        if logs.iter().any(|l| t.starts_with(l))
-                            && !line.contains("\"sluice::alert\"")
-                        {
-                            raw_logs.push(format!("{}: {}", file.display(), t));
-                        }
-                    }
+        let all = [DATA_PATH, &["src", "common/src"]].concat();
+        for (file, text) in rust_files(&all) {
+            let is_events = file.file_stem().is_some_and(|s| s == "events");
+            let in_tests = file.components().any(|c| c.as_os_str() == "tests")
+                || file.file_stem().is_some_and(|s| s == "tests");
+            if let Some(d) = declarations(&text) {
+                declared.extend(d);
+            }
+            let code: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for (ident, labels) in labelled_emits(&code) {
+                emits.push((file.display().to_string(), ident, labels));
+            }
+            let on_data_path = DATA_PATH
+                .iter()
+                .any(|d| file.to_string_lossy().contains(&format!("/{d}/")));
+            if !on_data_path || is_events || in_tests {
+                continue;
+            }
+            let production = text.split("#[cfg(test)]").next().unwrap_or("");
+            for line in production.lines() {
+                let t = line.trim_start();
+                let logs = ["tracing::warn!(", "tracing::error!(", "warn!(", "error!("];
+                // The log destination of alerts writes alerts: output, not an event.
+                if logs.iter().any(|l| t.starts_with(l)) && !line.contains("\"sluice::alert\"") {
+                    raw_logs.push(format!("{}: {}", file.display(), t));
                 }
             }
         }
@@ -277,6 +250,29 @@ mod tests {
             raw_logs.is_empty(),
             "data-path warnings and errors outside an event: {raw_logs:#?}"
         );
+    }
+
+    /// The crates whose code runs on the data path.
+    const DATA_PATH: &[&str] = &[
+        "core/src",
+        "kafka/src",
+        "ingest/src",
+        "processors/src",
+        "router/src",
+        "sinks/src",
+    ];
+
+    /// Every `.rs` file under these folders of the workspace, with its text.
+    fn rust_files(dirs: &[&str]) -> Vec<(std::path::PathBuf, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        dirs.iter()
+            .flat_map(|dir| sluice_common::fs::files_under(&root.join(dir)))
+            .filter(|f| f.extension().is_some_and(|x| x == "rs"))
+            .map(|f| {
+                let text = std::fs::read_to_string(&f).unwrap();
+                (f, text)
+            })
+            .collect()
     }
 
     /// `Counter IDENT["a", "b"] = "sluice_…"` → IDENT → [a, b].

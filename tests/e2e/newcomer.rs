@@ -34,6 +34,21 @@ fn run_logged(config: &std::path::Path, log: &std::path::Path, http: &str, ready
     s
 }
 
+/// `sluice run` with these arguments that must fail: its standard error.
+fn run_to_failure(config: &std::path::Path, roles: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .args(roles)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sluice");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    stderr
+}
+
 #[test]
 fn an_all_in_one_start_shows_its_router_zero_dead_letters_and_plain_log_lines() {
     let setup = Setup::new();
@@ -209,14 +224,7 @@ fn a_refused_kafka_property_is_named_as_a_configuration_problem_at_start() {
     let extra = format!("{ALL_TO_PARQUET}\n[kafka.properties]\n\"fetch.wait.max.ms\" = \"soon\"\n");
     let config = setup.write_config("sluice.toml", &http, &extra);
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sluice");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = run_to_failure(&config, &[]);
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "it waited: {stderr}"
@@ -239,14 +247,7 @@ fn an_unreachable_kafka_is_named_with_what_to_check() {
     let nobody = format!("127.0.0.1:{}", free_port());
     let extra = format!("{ALL_TO_PARQUET}\n[kafka]\nbootstrap = \"{nobody}\"\n");
     let config = setup.write_config("sluice.toml", &http, &extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", "--only", "router", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sluice");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = run_to_failure(&config, &["--only", "router"]);
     let line = stderr
         .lines()
         .find(|l| l.contains(&format!("kafka at {nobody} did not answer")))
@@ -271,14 +272,7 @@ fn a_parquet_path_that_is_a_file_is_refused_at_start_and_stops_the_router_at_a_r
     let root = setup.parquet_root();
     std::fs::create_dir_all(root.parent().unwrap()).unwrap();
     std::fs::write(&root, "not a directory").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sluice");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = run_to_failure(&config, &[]);
     assert!(
         stderr.contains("sink 'lake'") && stderr.contains("`path` must name a directory"),
         "{stderr}"
