@@ -1,11 +1,15 @@
 //! One router batch in memory: decode + one rule + Parquet (zstd) write, 4096 rows, no
-//! brokers. Also decode alone in the same run, so the rule and sink cost reads as a ratio.
+//! brokers. Also decode alone in the same run, so the rule and sink cost reads as a ratio; and
+//! the router's own batch step (`Step::run`: decode, route, sort into writes) followed by the
+//! same sink write, so what the step adds over calling decode and the rule directly reads as
+//! a ratio too.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_bench::{parquet_sink, payload_bytes, raw_batch};
 use sluice_config::{Compression, RuleConfig};
 use sluice_processors::decode::BatchDecoder;
 use sluice_processors::rule::RuleSet;
+use sluice_router::step::Step;
 use sluice_sinks::Sink;
 
 const ROWS: usize = 4096;
@@ -50,6 +54,26 @@ fn router_batch(c: &mut Criterion) {
             }
             batches += 1;
             // Close files now and then, as checkpoints do, so file closing is in the cost.
+            if batches % 64 == 0 {
+                sink.checkpoint().expect("checkpoint");
+            }
+        })
+    });
+    sink.checkpoint().expect("checkpoint");
+
+    let mut step = Step::new(
+        BatchDecoder::new(),
+        RuleSet::compile(&[rule()]).expect("rule"),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut sink = parquet_sink(dir.path(), Compression::Zstd);
+    let mut batches = 0u64;
+    group.bench_function("step_parquet_zstd", |b| {
+        b.iter(|| {
+            for w in step.run(&raw).writes {
+                sink.write(&w.route.rule, &w.output).expect("write");
+            }
+            batches += 1;
             if batches % 64 == 0 {
                 sink.checkpoint().expect("checkpoint");
             }
