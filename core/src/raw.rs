@@ -2,6 +2,9 @@
 //! column instead of one allocation per record.
 
 use crate::record::TelemetryRecord;
+use arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use std::sync::Arc;
 
 /// Records gathered for one batch, stored column by column.
 #[derive(Debug, Default, Clone)]
@@ -107,4 +110,55 @@ impl RawBatch {
         }
         out
     }
+}
+
+/// The batch's metadata as Arrow columns, for the decoded batch's metadata fields.
+impl RawBatch {
+    /// Device ids, topics, receive times, partitions and offsets of the records `rows`
+    /// (ascending). When `rows` is every record (a batch with no rejects) each column is one
+    /// copy of its buffer instead of a value-by-value build.
+    pub fn metadata_columns(&self, rows: &[usize]) -> [ArrayRef; 5] {
+        let all = rows.len() == self.len();
+        let strings = |buf: &[u8], ends: &[usize]| match all
+            .then(|| whole_string_column(buf, ends))
+            .flatten()
+        {
+            Some(column) => column,
+            None => {
+                StringArray::from_iter_values(rows.iter().map(|&i| as_str(slice(buf, ends, i))))
+            }
+        };
+        let device = strings(&self.device_ids, &self.device_id_ends);
+        let topic = strings(&self.topics, &self.topic_ends);
+        let pick = |column: &[i64]| -> Vec<i64> {
+            match all {
+                true => column.to_vec(),
+                false => rows.iter().map(|&i| column[i]).collect(),
+            }
+        };
+        let partitions: Vec<i32> = match all {
+            true => self.partitions.clone(),
+            false => rows.iter().map(|&i| self.partitions[i]).collect(),
+        };
+        [
+            Arc::new(device),
+            Arc::new(topic),
+            Arc::new(TimestampMillisecondArray::from(pick(&self.received_ms)).with_timezone("UTC")),
+            Arc::new(Int32Array::from(partitions)),
+            Arc::new(Int64Array::from(pick(&self.offsets))),
+        ]
+    }
+}
+
+/// Every value of a string column stored as one buffer and its end offsets; `None` past
+/// Arrow's 2 GiB offsets (a batch never gets there).
+fn whole_string_column(buf: &[u8], ends: &[usize]) -> Option<StringArray> {
+    let mut offsets = Vec::with_capacity(ends.len() + 1);
+    offsets.push(0i32);
+    for &end in ends {
+        offsets.push(i32::try_from(end).ok()?);
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    // Checked: the values were pushed as `&str`, so this validation always passes.
+    StringArray::try_new(offsets, Buffer::from_slice_ref(buf), None).ok()
 }

@@ -31,10 +31,7 @@ mod split;
 pub use limits::DecodeLimits;
 pub use sluice_core::RawBatch;
 
-use arrow::array::TimestampMillisecondArray;
-use arrow::array::{
-    Array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringBuilder,
-};
+use arrow::array::{Array, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{Field, Fields, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow_json::reader::ReaderBuilder;
@@ -413,7 +410,7 @@ impl BatchDecoder {
         good: &[usize],
     ) -> Result<RecordBatch, ArrowError> {
         let mut columns = flatten::flat_columns(payload.columns());
-        columns.extend(metadata_columns(raw, good));
+        columns.extend(raw.metadata_columns(good));
         RecordBatch::try_new(self.full_schema.clone(), columns)
     }
 }
@@ -452,26 +449,6 @@ fn parse_payloads(raw: &RawBatch, limits: &DecodeLimits) -> (Vec<Row>, Vec<Rejec
         }
     }
     (rows, rejects)
-}
-
-fn metadata_columns(raw: &RawBatch, good: &[usize]) -> Vec<ArrayRef> {
-    let mut device = StringBuilder::with_capacity(good.len(), good.len() * 16);
-    let mut topic = StringBuilder::with_capacity(good.len(), good.len() * 32);
-    for &i in good {
-        device.append_value(raw.device_id(i));
-        topic.append_value(raw.topic(i));
-    }
-    let received: TimestampMillisecondArray =
-        good.iter().map(|&i| Some(raw.received_ms(i))).collect();
-    let partition: Int32Array = good.iter().map(|&i| Some(raw.partition(i))).collect();
-    let offset: Int64Array = good.iter().map(|&i| Some(raw.offset(i))).collect();
-    vec![
-        Arc::new(device.finish()),
-        Arc::new(topic.finish()),
-        Arc::new(received.with_timezone("UTC")),
-        Arc::new(partition),
-        Arc::new(offset),
-    ]
 }
 
 #[cfg(test)]
