@@ -11,17 +11,16 @@ use super::frame::{Frame, Framer};
 use super::login::Identity;
 use super::produce::{produce, Job};
 use super::sessions::Session;
+use super::wire::{Refused, Version};
 use super::{events, printable, Shared};
 use crate::forward::Outcome;
 use crate::resend::content_hash;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
-use rumqttc::mqttbytes::v4::{
-    ConnAck, Connect, Packet, PingResp, PubAck, PubComp, PubRec, Publish, SubAck,
-    SubscribeReasonCode, UnsubAck,
-};
+use rumqttc::mqttbytes::v4::{Connect, Packet, Publish};
 use rumqttc::mqttbytes::{Protocol, QoS};
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use rumqttc::ConnectReturnCode;
 use sluice_common::Event as _;
 use std::future::Future;
@@ -44,6 +43,8 @@ struct Done {
     pkid: u16,
     qos: QoS,
     content: u64,
+    /// What MQTT 5 tells the device if the publish is dead-lettered.
+    refused: Refused,
     result: Result<Outcome, String>,
 }
 
@@ -62,6 +63,18 @@ pub enum Ended {
 }
 
 impl Ended {
+    /// What an MQTT 5 device is told when the gateway closes (3.1.1 has no server DISCONNECT).
+    fn disconnect_code(self) -> Option<DisconnectReasonCode> {
+        Some(match self {
+            Ended::ClientLeft | Ended::WriteFailed => return None,
+            Ended::KeepAlive => DisconnectReasonCode::KeepAliveTimeout,
+            Ended::Protocol => DisconnectReasonCode::ProtocolError,
+            Ended::Kicked => DisconnectReasonCode::SessionTakenOver,
+            Ended::Stopping => DisconnectReasonCode::ServerShuttingDown,
+            Ended::KafkaFailed => DisconnectReasonCode::ServerBusy,
+        })
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Ended::ClientLeft => "client_left",
@@ -92,22 +105,28 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             return Err("closed before CONNECT");
         }
     };
-    if connect.protocol != Protocol::V4 {
-        refuse(io, ConnectReturnCode::RefusedProtocolVersion).await;
-        return Err("MQTT 5 is not served yet (3.1.1 only)");
+    let version = framer.version.unwrap_or_default();
+    let refuse = |code| refuse(version, shared, code);
+    if !matches!(connect.protocol, Protocol::V4 | Protocol::V5) {
+        refuse(ConnectReturnCode::RefusedProtocolVersion)
+            .write(io)
+            .await;
+        return Err("protocol level other than 3.1.1 and 5");
     }
     if connect.client_id.is_empty() && !connect.clean_session {
-        refuse(io, ConnectReturnCode::BadClientId).await;
+        refuse(ConnectReturnCode::BadClientId).write(io).await;
         return Err("empty client id with a persistent session");
     }
     if shared.login.device_auth && !shared.login.registry.caught_up() {
-        refuse(io, ConnectReturnCode::ServiceUnavailable).await;
+        refuse(ConnectReturnCode::ServiceUnavailable)
+            .write(io)
+            .await;
         return Err("device registry not read yet");
     }
     let identity = match shared.login.check(&connect) {
         Ok(i) => i,
         Err(code) => {
-            refuse(io, code).await;
+            refuse(code).write(io).await;
             return Err(match code {
                 ConnectReturnCode::NotAuthorized => "not authorized (no login, or retired)",
                 _ => "bad username or password",
@@ -123,21 +142,38 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         .open(&connect.client_id, device, connect.clean_session)
         .await
     else {
-        refuse(io, ConnectReturnCode::ServiceUnavailable).await;
+        refuse(ConnectReturnCode::ServiceUnavailable)
+            .write(io)
+            .await;
         return Err("the session's previous connection did not finish");
     };
     let mut out = BytesMut::new();
-    let _ = ConnAck::new(ConnectReturnCode::Success, session.present).write(&mut out);
+    let (window, max_packet) = (shared.window, super::HARD_CEILING);
+    version.connack(
+        ConnectReturnCode::Success,
+        session.present,
+        window,
+        max_packet,
+        &mut out,
+    );
     io.write_all(&out).await.map_err(|_| "closed at CONNACK")?;
     Ok((connect, identity, session))
 }
 
-/// Answers a CONNECT with a refusal (the caller then closes).
-async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, code: ConnectReturnCode) {
-    let mut out = BytesMut::new();
-    let _ = ConnAck::new(code, false).write(&mut out);
-    let _ = io.write_all(&out).await;
+/// The CONNACK that refuses a CONNECT, counted (the caller writes it, then closes).
+fn refuse(version: Version, shared: &Shared, code: ConnectReturnCode) -> Refusal {
     events::ConnectRefused { code }.emit();
+    let mut out = BytesMut::new();
+    version.connack(code, false, shared.window, super::HARD_CEILING, &mut out);
+    Refusal(out)
+}
+
+struct Refusal(BytesMut);
+
+impl Refusal {
+    async fn write<S: AsyncWrite + Unpin>(self, io: &mut S) {
+        let _ = io.write_all(&self.0).await;
+    }
 }
 
 /// A connection after its CONNACK.
@@ -161,6 +197,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut ended: Option<Ended> = None;
         let mut acking = true;
         let mut last_heard = Instant::now();
+        // MQTT 5: the DISCONNECT reason when the gateway closes (else from `ended`).
+        let mut goodbye: Option<DisconnectReasonCode> = None;
         let kicked = self.session.kicked.clone();
         loop {
             while ended.is_none() && pending.len() < window {
@@ -177,6 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             why: &e.to_string(),
                         }
                         .emit();
+                        goodbye = Some(e.disconnect_code());
                         ended = Some(Ended::Protocol);
                     }
                 }
@@ -196,7 +235,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 out.clear();
             }
-            if ended.is_some() && pending.is_empty() {
+            if let Some(why) = ended.filter(|_| pending.is_empty()) {
+                let code = goodbye.or(why.disconnect_code()).filter(|_| acking);
+                if let Some(code) = code {
+                    self.version().disconnect(code, &mut out);
+                    write_prefix(&mut self.io, &out).await;
+                }
                 break;
             }
             let reading = ended.is_none() && pending.len() < window && self.framer.wants_bytes();
@@ -229,6 +273,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         ended
     }
 
+    fn version(&self) -> Version {
+        self.framer.version.unwrap_or_default()
+    }
+
     fn on_done(
         &mut self,
         done: Done,
@@ -258,20 +306,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             .emit(),
         }
+        let refused = match &outcome {
+            Outcome::Telemetry => None,
+            Outcome::DeadLetter(reason) => Some((done.refused, reason.as_str())),
+        };
+        let version = self.version();
         match done.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
                 // In Kafka: until the PUBACK is written, a resend of it is a provable copy.
                 self.session.state.unacked.insert(done.pkid, done.content);
                 if *acking {
-                    let _ = PubAck::new(done.pkid).write(out);
+                    version.puback(done.pkid, refused, out);
                     acked_in_out.push((done.pkid, out.len()));
                 }
             }
             QoS::ExactlyOnce => {
                 self.session.state.qos2.insert(done.pkid);
                 if *acking {
-                    let _ = PubRec::new(done.pkid).write(out);
+                    version.pubrec(done.pkid, refused, out);
                 }
             }
         }
@@ -298,35 +351,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 let limit = self.shared.forwarder.max_payload_bytes();
                 let reason = format!("oversize: {bytes} bytes > ingest.max_payload_bytes {limit}");
                 let key = self.key_or_empty(&topic);
+                let content = content_hash(&topic, &[]);
                 let job = Job::DeadLetter {
                     key,
-                    topic: topic.clone(),
+                    topic,
                     reason,
                     payload: Bytes::new(),
                 };
-                self.push(pending, pkid, qos, content_hash(&topic, &[]), job);
+                self.push(pending, (pkid, qos, content), Refused::NotAccepted, job);
                 return Ok(());
             }
             Frame::Packet(p) => p,
         };
+        let version = self.version();
         match packet {
             Packet::Publish(p) => self.on_publish(p, pending, out),
             Packet::PubRel(r) => {
                 self.session.state.qos2.remove(&r.pkid);
-                let _ = PubComp::new(r.pkid).write(out);
+                version.pubcomp(r.pkid, out);
             }
-            Packet::PingReq => {
-                let _ = PingResp.write(out);
-            }
+            Packet::PingReq => version.pingresp(out),
             Packet::Subscribe(s) => {
                 // The gateway is a way into Kafka, not a broker: nothing to subscribe to.
                 events::SubscribeRefused.emit();
-                let codes = vec![SubscribeReasonCode::Failure; s.filters.len().max(1)];
-                let _ = SubAck::new(s.pkid, codes).write(out);
+                version.suback_refused(s.pkid, s.filters.len(), out);
             }
-            Packet::Unsubscribe(u) => {
-                let _ = UnsubAck::new(u.pkid).write(out);
-            }
+            Packet::Unsubscribe(u) => version.unsuback(u.pkid, u.topics.len(), out),
             Packet::Disconnect => return Err(Ended::ClientLeft),
             other => {
                 let why = format!("{:?} is not a packet a client sends here", kind(&other));
@@ -366,6 +416,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         pkid: p.pkid,
                         qos: p.qos,
                         content,
+                        refused: Refused::NotAccepted,
                         result: Ok(Outcome::Telemetry),
                     })));
                     return;
@@ -374,11 +425,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             },
             QoS::ExactlyOnce if state.qos2.contains(&p.pkid) => {
                 events::ResendSkipped.emit();
-                let _ = PubRec::new(p.pkid).write(out);
+                self.version().pubrec(p.pkid, None, out);
                 return;
             }
             _ => {}
         }
+        let mut refused = Refused::NotAccepted;
         let job = match self.shared.login.key_for(&self.identity, &p.topic) {
             Ok(key) if p.payload.len() <= self.shared.forwarder.max_payload_bytes() => {
                 Job::Telemetry {
@@ -399,6 +451,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 payload: Bytes::new(),
             },
             Err(refusal) => {
+                refused = Refused::NotAuthorized;
                 let reason = refusal.reason(&self.identity);
                 tracing::debug!(topic = %printable(&p.topic), %reason, "publish refused");
                 let key = match &self.identity {
@@ -413,15 +466,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
         };
-        self.push(pending, p.pkid, p.qos, content, job);
+        self.push(pending, (p.pkid, p.qos, content), refused, job);
     }
 
+    /// Sends `job` to Kafka; its acknowledgement waits in `pending`, in publish order.
     fn push(
         &self,
         pending: &mut FuturesOrdered<Pending>,
-        pkid: u16,
-        qos: QoS,
-        content: u64,
+        (pkid, qos, content): (u16, QoS, u64),
+        refused: Refused,
         job: Job,
     ) {
         let (forwarder, stop) = (self.shared.forwarder.clone(), self.stop.clone());
@@ -430,6 +483,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 pkid,
                 qos,
                 content,
+                refused,
                 result: produce(forwarder, job, stop).await,
             }
         }));

@@ -1,4 +1,5 @@
-//! Framing the bytes a device sends into MQTT 3.1.1 packets with rumqttc's codec, plus one
+//! Framing the bytes a device sends into MQTT packets with rumqttc's codecs (3.1.1, or 5 when
+//! the CONNECT asks for it: see [`super::wire`]), plus one
 //! thing the codec does not do: a PUBLISH larger than the packet limit (but under the hard
 //! ceiling) is not refused. Its topic and packet id are read, its payload is skipped as it
 //! streams past (never buffered), and it comes out as [`Frame::Oversize`], so the gateway can
@@ -6,8 +7,10 @@
 //! resends an unacknowledged publish after a reconnect: closing the connection instead would
 //! stop that device for good.
 
+use super::wire::{self, Peek, Version};
 use bytes::{Buf, BytesMut};
 use rumqttc::mqttbytes::{self, v4::Packet, QoS};
+use rumqttc::v5::mqttbytes as v5bytes;
 
 /// What the next bytes of a connection are.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,6 +34,20 @@ pub enum FrameError {
     OversizeNotPublish(usize),
     #[error("malformed packet: {0}")]
     Malformed(String),
+    #[error("not served: {}", .0.why)]
+    Unsupported(wire::Unsupported),
+}
+
+impl FrameError {
+    /// The MQTT 5 DISCONNECT reason that closes the connection for this.
+    pub fn disconnect_code(&self) -> v5bytes::v5::DisconnectReasonCode {
+        use v5bytes::v5::DisconnectReasonCode as Code;
+        match self {
+            FrameError::OverCeiling(_) | FrameError::OversizeNotPublish(_) => Code::PacketTooLarge,
+            FrameError::Malformed(_) => Code::MalformedPacket,
+            FrameError::Unsupported(u) => u.code,
+        }
+    }
 }
 
 /// Turns a connection's bytes into frames.
@@ -43,6 +60,8 @@ pub struct Framer {
     max_packet: usize,
     /// Past this the connection is closed.
     ceiling: usize,
+    /// The connection's MQTT version: `None` until the CONNECT's bytes said which.
+    pub version: Option<Version>,
 }
 
 impl Framer {
@@ -52,6 +71,7 @@ impl Framer {
             skip: 0,
             max_packet,
             ceiling: ceiling.max(max_packet),
+            version: None,
         }
     }
 
@@ -70,10 +90,35 @@ impl Framer {
                 return Ok(None);
             }
         }
-        match Packet::read(&mut self.buf, self.max_packet) {
-            Ok(packet) => Ok(Some(Frame::Packet(packet))),
-            Err(mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
-            Err(mqttbytes::Error::PayloadSizeLimitExceeded(len)) => self.oversize(len),
+        let version = match self.version {
+            Some(v) => v,
+            None => match wire::peek_connect(&self.buf) {
+                Peek::More => return Ok(None),
+                Peek::Level(5) => *self.version.insert(Version::V5),
+                Peek::Level(_) | Peek::NotConnect => *self.version.insert(Version::V4),
+            },
+        };
+        match version {
+            Version::V4 => match Packet::read(&mut self.buf, self.max_packet) {
+                Ok(packet) => Ok(Some(Frame::Packet(packet))),
+                Err(mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
+                Err(mqttbytes::Error::PayloadSizeLimitExceeded(len)) => self.oversize(len),
+                Err(e) => Err(FrameError::Malformed(e.to_string())),
+            },
+            Version::V5 => self.next_v5(),
+        }
+    }
+
+    fn next_v5(&mut self) -> Result<Option<Frame>, FrameError> {
+        let max = u32::try_from(self.max_packet).unwrap_or(u32::MAX);
+        match v5bytes::v5::Packet::read(&mut self.buf, Some(max)) {
+            Ok(packet) => wire::from_v5(packet)
+                .map(|p| Some(Frame::Packet(p)))
+                .map_err(FrameError::Unsupported),
+            Err(v5bytes::Error::InsufficientBytes(_)) => Ok(None),
+            Err(v5bytes::Error::PayloadSizeLimitExceeded { pkt_size, .. }) => {
+                self.oversize(pkt_size)
+            }
             Err(e) => Err(FrameError::Malformed(e.to_string())),
         }
     }
@@ -88,11 +133,8 @@ impl Framer {
         if byte1 >> 4 != 3 {
             return Err(FrameError::OversizeNotPublish(len));
         }
-        let qos = match (byte1 >> 1) & 0b11 {
-            0 => QoS::AtMostOnce,
-            1 => QoS::AtLeastOnce,
-            2 => QoS::ExactlyOnce,
-            q => return Err(FrameError::Malformed(format!("QoS {q}"))),
+        let Some(qos) = wire::qos_of(byte1) else {
+            return Err(FrameError::Malformed("QoS 3".into()));
         };
         // The codec already parsed this length, so its encoding is 1 to 4 bytes.
         let header_len = 1
@@ -125,6 +167,7 @@ impl Framer {
         if qos != QoS::AtMostOnce && pkid == 0 {
             return Err(FrameError::Malformed("packet id 0".into()));
         }
+        // MQTT 5's properties follow the packet id: skipped with the payload.
         self.buf.advance(header_len + needed);
         self.skip = len - needed;
         Ok(Some(Frame::Oversize {

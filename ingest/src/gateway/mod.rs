@@ -1,4 +1,5 @@
-//! The MQTT gateway: Sluice as the devices' own MQTT endpoint (MQTT 3.1.1 over TCP or TLS).
+//! The MQTT gateway: Sluice as the devices' own MQTT endpoint (MQTT 3.1.1 and 5, over TCP or
+//! TLS).
 //! Each QoS 1 PUBLISH is produced to the raw topic and its PUBACK sent only after Kafka
 //! confirmed it, in publish order per connection (TBMQ's and Zilla's mqtt-kafka technique),
 //! so an acknowledged message is in Kafka whatever happens to the process next.
@@ -10,7 +11,8 @@
 //! - [`produce`]: one publish to Kafka (queue-full waits, refusals to the dead-letter topic);
 //! - [`login`]: who a connection is, and which device ids it may publish for;
 //! - [`registry`]: per-device credentials and retirements in a compacted Kafka topic;
-//! - [`sessions`]: one connection per client id, and what proves a resend a second copy.
+//! - [`sessions`]: one connection per client id, and what proves a resend a second copy;
+//! - [`wire`]: MQTT 5 packets as the 3.1.1 ones the connection handles, answers in either.
 //!
 //! QoS 0 is produced and not acknowledged (MQTT has nothing to send). QoS 2: PUBREC after
 //! Kafka confirmed, PUBCOMP on PUBREL; a retransmission before PUBREL is not produced again.
@@ -24,6 +26,7 @@ pub mod login;
 pub mod produce;
 pub mod registry;
 pub mod sessions;
+pub mod wire;
 
 use crate::forward::Forwarder;
 use crate::IngestError;

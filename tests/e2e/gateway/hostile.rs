@@ -113,7 +113,7 @@ fn an_oversize_publish_between_good_ones_is_dead_lettered_and_the_device_goes_on
 }
 
 /// Provisions `device` through the API; returns its secret.
-fn provision(http: &str, device: &str) -> String {
+pub(super) fn provision(http: &str, device: &str) -> String {
     let (code, body) =
         http_request(http, "POST", &format!("/devices/{device}/credentials")).unwrap();
     assert_eq!(code, 200, "{body}");

@@ -7,10 +7,12 @@
 //!   replicas with per-device order counted;
 //! - [`hostile`]: an oversize publish between good ones, and connections that attack the door
 //!   (idle sockets past the limit, no CONNECT, packets over the ceiling, a device publishing
-//!   under another's id, a retired device).
+//!   under another's id, a retired device);
+//! - [`mqtt5`]: an MQTT 5 device (paho-mqtt) served, and told why a publish was refused.
 
 mod crash;
 mod hostile;
+mod mqtt5;
 
 use crate::common::*;
 use std::collections::BTreeMap;
