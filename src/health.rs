@@ -54,9 +54,13 @@ impl Health {
         if !self.ready.load(Ordering::Relaxed) {
             return Err(NotReady::Starting(None));
         }
-        match self.stages.problems() {
-            p if p.is_empty() => Ok(()),
-            p => Err(NotReady::Restarting(p)),
+        let problems = self.stages.problems();
+        if !problems.is_empty() {
+            return Err(NotReady::Restarting(problems));
+        }
+        match self.scaling.get().and_then(|s| s.raw_topic_problem()) {
+            Some(why) => Err(NotReady::RawTopic(why)),
+            None => Ok(()),
         }
     }
 }
@@ -72,4 +76,7 @@ pub enum NotReady {
     /// `stage: reason` of every stage being restarted.
     #[error("{}", .0.join("; "))]
     Restarting(Vec<String>),
+    /// The raw topic is gone (deleted while running).
+    #[error("{0}")]
+    RawTopic(String),
 }

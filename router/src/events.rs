@@ -14,6 +14,7 @@ sluice_common::metrics! {
     Counter COMMIT_FAILURES = "sluice_router_commit_failures_total", "Offset commits that failed (retried at the next checkpoint; the records are replayed if the router stops first)";
     Counter SUSPECT_STARTS = "sluice_router_suspect_starts_total", "Router starts after a router failed while processing a batch (its offsets are suspect)";
     Counter DLQ_PAYLOADS_DROPPED = "sluice_dlq_payloads_dropped_total", "Dead letters sent without their payload because Kafka refused the record's size";
+    Counter RAW_TOPIC_MISSING = "sluice_raw_topic_missing_total", "Times the raw topic was found without partitions (deleted while running); /readyz says so until it is back";
     Counter SCALING_SAMPLE_FAILURES = "sluice_scaling_sample_failures_total", "Lag and rate samples that failed (retried at the next interval)";
     Counter DEVICES_LOAD_FAILURES = "sluice_devices_load_failures_total", "Reads of the devices file that failed (the previous table is kept)";
     Counter DEVICES_SKIPPED = "sluice_devices_skipped_total", "Devices file rows past devices.max_devices, ignored";
@@ -377,6 +378,30 @@ impl Event for ScalingSampleFailed<'_> {
             false => tracing::debug!(error = %self.error, "scaling sample failed; will retry"),
         }
         SCALING_SAMPLE_FAILURES.count(1);
+    }
+}
+
+/// The raw topic has no partitions (deleted while running): `/readyz` turns 503 with why.
+pub struct RawTopicMissing<'a> {
+    pub topic: &'a str,
+    pub why: &'a str,
+}
+
+impl Event for RawTopicMissing<'_> {
+    fn emit(self) {
+        tracing::error!(topic = %self.topic, "{}", self.why);
+        RAW_TOPIC_MISSING.count(1);
+    }
+}
+
+/// The raw topic is back after [`RawTopicMissing`].
+pub struct RawTopicBack<'a> {
+    pub topic: &'a str,
+}
+
+impl Event for RawTopicBack<'_> {
+    fn emit(self) {
+        tracing::info!(topic = %self.topic, "the raw topic has partitions again");
     }
 }
 

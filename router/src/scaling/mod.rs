@@ -90,6 +90,8 @@ pub struct ScalingMonitor {
     stats: Arc<Stats>,
     report: Mutex<ScalingReport>,
     rates: Mutex<Option<Rates>>,
+    /// Why the raw topic cannot be read, while it cannot (`/readyz` says so).
+    raw_topic_problem: Mutex<Option<String>>,
 }
 
 /// Why a lag sample could not be taken (the next one is tried at the next interval).
@@ -116,7 +118,31 @@ impl ScalingMonitor {
             stats,
             report: Mutex::new(ScalingReport::default()),
             rates: Mutex::new(None),
+            raw_topic_problem: Mutex::new(None),
         })
+    }
+
+    /// Why the raw topic cannot be read (deleted while running, say), or `None`.
+    pub fn raw_topic_problem(&self) -> Option<String> {
+        self.raw_topic_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records whether the last sample found the raw topic; a change is an event.
+    fn raw_topic_seen(&self, problem: Option<String>) {
+        let mut now = self
+            .raw_topic_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let topic = &self.config.kafka.raw_topic;
+        match (now.is_some(), &problem) {
+            (false, Some(why)) => crate::events::RawTopicMissing { topic, why }.emit(),
+            (true, None) => crate::events::RawTopicBack { topic }.emit(),
+            _ => {}
+        }
+        *now = problem;
     }
 
     pub fn report(&self) -> ScalingReport {
@@ -132,7 +158,12 @@ impl ScalingMonitor {
         loop {
             let me = self.clone();
             match tokio::task::spawn_blocking(move || me.sample()).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => self.raw_topic_seen(None),
+                Ok(Err(ScalingError::NoPartitions(topic))) => self.raw_topic_seen(Some(format!(
+                    "the raw topic {topic} has no partitions: it was deleted, or never created \
+                     (kafka.create_topics); the router has nothing to read and the front door \
+                     cannot produce until it exists again"
+                ))),
                 Ok(Err(e)) => crate::events::ScalingSampleFailed {
                     error: &e,
                     panicked: false,

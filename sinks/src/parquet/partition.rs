@@ -51,26 +51,40 @@ fn event_ms(
     let Some(col) = source.column_by_name(field) else {
         return Ok((out, 0));
     };
-    let event: Vec<Option<f64>> = match col.data_type() {
-        DataType::Int64 => col
-            .as_primitive::<Int64Type>()
-            .iter()
-            .map(|v| v.map(|v| v as f64))
-            .collect(),
-        DataType::Float64 => col.as_primitive::<Float64Type>().iter().collect(),
-        _ => return Ok((out, 0)),
-    };
     let (max_age, max_lead) = window;
+    let bounds = |received: i64| {
+        (
+            received.saturating_sub(max_age),
+            received.saturating_add(max_lead),
+        )
+    };
     let mut outside = 0;
-    for (o, v) in out.iter_mut().zip(event) {
-        let Some(v) = v else { continue };
-        // Compared as floats: an event time beyond i64 must not wrap around into the window.
-        let received = *o as f64;
-        if v.is_finite() && v >= received - max_age as f64 && v <= received + max_lead as f64 {
-            *o = v as i64;
-        } else {
-            outside += 1;
+    match col.data_type() {
+        // Integers compared as integers: no trip through f64 and back.
+        DataType::Int64 => {
+            let event = col.as_primitive::<Int64Type>();
+            for (o, v) in out.iter_mut().zip(event.iter()) {
+                let Some(v) = v else { continue };
+                let (lo, hi) = bounds(*o);
+                match (lo..=hi).contains(&v) {
+                    true => *o = v,
+                    false => outside += 1,
+                }
+            }
         }
+        // Compared as floats: an event time beyond i64 must not wrap around into the window.
+        DataType::Float64 => {
+            let event = col.as_primitive::<Float64Type>();
+            for (o, v) in out.iter_mut().zip(event.iter()) {
+                let Some(v) = v else { continue };
+                let (lo, hi) = bounds(*o);
+                match v.is_finite() && v >= lo as f64 && v <= hi as f64 {
+                    true => *o = v as i64,
+                    false => outside += 1,
+                }
+            }
+        }
+        _ => {}
     }
     Ok((out, outside))
 }

@@ -29,23 +29,12 @@ pub struct Finished {
     pub took: std::time::Duration,
 }
 
-/// Makes file names unique within a process, across restarts of the router stage.
-static NEXT_FILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// A name part no other file gets: a random number drawn once per process (pids repeat — pid 1
-/// in every container) and a counter. Offsets alone do not make a name unique: an error
-/// action writing the same offsets as the rule's own action (#24.8), and rows from no Kafka
-/// record (failed alerts, offsets -1, #24.3), would replace each other's files.
+/// A name part no other file gets ([`sluice_common::fs::unique_id`]). Offsets alone do not
+/// make a name unique: an error action writing the same offsets as the rule's own action
+/// (#24.8), and rows from no Kafka record (failed alerts, offsets -1, #24.3), would replace
+/// each other's files.
 fn unique_file_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let process = *PROCESS.get_or_init(|| {
-        std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish() as u32
-    });
-    let n = NEXT_FILE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{process:08x}{n:x}")
+    sluice_common::fs::unique_id()
 }
 
 pub struct OpenFile {

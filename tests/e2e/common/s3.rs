@@ -52,18 +52,7 @@ pub fn spawn(dir: &Path, buckets: &[&str]) -> S3Server {
     }
     let port = free_port();
     let secret = format!("secret-{}", std::process::id());
-    let log = std::fs::File::create(dir.join("s3s-fs.log")).unwrap();
-    let child = Command::new(binary())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", ACCESS_KEY, "--secret-key", &secret])
-        .arg(&root)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start s3s-fs");
-    wait_until("s3s-fs listening", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let child = start(dir, &root, port, &secret);
     S3Server {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),
@@ -72,7 +61,40 @@ pub fn spawn(dir: &Path, buckets: &[&str]) -> S3Server {
     }
 }
 
+fn start(dir: &Path, root: &Path, port: u16, secret: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("s3s-fs.log"))
+        .unwrap();
+    let child = Command::new(binary())
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", secret])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start s3s-fs");
+    wait_until("s3s-fs listening", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    child
+}
+
 impl S3Server {
+    /// An outage: the server process killed, its port closed; the objects stay on disk.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The server back after [`S3Server::stop`], on the same port and objects.
+    pub fn restart(&mut self) {
+        let port: u16 = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        let dir = self.root.parent().unwrap().to_path_buf();
+        self.child = start(&dir, &self.root, port, &self.secret);
+    }
+
     /// The standard AWS environment a Sluice process reads its credentials from.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

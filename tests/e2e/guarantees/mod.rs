@@ -4,3 +4,4 @@
 mod g15_browser;
 mod g1_redelivery;
 mod g2_failed_alerts;
+mod raw_topic;
