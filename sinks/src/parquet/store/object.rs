@@ -166,16 +166,46 @@ async fn upload(store: Arc<dyn ObjectStore>, key: Key, local: PathBuf) -> Result
         .await
         .map_err(|e| e.to_string())?;
     let mut writer = object_store::buffered::BufWriter::with_capacity(store, key, PART_BYTES);
-    let copied = tokio::io::copy(&mut file, &mut writer).await;
-    let done = match copied {
-        Ok(_) => writer.shutdown().await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = done {
-        let _ = writer.abort().await;
-        return Err(e.to_string());
+    match tokio::io::copy(&mut file, &mut writer).await {
+        Err(e) => {
+            let _ = writer.abort().await;
+            Err(e.to_string())
+        }
+        // Not aborted when the completion fails: `BufWriter::abort` panics once shutdown has
+        // begun ("Already shut down", seen with the store down mid-upload). The multipart
+        // upload left open is never visible; the bucket's lifecycle rule reaps it.
+        Ok(_) => writer.shutdown().await.map_err(|e| e.to_string()),
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store gone while a file goes up: an error the router retries, never a panic on the
+    /// object-store runtime (which stopped the runtime and every later upload with it).
+    #[tokio::test]
+    async fn an_upload_to_a_store_that_is_down_is_an_error_not_a_panic() {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name("lake")
+            .with_region("us-east-1")
+            .with_access_key_id("key")
+            .with_secret_access_key("not-a-secret")
+            .with_endpoint("http://127.0.0.1:9")
+            .with_allow_http(true)
+            .with_retry(object_store::RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("part.parquet");
+        std::fs::write(&local, b"rows").unwrap();
+        let uploading = upload(Arc::new(store), Key::from("t/part.parquet"), local);
+        let failed = tokio::spawn(uploading).await.expect("no panic");
+        assert!(failed.is_err());
+    }
 }
 
 impl Store for Bucket {
