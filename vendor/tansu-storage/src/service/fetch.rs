@@ -211,9 +211,17 @@ impl FetchService {
     }
 
     fn unknown_topic_response(&self, fetch: &FetchTopic) -> Result<FetchableTopicResponse> {
+        // SLUICE PATCH: answer with the topic id the fetch asked for. Fetch v13+ names topics
+        // by id only, so upstream's zero id left the response with neither a name nor an id,
+        // and librdkafka (2.12.1, `rd_kafka_metadata_update_op`) looks a nameless, id-less
+        // topic up by a NULL name: SIGSEGV in every consumer fetching a topic just deleted.
         Ok(FetchableTopicResponse::default()
             .topic(fetch.topic.clone())
-            .topic_id(Some([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+            .topic_id(
+                fetch
+                    .topic_id
+                    .or(Some([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+            )
             .partitions(fetch.partitions.as_ref().map(|partitions| {
                 partitions
                     .iter()
