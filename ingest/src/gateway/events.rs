@@ -27,7 +27,7 @@ impl Event for ConnectRefused {
     }
 }
 
-/// A device sent something that is not MQTT 3.1.1 a client may send: the connection closes.
+/// A device sent something that is not MQTT (3.1.1 or 5) a client may send: the connection closes.
 pub struct ProtocolViolation<'a> {
     pub why: &'a str,
 }
