@@ -3,7 +3,6 @@
 
 use crate::supervise::StageRun;
 use anyhow::Context;
-use rdkafka::producer::FutureProducer;
 use sluice_common::Stats;
 use sluice_config::Config;
 use sluice_ingest::front_door::FrontDoor;
@@ -15,6 +14,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How long the gateway waits for Kafka to give its producer an id before it lets devices in.
+const PRODUCER_ID_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the gateway may take to read the device registry at start.
 const REGISTRY_WITHIN: Duration = Duration::from_secs(30);
@@ -59,8 +61,7 @@ pub async fn gateway_starter(
     let (config, bootstrap) = (config.clone(), bootstrap.to_string());
     let (stats, listening, stop) = (stats.clone(), listening.clone(), stop.clone());
     Ok(move || {
-        let producer: FutureProducer = sluice_kafka::idempotent_producer(&config, &bootstrap)
-            .create()
+        let producer = sluice_kafka::create_idempotent_producer(&config, &bootstrap)
             .context("kafka producer")?;
         let forwarder = sluice_ingest::Forwarder::new(producer, &config.kafka, &config.ingest);
         let login = Login {
@@ -72,6 +73,10 @@ pub async fn gateway_starter(
         let (config, sessions, stats) = (config.clone(), sessions.clone(), stats.clone());
         let (listening, stop) = (listening.clone(), stop.clone());
         Ok(Box::pin(async move {
+            // Devices are let in once Kafka can confirm their publishes (see `ready`).
+            if !forwarder.ready(PRODUCER_ID_WAIT).await {
+                tracing::warn!("Kafka gave the producer no id within {PRODUCER_ID_WAIT:?}: accepting devices anyway; their publishes wait in the producer's queue");
+            }
             let gateway = Gateway::bind(&config, forwarder, login, sessions, stats).await?;
             listening.set_up();
             Ok(gateway.run(stop).await?)

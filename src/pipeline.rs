@@ -3,7 +3,6 @@
 use crate::health::Health;
 use crate::supervise::{supervise, StageRun};
 use anyhow::Context;
-use rdkafka::producer::FutureProducer;
 use sluice_common::Stats;
 use sluice_config::Config;
 use sluice_ingest::front_door::FrontDoor;
@@ -234,10 +233,10 @@ fn ingest_starter(
     let (config, bootstrap) = (config.clone(), bootstrap.to_string());
     let (stats, subscribed, stop) = (stats.clone(), subscribed.clone(), stop.clone());
     move || {
-        let producer: FutureProducer = sluice_kafka::idempotent_producer(&config, &bootstrap)
-            .create()
+        let producer = sluice_kafka::create_idempotent_producer(&config, &bootstrap)
             .context("kafka producer")?;
         let forwarder = sluice_ingest::Forwarder::new(producer, &config.kafka, &config.ingest);
+        let ready = forwarder.clone();
         let ingest = sluice_ingest::Ingest::new(
             &config.mqtt,
             &config.ingest,
@@ -249,6 +248,10 @@ fn ingest_starter(
         .with_front_door(subscribed.clone());
         let stop = stop.clone();
         Ok(Box::pin(async move {
+            // Subscribe once Kafka can confirm what the broker hands over (see `ready`).
+            if !ready.ready(std::time::Duration::from_secs(10)).await {
+                tracing::warn!("Kafka gave the producer no id within 10 s: subscribing anyway");
+            }
             ingest
                 .run(stop)
                 .await

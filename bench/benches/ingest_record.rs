@@ -3,16 +3,18 @@
 //! payload bytes per second; the producer handle exists but nothing is sent.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use sluice_bench::reading;
 use sluice_ingest::Forwarder;
 
 fn ingest_record(c: &mut Criterion) {
     // Nothing listens there and nothing is sent: the handle only satisfies the Forwarder.
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", "127.0.0.1:9")
-        .create()
-        .expect("producer handle");
+    let producer = sluice_kafka::IdempotentProducer::create(
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .clone(),
+    )
+    .expect("producer handle");
     let forwarder = Forwarder::new(producer, &Default::default(), &Default::default());
     let messages: Vec<(String, String)> = (0..1024u32)
         .map(|i| {

@@ -2,9 +2,11 @@
 //! building is testable (and benchmarked) on its own.
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use sluice_config::{IngestConfig, KafkaConfig};
 use sluice_core::record::{device_id_from_topic, dlq_headers, TelemetryRecord};
+use sluice_kafka::IdempotentProducer;
+use std::time::Duration;
 
 /// Whether Kafka will refuse this record whatever we do (too large, invalid): such a message
 /// goes to the dead-letter topic and is acknowledged, so it never blocks the ones behind it.
@@ -27,7 +29,7 @@ pub enum Outcome {
 /// Builds and sends Kafka records for MQTT messages.
 #[derive(Clone)]
 pub struct Forwarder {
-    producer: FutureProducer,
+    producer: IdempotentProducer,
     raw_topic: String,
     dlq_topic: String,
     device_id_level: usize,
@@ -54,7 +56,7 @@ fn to_headers(pairs: impl IntoIterator<Item = (&'static str, Vec<u8>)>) -> Owned
 }
 
 impl Forwarder {
-    pub fn new(producer: FutureProducer, kafka: &KafkaConfig, ingest: &IngestConfig) -> Self {
+    pub fn new(producer: IdempotentProducer, kafka: &KafkaConfig, ingest: &IngestConfig) -> Self {
         Self {
             producer,
             raw_topic: kafka.raw_topic.clone(),
@@ -164,6 +166,14 @@ impl Forwarder {
             .payload(&[])
             .headers(to_headers(dlq_headers(reason, None, Some(mqtt_topic))));
         self.producer.send_result(record).map_err(|(e, _)| e)
+    }
+
+    /// Waits (at most `within`) until the producer may send: librdkafka holds every record
+    /// until the broker gave it a producer id, about half a second after it was made, so a
+    /// front door that listens before then answers its first publishes that much later.
+    /// `false` when Kafka did not answer in time (records then wait in the producer's queue).
+    pub async fn ready(&self, within: Duration) -> bool {
+        self.producer.wait_for_id(within).await
     }
 
     /// librdkafka's fatal error, once the producer can no longer be used (the idempotent

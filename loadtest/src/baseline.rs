@@ -27,6 +27,8 @@ pub struct Baselines {
     pub router_rate: f64,
     /// router ÷ bare consumer (DESIGN target ≥ 0.70).
     pub router_ratio: f64,
+    /// Messages the burst got out in its second (at most `--burst`: the front door may push
+    /// back), and so the messages each front-door rate is over.
     pub burst: u64,
     pub bare_subscriber_rate: f64,
     pub ingest_rate: f64,

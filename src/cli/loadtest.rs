@@ -56,7 +56,8 @@ pub struct LoadtestArgs {
     /// Config whose rules the baseline router runs.
     #[arg(long, default_value = "config/sluice.toml")]
     pub config: PathBuf,
-    /// Messages in the ingest-vs-subscriber burst.
+    /// Messages the front-door baseline publishes in one second (fewer go out when the front
+    /// door pushes back; the rates are over what went out).
     #[arg(long, default_value_t = 50_000)]
     pub burst: u64,
     #[command(flatten)]

@@ -67,6 +67,41 @@ fn loadtest_reports_no_loss_and_fails_an_impossible_slo() {
     );
 }
 
+/// The front-door baseline publishes `--burst` messages in one second; a front door that
+/// pushes back gets fewer out. The measurement waits for what was sent (it waited for all of
+/// `--burst`, ran into its 300 s deadline and reported 0 msg/s).
+#[test]
+fn a_burst_the_gateway_pushes_back_on_is_still_measured() {
+    let setup = Setup::new();
+    let http = format!("127.0.0.1:{}", free_port());
+    let cfg = setup.write_config("sluice.toml", &http, ALL_TO_PARQUET);
+    let sluice = Sluice::start(&cfg, &[], Some(http));
+    let report = setup.dir.path().join("report.json");
+    let cfg = cfg.display().to_string();
+    let report_arg = report.display().to_string();
+    #[rustfmt::skip]
+    let args = [
+        "loadtest", "--broker", &setup.mqtt, "--kafka", &setup.kafka, "--profile", "steady:200:1",
+        "--devices", "50", "--baseline", "--config", &cfg, "--burst", "1000000",
+        "--report", &report_arg,
+    ];
+    let started = std::time::Instant::now();
+    let (code, out) = sluice_cli(&args, setup.dir.path());
+    assert_eq!(code, 0, "{out}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let b = &r["baseline"];
+    let sent = b["burst"].as_u64().unwrap();
+    assert!(sent > 0 && sent < 1_000_000, "no front door takes 10^6 in a second: {b}");
+    assert!(b["ingest_rate"].as_f64().unwrap() > 0.0, "{b}");
+    assert!(b["gateway_ratio"].as_f64().unwrap() > 0.0, "{b}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(240),
+        "the burst's wait ran into its deadline: {:?}",
+        started.elapsed()
+    );
+    sluice.stop();
+}
+
 /// The indexes of the embedded broker's `header` table, read with Python's sqlite3 module.
 fn header_indexes(db: &std::path::Path) -> String {
     let script = "import sqlite3, sys\n\
