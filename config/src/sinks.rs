@@ -137,6 +137,16 @@ pub struct AlertSinkConfig {
     /// That topic; default `<kafka.raw_topic>.changelog.<sink name>`.
     #[serde(default)]
     pub changelog_topic: String,
+    /// Alert keys (firing, or resolved within their cooldown) held at most. Keys come from
+    /// device data, so a fleet could mint any number: past this, occurrences of a new key are
+    /// refused and counted (`sluice_alert_keys_refused_total`), keeping the alert state and
+    /// its checkpoints bounded.
+    #[serde(default = "default_max_alert_keys")]
+    pub max_keys: usize,
+}
+
+const fn default_max_alert_keys() -> usize {
+    100_000
 }
 
 fn default_severity() -> String {
@@ -231,10 +241,28 @@ pub struct ComplianceSinkConfig {
     /// `default_group` always get their own label).
     #[serde(default = "default_max_group_labels")]
     pub max_group_labels: usize,
+    /// Devices tracked at most. Ids come from the fleet (any client can mint them without
+    /// `gateway.device_auth`): reports of a further device are refused and counted
+    /// (`sluice_compliance_reports_refused_total{reason="max_devices"}`), so the tracker's
+    /// memory and its checkpoints stay bounded.
+    #[serde(default = "default_max_devices")]
+    pub max_devices: usize,
+    /// A device silent this many days is forgotten (counted in `/compliance` as `forgotten`,
+    /// removed from the changelog); it is tracked anew if it reports again. 0: never.
+    #[serde(default = "default_forget_after_days")]
+    pub forget_after_days: u64,
 }
 
 const fn default_max_group_labels() -> usize {
     100
+}
+
+const fn default_max_devices() -> usize {
+    1_000_000
+}
+
+const fn default_forget_after_days() -> u64 {
+    30
 }
 
 /// A published update: its id, version and the device models it is compatible with.

@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 /// What a sink does with a record of another router's partition (`None`: a tombstone).
 pub type Apply = Box<dyn Fn(&str, Option<&[u8]>) + Send + 'static>;
 
-/// How long an assignment may wait for the previous owner's state.
-const RESTORE_WITHIN: Duration = Duration::from_secs(60);
+/// How long an assignment may wait for the previous owner's state while the tailer reads
+/// nothing. The wait itself has no cap: it follows the partition's keys (a large changelog
+/// takes as long as reading it takes), and fails only when reading stalls.
+const RESTORE_STALLED: Duration = Duration::from_secs(60);
 
 /// How long a checkpoint waits on a producer queue that stays full before it fails.
 const QUEUE_FULL_FOR: Duration = Duration::from_secs(30);
@@ -63,6 +65,7 @@ pub struct Changelog {
     probe: BaseConsumer,
     shared: Arc<Shared>,
     tailer: Option<std::thread::JoinHandle<()>>,
+    partitions: Vec<i32>,
 }
 
 impl Drop for Changelog {
@@ -129,6 +132,7 @@ impl Changelog {
             probe,
             shared,
             tailer: Some(thread),
+            partitions,
         })
     }
 
@@ -192,7 +196,17 @@ impl Changelog {
     /// this router's own. Returns how many changelog records the tailer has read in all.
     pub fn restore(&self, partitions: &[i32]) -> Result<u64, String> {
         self.release(partitions);
-        let deadline = Instant::now() + RESTORE_WITHIN;
+        self.read_to_end(partitions, true)
+    }
+
+    /// Waits until the tailer has read every partition to its current end: the whole fleet's
+    /// state, as the other routers last saved it (what a starting router shows first).
+    pub fn catch_up(&self) -> Result<u64, String> {
+        self.read_to_end(&self.partitions, false)
+    }
+
+    fn read_to_end(&self, partitions: &[i32], take_over: bool) -> Result<u64, String> {
+        let mut progress = (self.shared.tail().records, Instant::now());
         for &p in partitions {
             let (_, end) = self
                 .probe
@@ -200,12 +214,15 @@ impl Changelog {
                 .map_err(|e| format!("changelog '{}' partition {p}: {e}", self.topic))?;
             let mut tail = self.shared.tail();
             while tail.next.get(&p).copied().unwrap_or(0) < end {
-                let left = deadline.saturating_duration_since(Instant::now());
+                if tail.records > progress.0 {
+                    progress = (tail.records, Instant::now());
+                }
+                let left = RESTORE_STALLED.saturating_sub(progress.1.elapsed());
                 if left.is_zero() {
                     return Err(format!(
-                        "changelog '{}' partition {p}: not read to offset {end} within {}s",
+                        "changelog '{}' partition {p}: not read to offset {end}: nothing read for {}s",
                         self.topic,
-                        RESTORE_WITHIN.as_secs()
+                        RESTORE_STALLED.as_secs()
                     ));
                 }
                 tail = match self.shared.moved.wait_timeout(tail, left) {
@@ -213,7 +230,9 @@ impl Changelog {
                     Err(p) => p.into_inner().0,
                 };
             }
-            tail.live.insert(p);
+            if take_over {
+                tail.live.insert(p);
+            }
         }
         Ok(self.shared.tail().records)
     }

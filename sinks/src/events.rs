@@ -35,6 +35,10 @@ sluice_common::metrics! {
     Gauge FLEET_DEVICES["sink"] = "sluice_compliance_fleet_devices", "Devices tracked (not retired)";
     Gauge FLEET_PERCENT["sink"] = "sluice_compliance_fleet_percent", "Percent of all devices on the latest update";
     Gauge DEPLOYMENT_FAILED = "sluice_deployment_failed_devices", "Devices whose last report says the deployment failed, per deployment and group";
+    Counter ALERT_KEYS_REFUSED["sink"] = "sluice_alert_keys_refused_total", "Alert occurrences of a new key refused because the alert sink holds max_keys keys";
+    Counter REPORTS_REFUSED["sink", "reason"] = "sluice_compliance_reports_refused_total", "Device reports the compliance tracker refused, per reason (max_devices: a new device past the limit)";
+    Counter DEVICES_FORGOTTEN["sink"] = "sluice_compliance_devices_forgotten_total", "Devices the compliance tracker forgot after forget_after_days of silence";
+    Histogram COMPLIANCE_CHECKPOINT_SECONDS["sink"] = "sluice_compliance_checkpoint_seconds", "Seconds a compliance checkpoint took (changelog records, state file, gauges)";
     Counter UNKNOWN_DEPLOYMENT["sink"] = "sluice_compliance_unknown_deployment_reports_total", "Device reports naming a deployment id the config does not define";
 }
 
@@ -294,6 +298,76 @@ pub struct RetiredReportsDropped {
 impl Event for RetiredReportsDropped {
     fn emit(self) {
         RETIRED_REPORTS.count(self.reports);
+    }
+}
+
+/// Reports of new devices refused because the tracker holds `max_devices` already (logged
+/// once per sink and process, counted always).
+pub struct ComplianceReportsRefused<'a> {
+    pub sink: &'a str,
+    pub reason: &'static str,
+    pub reports: u64,
+    pub first: bool,
+}
+
+impl Event for ComplianceReportsRefused<'_> {
+    fn emit(self) {
+        if self.reports == 0 {
+            return;
+        }
+        if self.first {
+            tracing::warn!(
+                sink = self.sink,
+                reason = self.reason,
+                "compliance tracker full: reports of devices it does not track yet are refused \
+                 (raise max_devices, or enable gateway.device_auth so only provisioned ids exist)"
+            );
+        }
+        REPORTS_REFUSED.count_with(
+            &[("sink", self.sink.to_string()), ("reason", self.reason.to_string())],
+            self.reports,
+        );
+    }
+}
+
+/// Occurrences of new alert keys refused because the sink holds `max_keys` (logged once per
+/// sink and process, counted always).
+pub struct AlertKeysRefused<'a> {
+    pub sink: &'a str,
+    pub occurrences: u64,
+    pub first: bool,
+}
+
+impl Event for AlertKeysRefused<'_> {
+    fn emit(self) {
+        if self.occurrences == 0 {
+            return;
+        }
+        if self.first {
+            tracing::warn!(
+                sink = self.sink,
+                "alert sink full: occurrences of keys it does not hold yet are refused (raise max_keys)"
+            );
+        }
+        ALERT_KEYS_REFUSED.count_with(&[("sink", self.sink.to_string())], self.occurrences);
+    }
+}
+
+/// A compliance checkpoint: devices forgotten for silence, and what it cost.
+pub struct ComplianceCheckpointed<'a> {
+    pub sink: &'a str,
+    pub forgotten: u64,
+    pub took: Duration,
+}
+
+impl Event for ComplianceCheckpointed<'_> {
+    fn emit(self) {
+        if self.forgotten > 0 {
+            tracing::info!(sink = self.sink, devices = self.forgotten, "silent devices forgotten");
+            DEVICES_FORGOTTEN.count_with(&[("sink", self.sink.to_string())], self.forgotten);
+        }
+        COMPLIANCE_CHECKPOINT_SECONDS
+            .observe_with(&[("sink", self.sink.to_string())], self.took.as_secs_f64());
     }
 }
 

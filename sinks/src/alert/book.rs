@@ -76,6 +76,8 @@ pub enum Observed {
     Fired(Notification),
     /// A repeat of a firing key, or a new firing within the cooldown: counted, not notified.
     Suppressed,
+    /// A new key while `max_keys` are held: not tracked, not notified (counted).
+    Refused,
 }
 
 /// A notification waiting for delivery, and (once it failed and was handed to the router)
@@ -95,6 +97,9 @@ pub struct AlertBook {
     /// Keys changed since the last checkpoint, with their partition (for the changelog).
     #[serde(skip)]
     pub changed: BTreeMap<String, i32>,
+    /// Alert keys held at most (`max_keys`; 0: no limit). Config, not state.
+    #[serde(skip)]
+    pub max_keys: usize,
 }
 
 /// Timing of the transitions, from the sink's config.
@@ -106,6 +111,10 @@ pub struct Timing {
 
 impl AlertBook {
     pub fn observe(&mut self, o: Occurrence, now: i64, t: Timing) -> Observed {
+        let full = self.max_keys > 0 && self.alerts.len() >= self.max_keys;
+        if full && !self.alerts.contains_key(&o.key) {
+            return Observed::Refused;
+        }
         self.changed.insert(o.key.clone(), o.partition);
         if let Some(a) = self.alerts.get_mut(&o.key) {
             if a.status == AlertStatus::Firing {

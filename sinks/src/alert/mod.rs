@@ -43,6 +43,8 @@ pub struct AlertSink {
     changelog: Option<(crate::changelog::Changelog, Arc<handover::Shadow>)>,
     /// Set when the sink is dropped: the delivery worker stops, even mid-probe.
     worker_stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the "sink full" warning was logged.
+    refusal_logged: bool,
 }
 
 impl Drop for AlertSink {
@@ -67,6 +69,7 @@ impl AlertSink {
         let err = |m: String| SinkError::external(name, m);
         let mut book = AlertBook::load(&state_path)
             .map_err(|e| err(format!("reading {}: {e}", state_path.display())))?;
+        book.max_keys = config.max_keys;
         let changelog = match changelog_topic {
             Some(topic) => {
                 let shadow = Arc::new(handover::Shadow::default());
@@ -111,6 +114,7 @@ impl AlertSink {
             state_path,
             changelog,
             worker_stop,
+            refusal_logged: false,
         };
         for n in undelivered {
             sink.send(n)?;
@@ -206,15 +210,23 @@ impl Sink for AlertSink {
         let (now, timing) = (now_ms(), self.timing());
         let mut fired = Vec::new();
         let mut suppressed = 0u64;
+        let mut refused = 0u64;
         {
             let mut book = self.board.book();
             for (row, o) in occurrences.into_iter().enumerate() {
                 match book.observe(o, now, timing) {
                     Observed::Fired(n) => fired.push((row, n)),
                     Observed::Suppressed => suppressed += 1,
+                    Observed::Refused => refused += 1,
                 }
             }
         }
+        crate::events::AlertKeysRefused {
+            sink: &self.name,
+            occurrences: refused,
+            first: refused > 0 && !std::mem::replace(&mut self.refusal_logged, true),
+        }
+        .emit();
         AlertsObserved {
             rule,
             fired: fired.len(),

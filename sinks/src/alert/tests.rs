@@ -23,7 +23,7 @@ fn hot(device: &str, seen: i64) -> Occurrence {
 fn fired(o: Observed) -> Notification {
     match o {
         Observed::Fired(n) => n,
-        Observed::Suppressed => panic!("expected a firing notification"),
+        other => panic!("expected a firing notification, got {other:?}"),
     }
 }
 
@@ -213,4 +213,25 @@ fn g13_a_worker_probing_a_dead_destination_ends_when_its_sink_stops() {
         std::thread::sleep(Duration::from_millis(20));
     }
     worker.join().unwrap();
+}
+
+/// #24.6: alert keys come from device data; past `max_keys` a new key is refused (not held,
+/// not notified), while the keys held go on firing, suppressing and resolving.
+#[test]
+fn g6_a_new_alert_key_past_max_keys_is_refused_and_held_keys_go_on() {
+    let mut book = AlertBook {
+        max_keys: 2,
+        ..AlertBook::default()
+    };
+    fired(book.observe(hot("d1", 10), 100, T));
+    fired(book.observe(hot("d2", 10), 100, T));
+    assert_eq!(book.observe(hot("d3", 10), 100, T), Observed::Refused);
+    assert_eq!(book.observe(hot("d1", 20), 200, T), Observed::Suppressed);
+    assert_eq!(book.alerts.len(), 2);
+    assert!(!book.take_changes().iter().any(|(_, k, _)| k == "hot/d3"));
+    // Once held keys are forgotten (resolved, past the cooldown), new keys fit again.
+    book.sweep(2_000, T);
+    book.sweep(4_000, T);
+    assert!(book.alerts.is_empty());
+    fired(book.observe(hot("d3", 4_000), 4_000, T));
 }

@@ -51,6 +51,9 @@ pub struct DeviceRecord {
     pub deployment: Option<String>,
     pub deployment_state: Option<String>,
     pub last_seen_ms: i64,
+    /// The Kafka partition of its latest report: its changelog record lives there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
 }
 
 /// One device report (a row sent to the compliance sink); absent fields keep their value.
@@ -63,6 +66,17 @@ pub struct Report {
     pub deployment: Option<String>,
     pub deployment_state: Option<String>,
     pub seen_ms: i64,
+    pub partition: Option<i32>,
+}
+
+/// What [`Fleet::observe`] did with a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    Updated,
+    /// A device not tracked before.
+    Added,
+    /// A new device past `max_devices`: not tracked.
+    Refused,
 }
 
 /// Everything the tracker keeps; saved at every checkpoint.
@@ -73,6 +87,12 @@ pub struct Fleet {
     pub devices: BTreeMap<String, DeviceRecord>,
     pub retired: BTreeSet<String>,
     pub default_group: String,
+    /// Devices forgotten after `forget_after_days` of silence, since the state began.
+    #[serde(default)]
+    pub forgotten: u64,
+    /// Devices tracked at most (`max_devices`; 0: no limit). Config, not state.
+    #[serde(skip)]
+    pub max_devices: usize,
 }
 
 /// One device as `/compliance` lists it.
@@ -148,11 +168,19 @@ pub struct ComplianceReport {
     pub groups: BTreeMap<String, Counts>,
     pub failed: Vec<FailedCount>,
     pub retired: usize,
+    /// Devices forgotten after `forget_after_days` of silence (they count again if they
+    /// report again).
+    pub forgotten: u64,
     pub devices: Vec<DeviceCompliance>,
 }
 
 impl Fleet {
-    pub fn observe(&mut self, r: Report) {
+    /// Applies a report; a device not tracked yet is refused once `max_devices` are.
+    pub fn observe(&mut self, r: Report) -> Observed {
+        let added = !self.devices.contains_key(&r.device);
+        if added && self.max_devices > 0 && self.devices.len() >= self.max_devices {
+            return Observed::Refused;
+        }
         let d = self.devices.entry(r.device).or_default();
         let keep = |new: Option<String>, old: &mut Option<String>| {
             if new.is_some() {
@@ -165,6 +193,37 @@ impl Fleet {
         keep(r.deployment, &mut d.deployment);
         keep(r.deployment_state, &mut d.deployment_state);
         d.last_seen_ms = d.last_seen_ms.max(r.seen_ms);
+        if r.partition.is_some() {
+            d.partition = r.partition;
+        }
+        if added {
+            Observed::Added
+        } else {
+            Observed::Updated
+        }
+    }
+
+    /// Forgets the devices last seen before `cutoff_ms`; returns each one's id and partition.
+    pub fn forget_silent(&mut self, cutoff_ms: i64) -> Vec<(String, Option<i32>)> {
+        let mut gone = Vec::new();
+        self.devices.retain(|id, d| {
+            let keep = d.last_seen_ms >= cutoff_ms;
+            if !keep {
+                gone.push((id.clone(), d.partition));
+            }
+            keep
+        });
+        self.forgotten += gone.len() as u64;
+        gone
+    }
+
+    /// The state without its device inventory, as JSON (what the local file keeps when the
+    /// changelog holds the devices): its size does not grow with the fleet.
+    pub fn to_json_without_devices(&mut self) -> serde_json::Result<Vec<u8>> {
+        let devices = std::mem::take(&mut self.devices);
+        let json = serde_json::to_vec(self);
+        self.devices = devices;
+        json
     }
 
     /// The highest update compatible with `model` among all published updates.
@@ -220,6 +279,15 @@ impl Fleet {
 
     /// Every non-retired device evaluated, with per-group and total counts.
     pub fn report(&self) -> ComplianceReport {
+        self.evaluate_all(true)
+    }
+
+    /// [`Fleet::report`]'s counts without the device list (what the gauges need).
+    pub fn counts(&self) -> ComplianceReport {
+        self.evaluate_all(false)
+    }
+
+    fn evaluate_all(&self, list_devices: bool) -> ComplianceReport {
         let mut total = Counts::default();
         let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
         let mut failed: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -237,7 +305,9 @@ impl Fleet {
                     *failed.entry((dep.clone(), c.group.clone())).or_default() += 1;
                 }
             }
-            devices.push(c);
+            if list_devices {
+                devices.push(c);
+            }
         }
         if total.devices == 0 {
             total.compliance_percent = 100.0;
@@ -254,6 +324,7 @@ impl Fleet {
                 })
                 .collect(),
             retired: self.retired.len(),
+            forgotten: self.forgotten,
             devices,
         }
     }

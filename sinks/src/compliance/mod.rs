@@ -11,8 +11,13 @@
 //! on by default): a device's record goes to the partition its reports come from, the router
 //! assigned that partition restores it before routing the partition's records, and every
 //! router tails the others' records, so `/compliance` on any router covers the whole fleet.
-//! A JSON file under `data_dir` is written too, as a cache (and the only store when
-//! `changelog = false`).
+//! A JSON file under `data_dir` keeps the catalog, deployments and retirements (and the
+//! devices too when `changelog = false`, its only store then).
+//!
+//! Device ids come from the fleet, so the state is bounded: at most `max_devices` are tracked
+//! (reports of further devices are refused and counted), devices silent `forget_after_days`
+//! are forgotten (tombstoned in the changelog), and a checkpoint writes only the devices that
+//! changed: its cost follows the traffic since the last one, not the fleet's size.
 
 pub mod fleet;
 pub mod gauges;
@@ -20,11 +25,14 @@ pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use crate::events::{RetiredReportsDropped, UnknownDeploymentReported};
+use crate::events::{
+    ComplianceCheckpointed, ComplianceReportsRefused, RetiredReportsDropped,
+    UnknownDeploymentReported,
+};
 use crate::{CheckpointStats, RuleOutput, Sink, SinkError};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
-use fleet::{ComplianceReport, Fleet, Report};
+use fleet::{ComplianceReport, Fleet, Observed, Report};
 use sluice_common::Event;
 use sluice_config::{ComplianceSinkConfig, Config, UpdateConfig};
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,7 +88,18 @@ pub struct ComplianceSink {
     gauges: gauges::ComplianceGauges,
     /// Unknown deployment ids already logged (at most [`MAX_UNKNOWN_LOGGED`]).
     unknown_logged: BTreeSet<String>,
+    /// Kafka partitions this router owns: only their devices' tombstones are its to write.
+    owned: BTreeSet<i32>,
+    /// Silence after which a device is forgotten, in ms (0: never).
+    forget_after_ms: i64,
+    /// When silent devices were last looked for (a pass reads every device: once a minute).
+    last_forget_pass: Option<std::time::Instant>,
+    /// Whether the "tracker full" warning was logged.
+    refusal_logged: bool,
 }
+
+/// How often the tracker looks for devices to forget.
+const FORGET_PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Unknown deployment ids remembered for "log once"; past this, they are only counted.
 const MAX_UNKNOWN_LOGGED: usize = 1000;
@@ -100,6 +119,7 @@ impl ComplianceSink {
             SinkError::external(name, format!("reading {}: {e}", state_path.display()))
         })?;
         fleet.default_group = c.default_group.clone();
+        fleet.max_devices = c.max_devices;
         for u in &c.updates {
             fleet.catalog.insert(u.id.clone(), u.clone());
         }
@@ -119,10 +139,16 @@ impl ComplianceSink {
             c.snapshot_interval_ms,
         );
         let changelog = match config.changelog_topic(name) {
-            Some(topic) => Some(
-                crate::changelog::Changelog::start(&topic, kafka, apply_to(&board))
-                    .map_err(|e| SinkError::external(name, e))?,
-            ),
+            Some(topic) => {
+                let changelog = crate::changelog::Changelog::start(&topic, kafka, apply_to(&board))
+                    .map_err(|e| SinkError::external(name, e))?;
+                // The devices live in the changelog, not the state file: read it before the
+                // tracker answers for the fleet.
+                changelog
+                    .catch_up()
+                    .map_err(|e| SinkError::external(name, e))?;
+                Some(changelog)
+            }
             None => None,
         };
         let sink = ComplianceSink {
@@ -141,6 +167,12 @@ impl ComplianceSink {
                     .chain([c.default_group.clone()]),
             ),
             unknown_logged: BTreeSet::new(),
+            owned: BTreeSet::new(),
+            forget_after_ms: i64::try_from(c.forget_after_days)
+                .unwrap_or(i64::MAX / 86_400_000)
+                .saturating_mul(86_400_000),
+            last_forget_pass: None,
+            refusal_logged: false,
         };
         Ok((sink, board))
     }
@@ -208,6 +240,7 @@ fn reports(output: &RuleOutput) -> Vec<(i32, Report)> {
                 deployment: value(&deployment, i),
                 deployment_state: value(&deployment_state, i),
                 seen_ms: meta.received_ms(i).unwrap_or(0),
+                partition: Some(meta.partition(i)).filter(|p| *p >= 0),
             };
             Some((meta.partition(i), report))
         })
@@ -219,6 +252,7 @@ impl Sink for ComplianceSink {
         let reports = reports(output);
         let mut fleet = self.board.fleet();
         let mut dropped = 0u64;
+        let mut refused = 0u64;
         let mut unknown: BTreeMap<String, u64> = BTreeMap::new();
         for (partition, r) in reports {
             if fleet.retired.contains(&r.device) {
@@ -230,11 +264,23 @@ impl Sink for ComplianceSink {
                     *unknown.entry(d.clone()).or_default() += 1;
                 }
             }
-            self.changed.insert(r.device.clone(), partition);
-            fleet.observe(r);
+            let device = r.device.clone();
+            match fleet.observe(r) {
+                Observed::Refused => refused += 1,
+                Observed::Added | Observed::Updated => {
+                    self.changed.insert(device, partition);
+                }
+            }
         }
         drop(fleet);
         RetiredReportsDropped { reports: dropped }.emit();
+        ComplianceReportsRefused {
+            sink: &self.name,
+            reason: "max_devices",
+            reports: refused,
+            first: refused > 0 && !std::mem::replace(&mut self.refusal_logged, true),
+        }
+        .emit();
         for (deployment, reports) in unknown {
             let first = self.unknown_logged.len() < MAX_UNKNOWN_LOGGED
                 && self.unknown_logged.insert(deployment.clone());
@@ -249,30 +295,59 @@ impl Sink for ComplianceSink {
         Ok(())
     }
 
-    /// Saves the state, updates the gauges, and writes a snapshot when one is due.
+    /// Saves what changed (and tombstones for forgotten devices), the state file, the gauges,
+    /// and a snapshot when one is due. Nothing here copies or writes the whole inventory
+    /// while the changelog holds it.
     fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
-        let fleet = self.board.fleet().clone();
-        let err = |m: String| SinkError::external(&self.name, m);
-        if let Some(changelog) = &self.changelog {
-            let records =
-                self.changed
+        let started = std::time::Instant::now();
+        let name = self.name.clone();
+        let err = |m: String| SinkError::external(&name, m);
+        let with_changelog = self.changelog.is_some();
+        let board = self.board.clone();
+        let (records, forgotten, file, counts, snapshot) = {
+            let mut fleet = board.fleet();
+            let forgotten = self.forget_silent(&mut fleet);
+            let records: Vec<(i32, String, Option<Vec<u8>>)> = if with_changelog {
+                let changed = self.changed.iter().filter(|(_, p)| **p >= 0);
+                let saved = changed.filter_map(|(device, p)| {
+                    let record = fleet.devices.get(device)?;
+                    Some((*p, device.clone(), Some(serde_json::to_vec(record).ok()?)))
+                });
+                let owned = |p: &Option<i32>| p.filter(|p| self.owned.contains(p));
+                let tombstones = forgotten
                     .iter()
-                    .filter(|(_, p)| **p >= 0)
-                    .filter_map(|(device, p)| {
-                        let record = fleet.devices.get(device)?;
-                        Some((*p, device.clone(), Some(serde_json::to_vec(record).ok()?)))
-                    });
+                    .filter_map(|(device, p)| Some((owned(p)?, device.clone(), None)));
+                saved.chain(tombstones).collect()
+            } else {
+                Vec::new()
+            };
+            let file = if with_changelog {
+                fleet.to_json_without_devices()
+            } else {
+                serde_json::to_vec(&*fleet)
+            }
+            .map_err(|e| err(e.to_string()))?;
+            let snapshot = self.snapshots.due().then(|| fleet.report());
+            (records, forgotten.len(), file, fleet.counts(), snapshot)
+        };
+        if let Some(changelog) = &self.changelog {
             changelog.checkpoint(records).map_err(err)?;
         }
         self.changed.clear();
-        let json = serde_json::to_vec(&fleet).map_err(|e| err(e.to_string()))?;
-        crate::atomic_write(&self.state_path, &json)
+        crate::atomic_write(&self.state_path, &file)
             .map_err(|e| err(format!("saving {}: {e}", self.state_path.display())))?;
-        let report = fleet.report();
-        self.gauges.publish(&report);
-        self.snapshots
-            .maybe_write(&report)
-            .map_err(|e| err(e.to_string()))?;
+        self.gauges.publish(&counts);
+        if let Some(report) = snapshot {
+            self.snapshots
+                .maybe_write(&report)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        ComplianceCheckpointed {
+            sink: &self.name,
+            forgotten: forgotten as u64,
+            took: started.elapsed(),
+        }
+        .emit();
         Ok(CheckpointStats::default())
     }
 
@@ -282,6 +357,7 @@ impl Sink for ComplianceSink {
             return Ok(());
         };
         let started = std::time::Instant::now();
+        self.owned.extend(partitions.iter().copied());
         let read = changelog
             .restore(partitions)
             .map_err(|e| SinkError::external(&self.name, e))?;
@@ -299,8 +375,28 @@ impl Sink for ComplianceSink {
     /// The new owner saves these partitions' devices from now on.
     fn revoked(&mut self, partitions: &[i32]) {
         self.changed.retain(|_, p| !partitions.contains(p));
+        self.owned.retain(|p| !partitions.contains(p));
         if let Some(changelog) = &self.changelog {
             changelog.release(partitions);
         }
+    }
+}
+
+impl ComplianceSink {
+    /// Forgets devices silent past `forget_after_days` (a pass at most once a minute): every
+    /// router forgets them from its view; the tombstones are the owning router's to write.
+    fn forget_silent(&mut self, fleet: &mut Fleet) -> Vec<(String, Option<i32>)> {
+        let due = self
+            .last_forget_pass
+            .is_none_or(|at| at.elapsed() >= FORGET_PASS_EVERY);
+        if self.forget_after_ms <= 0 || !due {
+            return Vec::new();
+        }
+        self.last_forget_pass = Some(std::time::Instant::now());
+        let gone = fleet.forget_silent(sluice_common::clock::now_ms() - self.forget_after_ms);
+        for (device, _) in &gone {
+            self.changed.remove(device);
+        }
+        gone
     }
 }

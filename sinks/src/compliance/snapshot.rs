@@ -39,6 +39,13 @@ impl Snapshots {
         }
     }
 
+    /// Whether a snapshot is due: the interval passed since the last one (the first is
+    /// immediate). The caller builds the full device list only then.
+    pub fn due(&self) -> bool {
+        self.interval
+            .is_some_and(|i| self.last.is_none_or(|l| l.elapsed() >= i))
+    }
+
     /// Writes a snapshot if the interval passed since the last one (the first is immediate).
     pub fn maybe_write(&mut self, report: &ComplianceReport) -> Result<(), SnapshotError> {
         let Some(interval) = self.interval else {

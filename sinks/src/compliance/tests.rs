@@ -183,3 +183,51 @@ fn groups_past_the_label_limit_are_counted_under_one_overflow_label() {
     assert_eq!(devices(&l).values().sum::<u64>(), 51);
     assert_eq!(l.groups["g00"].devices, 1, "first come keep their label");
 }
+
+/// #24.6: device ids come from the fleet; past `max_devices` a new device is refused, while
+/// the devices tracked go on updating.
+#[test]
+fn g6_a_new_device_past_max_devices_is_refused_and_known_ones_still_update() {
+    let mut f = fleet();
+    f.max_devices = 2;
+    assert_eq!(f.observe(report("a", "cam", "1.9", "g")), Observed::Added);
+    assert_eq!(f.observe(report("b", "cam", "1.9", "g")), Observed::Added);
+    assert_eq!(f.observe(report("c", "cam", "1.9", "g")), Observed::Refused);
+    assert_eq!(f.observe(report("a", "cam", "1.10", "g")), Observed::Updated);
+    assert_eq!(f.devices.len(), 2);
+    assert_eq!(f.devices["a"].version.as_deref(), Some("1.10"));
+}
+
+/// #24.6: a device silent past the age is forgotten, counted in the report, and tracked
+/// anew when it reports again.
+#[test]
+fn g6_devices_silent_past_the_age_are_forgotten_counted_and_can_come_back() {
+    let mut f = fleet();
+    let at = |device: &str, seen_ms: i64, partition: i32| Report {
+        seen_ms,
+        partition: Some(partition),
+        ..report(device, "cam", "1.9", "g")
+    };
+    f.observe(at("old", 1_000, 3));
+    f.observe(at("new", 9_000, 1));
+    assert_eq!(f.forget_silent(5_000), vec![("old".to_string(), Some(3))]);
+    let r = f.report();
+    assert_eq!((r.total.devices, r.forgotten), (1, 1));
+    assert_eq!(f.observe(at("old", 10_000, 3)), Observed::Added);
+    assert_eq!(f.report().total.devices, 2);
+}
+
+/// #24.6: with the changelog holding the devices, the state file keeps catalog, deployments
+/// and retirements only: its size does not follow the fleet's.
+#[test]
+fn g6_the_state_file_without_devices_does_not_grow_with_the_fleet() {
+    let mut f = fleet();
+    let empty = f.to_json_without_devices().unwrap().len();
+    for i in 0..10_000 {
+        f.observe(report(&format!("d{i}"), "cam", "1.9", "g"));
+    }
+    assert_eq!(f.to_json_without_devices().unwrap().len(), empty);
+    assert_eq!(f.devices.len(), 10_000, "the inventory itself is untouched");
+    assert_eq!(f.counts().total.devices, 10_000);
+    assert!(f.counts().devices.is_empty(), "counts list no devices");
+}

@@ -5,4 +5,5 @@ mod disk_full;
 mod g15_browser;
 mod g1_redelivery;
 mod g2_failed_alerts;
+mod g6_bounded_state;
 mod raw_topic;
