@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 use sluice_config::{DeploymentConfig, DeploymentStatus, UpdateConfig, Version};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -235,18 +235,33 @@ impl Fleet {
             .max_by(|a, b| a.1.cmp(&b.1))
     }
 
-    pub fn evaluate(&self, device: &str, d: &DeviceRecord) -> DeviceCompliance {
-        let group = d
-            .group
-            .clone()
-            .unwrap_or_else(|| self.default_group.clone());
-        let latest = d.model.as_deref().and_then(|m| self.latest_for(m));
-        let installed = d.version.as_deref().and_then(Version::parse);
-        let state = match &latest {
+    /// A device's state (the definitions in this module's header), with each model's latest
+    /// update and each version text worked out once per `memo`.
+    fn state_in<'a>(
+        &'a self,
+        d: &'a DeviceRecord,
+        group: &str,
+        memo: &mut Memo<'a>,
+    ) -> (UpdateState, Option<&'a UpdateConfig>) {
+        let latest = match d.model.as_deref() {
+            Some(m) => memo
+                .latest
+                .entry(m)
+                .or_insert_with(|| self.latest_for(m))
+                .as_ref(),
+            None => None,
+        };
+        let installed = match d.version.as_deref() {
+            Some(v) => memo
+                .versions
+                .entry(v)
+                .or_insert_with(|| Version::parse(v))
+                .as_ref(),
+            None => None,
+        };
+        let state = match latest {
             None => UpdateState::OnLatestUpdate,
-            Some((_, v)) if installed.as_ref().is_some_and(|i| i >= v) => {
-                UpdateState::OnLatestUpdate
-            }
+            Some((_, v)) if installed.is_some_and(|i| i >= v) => UpdateState::OnLatestUpdate,
             Some((update, v)) => {
                 let delivering = self.deployments.values().any(|dep| {
                     dep.status == DeploymentStatus::Active
@@ -264,17 +279,13 @@ impl Fleet {
                 }
             }
         };
-        DeviceCompliance {
-            device: device.to_string(),
-            model: d.model.clone(),
-            version: d.version.clone(),
-            group,
-            state,
-            latest_version: latest.map(|(u, _)| u.version.clone()),
-            deployment: d.deployment.clone(),
-            deployment_state: d.deployment_state.clone(),
-            last_seen_ms: d.last_seen_ms,
-        }
+        (state, latest.map(|(u, _)| *u))
+    }
+
+    pub fn evaluate(&self, device: &str, d: &DeviceRecord) -> DeviceCompliance {
+        let group = d.group.as_deref().unwrap_or(&self.default_group);
+        let (state, latest) = self.state_in(d, group, &mut Memo::default());
+        describe(device, d, group, state, latest)
     }
 
     /// Every non-retired device evaluated, with per-group and total counts.
@@ -282,7 +293,8 @@ impl Fleet {
         self.evaluate_all(true)
     }
 
-    /// [`Fleet::report`]'s counts without the device list (what the gauges need).
+    /// [`Fleet::report`]'s counts without the device list (what the gauges need at every
+    /// checkpoint): no allocation per device, so a million devices cost a pass over a map.
     pub fn counts(&self) -> ComplianceReport {
         self.evaluate_all(false)
     }
@@ -292,21 +304,30 @@ impl Fleet {
         let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
         let mut failed: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut devices = Vec::new();
+        let mut memo = Memo::default();
         for (id, d) in &self.devices {
             if self.retired.contains(id) {
                 continue;
             }
-            let c = self.evaluate(id, d);
-            total.add(c.state);
-            groups.entry(c.group.clone()).or_default().add(c.state);
+            let group = d.group.as_deref().unwrap_or(&self.default_group);
+            let (state, latest) = self.state_in(d, group, &mut memo);
+            total.add(state);
+            match groups.get_mut(group) {
+                Some(c) => c.add(state),
+                None => {
+                    let mut c = Counts::default();
+                    c.add(state);
+                    groups.insert(group.to_string(), c);
+                }
+            }
             // Only configured deployments: an id a device made up is no label value.
-            if let (Some(dep), Some("failed")) = (&c.deployment, c.deployment_state.as_deref()) {
+            if let (Some(dep), Some("failed")) = (&d.deployment, d.deployment_state.as_deref()) {
                 if self.deployments.contains_key(dep) {
-                    *failed.entry((dep.clone(), c.group.clone())).or_default() += 1;
+                    *failed.entry((dep.clone(), group.to_string())).or_default() += 1;
                 }
             }
             if list_devices {
-                devices.push(c);
+                devices.push(describe(id, d, group, state, latest));
             }
         }
         if total.devices == 0 {
@@ -327,5 +348,32 @@ impl Fleet {
             forgotten: self.forgotten,
             devices,
         }
+    }
+}
+
+/// What evaluating many devices shares: each model's latest update, each version text parsed.
+#[derive(Default)]
+struct Memo<'a> {
+    latest: HashMap<&'a str, Option<(&'a UpdateConfig, Version)>>,
+    versions: HashMap<&'a str, Option<Version>>,
+}
+
+fn describe(
+    device: &str,
+    d: &DeviceRecord,
+    group: &str,
+    state: UpdateState,
+    latest: Option<&UpdateConfig>,
+) -> DeviceCompliance {
+    DeviceCompliance {
+        device: device.to_string(),
+        model: d.model.clone(),
+        version: d.version.clone(),
+        group: group.to_string(),
+        state,
+        latest_version: latest.map(|u| u.version.clone()),
+        deployment: d.deployment.clone(),
+        deployment_state: d.deployment_state.clone(),
+        last_seen_ms: d.last_seen_ms,
     }
 }
