@@ -23,7 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// What a sink does with a record of another router's partition (`None`: a tombstone).
+/// Keys of records every router applies, the one that wrote them included: state of the whole
+/// fleet rather than of one partition's devices (retirements, catalog changes). They are
+/// written to partition 0.
+pub const FLEET_WIDE: &str = "\u{1}fleet/";
+
+/// What a sink does with a record of another router's partition, or a [`FLEET_WIDE`] one
+/// (`None`: a tombstone).
 pub type Apply = Box<dyn Fn(&str, Option<&[u8]>) + Send + 'static>;
 
 /// How long an assignment may wait for the previous owner's state while the tailer reads
@@ -262,8 +268,10 @@ fn tail(consumer: BaseConsumer, shared: Arc<Shared>, apply: Apply) {
         let (p, offset) = (message.partition(), message.offset());
         let key = message.key().map(String::from_utf8_lossy);
         let mut tail = shared.tail();
-        if let (false, Some(key)) = (tail.live.contains(&p), key) {
-            apply(&key, message.payload());
+        if let Some(key) = key {
+            if !tail.live.contains(&p) || key.starts_with(FLEET_WIDE) {
+                apply(&key, message.payload());
+            }
         }
         tail.next.insert(p, offset + 1);
         tail.records += 1;

@@ -45,6 +45,19 @@ pub use sluice_core::RetiredDevices;
 pub struct ComplianceBoard {
     fleet: Mutex<Fleet>,
     retired: Arc<RetiredDevices>,
+    /// Retirements and catalog changes made here, for the next checkpoint to put in the
+    /// changelog, where every router (and this one after losing its data directory) reads them.
+    fleet_changes: Mutex<Vec<(String, Option<Vec<u8>>)>>,
+}
+
+/// The changelog key of a retirement.
+fn retired_key(device: &str) -> String {
+    format!("{}retired/{device}", crate::changelog::FLEET_WIDE)
+}
+
+/// The changelog key of a catalog entry.
+fn catalog_key(id: &str) -> String {
+    format!("{}catalog/{id}", crate::changelog::FLEET_WIDE)
 }
 
 impl ComplianceBoard {
@@ -60,16 +73,54 @@ impl ComplianceBoard {
     pub fn retire(&self, device: &str) {
         self.fleet().retired.insert(device.to_string());
         self.retired.insert(device);
+        self.changed(retired_key(device), Some(br#"{"retired":true}"#.to_vec()));
     }
 
     /// Adds or replaces a catalog entry (an update published at run time).
     pub fn publish_update(&self, update: UpdateConfig) {
+        let value = serde_json::to_vec(&update).ok();
+        self.changed(catalog_key(&update.id), value);
         self.fleet().catalog.insert(update.id.clone(), update);
     }
 
     /// Removes a catalog entry; false when there was none.
     pub fn withdraw_update(&self, id: &str) -> bool {
-        self.fleet().catalog.remove(id).is_some()
+        let removed = self.fleet().catalog.remove(id).is_some();
+        if removed {
+            self.changed(catalog_key(id), None);
+        }
+        removed
+    }
+
+    fn changed(&self, key: String, value: Option<Vec<u8>>) {
+        let mut changes = self.fleet_changes.lock().unwrap_or_else(|p| p.into_inner());
+        changes.push((key, value));
+    }
+
+    fn take_fleet_changes(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        std::mem::take(&mut *self.fleet_changes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A fleet-wide changelog record (another router's, or this one's read back).
+    fn apply_fleet_wide(&self, key: &str, value: Option<&[u8]>) -> Result<(), serde_json::Error> {
+        let key = &key[crate::changelog::FLEET_WIDE.len()..];
+        if let Some(device) = key.strip_prefix("retired/") {
+            if value.is_some() {
+                self.fleet().retired.insert(device.to_string());
+                self.retired.insert(device);
+            }
+        } else if let Some(id) = key.strip_prefix("catalog/") {
+            match value {
+                Some(v) => {
+                    let update: UpdateConfig = serde_json::from_slice(v)?;
+                    self.fleet().catalog.insert(id.to_string(), update);
+                }
+                None => {
+                    self.fleet().catalog.remove(id);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn catalog(&self) -> Vec<UpdateConfig> {
@@ -133,6 +184,7 @@ impl ComplianceSink {
         let board = Arc::new(ComplianceBoard {
             fleet: Mutex::new(fleet),
             retired,
+            fleet_changes: Mutex::new(Vec::new()),
         });
         let snapshots = snapshot::Snapshots::new(
             config.under_data_dir(&c.snapshot_path),
@@ -185,6 +237,18 @@ fn apply_to(board: &Arc<ComplianceBoard>) -> crate::changelog::Apply {
         let Some(board) = board.upgrade() else {
             return;
         };
+        if device.starts_with(crate::changelog::FLEET_WIDE) {
+            if let Err(e) = board.apply_fleet_wide(device, value) {
+                let error = &e;
+                crate::events::ChangelogRecordSkipped {
+                    state: "compliance",
+                    key: device,
+                    error,
+                }
+                .emit();
+            }
+            return;
+        }
         let mut fleet = board.fleet();
         match value.map(serde_json::from_slice::<fleet::DeviceRecord>) {
             Some(Ok(record)) => {
@@ -317,7 +381,9 @@ impl Sink for ComplianceSink {
                 let tombstones = forgotten
                     .iter()
                     .filter_map(|(device, p)| Some((owned(p)?, device.clone(), None)));
-                saved.chain(tombstones).collect()
+                let fleet_wide = self.board.take_fleet_changes().into_iter();
+                let fleet_wide = fleet_wide.map(|(key, value)| (0, key, value));
+                saved.chain(tombstones).chain(fleet_wide).collect()
             } else {
                 Vec::new()
             };

@@ -2,6 +2,7 @@
 //! after it, each with real parts.
 
 mod disk_full;
+mod g14_fleet_wide_state;
 mod g15_browser;
 mod g1_redelivery;
 mod g2_failed_alerts;
