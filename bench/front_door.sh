@@ -9,15 +9,11 @@
 #   RATE=60000 SECS=10 bench/front_door.sh
 #
 # Only loopback addresses are used; every run is bounded by SECS and --drain-secs.
-set -euo pipefail
-BIN=${SLUICE_BIN:-${CARGO_TARGET_DIR:-/var/tmp/sluice-target}/release/sluice}
+source "$(dirname "$0")/lib.sh"
 RATE=${RATE:-150000}
 SECS=${SECS:-20}
 DEVICES=${DEVICES:-1000}
 CONNECTIONS=${CONNECTIONS:-8}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 load() { "$BIN" loadtest --profile "steady:$RATE:$SECS" --devices "$DEVICES" --connections "$CONNECTIONS" --drain-secs 20 "$@"; }
 
 echo "== Mosquitto alone (QoS 1 publish-in, no subscriber)"

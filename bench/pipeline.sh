@@ -7,16 +7,12 @@
 #   RATE=10000 STEPS=1 STEP_SECS=30 bench/pipeline.sh
 #
 # Only loopback addresses are used; the run is bounded by the stages and --drain-secs.
-set -euo pipefail
-BIN=${SLUICE_BIN:-${CARGO_TARGET_DIR:-/var/tmp/sluice-target}/release/sluice}
+source "$(dirname "$0")/lib.sh"
 RATE=${RATE:-20000}
 STEPS=${STEPS:-5}
 STEP_SECS=${STEP_SECS:-60}
 DEVICES=${DEVICES:-1000}
 here=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 gport=$(port) kport=$(port) hport=$(port)
 cp -r "$here/config" "$work/config"
 sed -i -e "s/127.0.0.1:1883\"/127.0.0.1:$gport\"/" -e "s/127.0.0.1:9092\"/127.0.0.1:$kport\"/" \

@@ -8,16 +8,12 @@
 #
 #   bench/state_bounds.sh                    # IDS=2000000 RATE=15000
 #   IDS=200000 bench/state_bounds.sh         # a quick look
-set -euo pipefail
-BIN=${SLUICE_BIN:-${CARGO_TARGET_DIR:-/var/tmp/sluice-target}/release/sluice}
+source "$(dirname "$0")/lib.sh"
 IDS=${IDS:-2000000}
 RATE=${RATE:-15000}
 BOUND_RSS_MIB=${BOUND_RSS_MIB:-1792}
 BOUND_CHECKPOINT_S=${BOUND_CHECKPOINT_S:-2.5}
 BOUND_RESTORE_S=${BOUND_RESTORE_S:-120}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 gport=$(port) kport=$(port) hport=$(port)
 cat >"$work/sluice.toml" <<TOML
 data_dir = "$work/data"

@@ -43,8 +43,10 @@ fn rules_reload_under_traffic_without_loss_or_mixing() {
     let (devices, per_device) = (20, 300);
     let publisher = publish_fleet_in_background(setup.mqtt.clone(), devices, per_device, 1_500);
     let root = setup.parquet_root();
+    // Both of set A's rules: a first batch can hold only each device's first message (seq 0,
+    // even), and the reload below may swap the set before the next batch.
     wait_until("set A routed some rows", Duration::from_secs(60), || {
-        rule_rows(&root, "a_even") > 0
+        rule_rows(&root, "a_even") > 0 && rule_rows(&root, "a_odd") > 0
     });
     write_rules(&rules_dir, SET_B);
     wait_until("set B active", Duration::from_secs(30), || {
