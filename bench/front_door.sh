@@ -26,15 +26,7 @@ load --broker "127.0.0.1:$mport" --report "$work/mosquitto.json" || true
 kill "$mpid"
 
 echo "== Sluice's gateway into the embedded Kafka broker"
-gport=$(port) kport=$(port) hport=$(port)
-cat >"$work/sluice.toml" <<EOF
-data_dir = "$work/data"
-[embedded]
-mqtt_listen = "127.0.0.1:$gport"
-kafka_listen = "127.0.0.1:$kport"
-[http]
-listen = "127.0.0.1:$hport"
-EOF
+loopback_config
 SLUICE_LOG=warn "$BIN" run --config "$work/sluice.toml" --only brokers --only ingest &
 spid=$!
 for _ in $(seq 1 600); do

@@ -14,14 +14,8 @@ RATE=${RATE:-15000}
 BOUND_RSS_MIB=${BOUND_RSS_MIB:-1792}
 BOUND_CHECKPOINT_S=${BOUND_CHECKPOINT_S:-2.5}
 BOUND_RESTORE_S=${BOUND_RESTORE_S:-120}
-gport=$(port) kport=$(port) hport=$(port)
-cat >"$work/sluice.toml" <<TOML
-data_dir = "$work/data"
-[embedded]
-mqtt_listen = "127.0.0.1:$gport"
-kafka_listen = "127.0.0.1:$kport"
-[http]
-listen = "127.0.0.1:$hport"
+loopback_config
+cat >>"$work/sluice.toml" <<TOML
 
 [[rules]]
 name = "reports"
