@@ -300,9 +300,9 @@ async fn run_baselines(
     let deadline = started + Duration::from_secs(300);
     let mut ingest_done = None;
     loop {
-        let received = sub.as_ref().map_or(sent, |s| {
-            s.lock().unwrap_or_else(|e| e.into_inner()).0
-        });
+        let received = sub
+            .as_ref()
+            .map_or(sent, |s| s.lock().unwrap_or_else(|e| e.into_inner()).0);
         if ingest_done.is_none() {
             let (_, high) = watermarks.sum()?;
             if (high - high_before) as u64 >= sent {
@@ -333,8 +333,7 @@ async fn run_baselines(
             let scratch = format!("{}.baseline", opts.raw_topic);
             let partitions = config.kafka.partitions;
             b.bare_producer_rate =
-                baseline::bare_producer(bootstrap, &scratch, partitions, b.burst, &sample)
-                    .await?;
+                baseline::bare_producer(bootstrap, &scratch, partitions, b.burst, &sample).await?;
             b.gateway_ratio = b.ingest_rate / b.bare_producer_rate;
         }
     }

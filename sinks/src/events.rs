@@ -324,7 +324,10 @@ impl Event for ComplianceReportsRefused<'_> {
             );
         }
         REPORTS_REFUSED.count_with(
-            &[("sink", self.sink.to_string()), ("reason", self.reason.to_string())],
+            &[
+                ("sink", self.sink.to_string()),
+                ("reason", self.reason.to_string()),
+            ],
             self.reports,
         );
     }
@@ -363,7 +366,11 @@ pub struct ComplianceCheckpointed<'a> {
 impl Event for ComplianceCheckpointed<'_> {
     fn emit(self) {
         if self.forgotten > 0 {
-            tracing::info!(sink = self.sink, devices = self.forgotten, "silent devices forgotten");
+            tracing::info!(
+                sink = self.sink,
+                devices = self.forgotten,
+                "silent devices forgotten"
+            );
             DEVICES_FORGOTTEN.count_with(&[("sink", self.sink.to_string())], self.forgotten);
         }
         COMPLIANCE_CHECKPOINT_SECONDS

@@ -91,7 +91,10 @@ fn a_burst_the_gateway_pushes_back_on_is_still_measured() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let b = &r["baseline"];
     let sent = b["burst"].as_u64().unwrap();
-    assert!(sent > 0 && sent < 1_000_000, "no front door takes 10^6 in a second: {b}");
+    assert!(
+        sent > 0 && sent < 1_000_000,
+        "no front door takes 10^6 in a second: {b}"
+    );
     assert!(b["ingest_rate"].as_f64().unwrap() > 0.0, "{b}");
     assert!(b["gateway_ratio"].as_f64().unwrap() > 0.0, "{b}");
     assert!(

@@ -193,7 +193,10 @@ fn g6_a_new_device_past_max_devices_is_refused_and_known_ones_still_update() {
     assert_eq!(f.observe(report("a", "cam", "1.9", "g")), Observed::Added);
     assert_eq!(f.observe(report("b", "cam", "1.9", "g")), Observed::Added);
     assert_eq!(f.observe(report("c", "cam", "1.9", "g")), Observed::Refused);
-    assert_eq!(f.observe(report("a", "cam", "1.10", "g")), Observed::Updated);
+    assert_eq!(
+        f.observe(report("a", "cam", "1.10", "g")),
+        Observed::Updated
+    );
     assert_eq!(f.devices.len(), 2);
     assert_eq!(f.devices["a"].version.as_deref(), Some("1.10"));
 }

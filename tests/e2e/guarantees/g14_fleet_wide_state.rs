@@ -44,7 +44,10 @@ fn g14_retirements_and_catalog_changes_survive_an_empty_state_directory() {
     let sluice = Sluice::start(&cfg, &[], Some(http.clone()));
     let r = get_json(&http, "/compliance");
     assert_eq!(r["retired"], 1, "{r}");
-    assert_eq!(r["total"]["devices"], 2, "the retired device is not counted: {r}");
+    assert_eq!(
+        r["total"]["devices"], 2,
+        "the retired device is not counted: {r}"
+    );
     let catalog = get_json(&http, "/compliance/catalog").to_string();
     assert!(catalog.contains("cam-1.11"), "{catalog}");
     assert_eq!(

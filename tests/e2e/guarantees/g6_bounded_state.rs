@@ -40,7 +40,11 @@ fn refused(http: &str) -> (f64, f64) {
         "sluice_compliance_reports_refused_total",
         &["sink=\"updates\"", "reason=\"max_devices\""],
     );
-    let alerts = metric_value(&metrics, "sluice_alert_keys_refused_total", &["sink=\"pager\""]);
+    let alerts = metric_value(
+        &metrics,
+        "sluice_alert_keys_refused_total",
+        &["sink=\"pager\""],
+    );
     (compliance.unwrap_or(0.0), alerts.unwrap_or(0.0))
 }
 
@@ -60,15 +64,26 @@ fn g6_ids_past_the_limits_are_refused_and_counted_and_the_state_stays_bounded() 
         refused(&http) == want
     });
     assert_eq!(get_json(&http, "/compliance")["total"]["devices"], 300);
-    assert_eq!(get_json(&http, "/alerts")["firing"].as_array().map(Vec::len), Some(200));
+    assert_eq!(
+        get_json(&http, "/alerts")["firing"]
+            .as_array()
+            .map(Vec::len),
+        Some(200)
+    );
 
     // The state file keeps catalog and retirements, not the inventory: the changelog does.
     let file = setup.dir.path().join("data/compliance/updates.json");
-    wait_until("a checkpoint saved the state", Duration::from_secs(30), || {
-        file.exists()
-    });
+    wait_until(
+        "a checkpoint saved the state",
+        Duration::from_secs(30),
+        || file.exists(),
+    );
     let state = std::fs::read_to_string(&file).unwrap();
-    assert!(!state.contains("minted-"), "{} bytes: {state:.300}", state.len());
+    assert!(
+        !state.contains("minted-"),
+        "{} bytes: {state:.300}",
+        state.len()
+    );
     sluice.stop();
 
     // A restart shows the tracked devices at once (read back from the changelog), and the
