@@ -101,6 +101,13 @@ impl ComplianceBoard {
         std::mem::take(&mut *self.fleet_changes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Puts changes a failed checkpoint took back in front of any made since.
+    fn requeue_fleet_changes(&self, mut taken: Vec<(String, Option<Vec<u8>>)>) {
+        let mut changes = self.fleet_changes.lock().unwrap_or_else(|p| p.into_inner());
+        taken.append(&mut changes);
+        *changes = taken;
+    }
+
     /// A fleet-wide changelog record (another router's, or this one's read back).
     fn apply_fleet_wide(&self, key: &str, value: Option<&[u8]>) -> Result<(), serde_json::Error> {
         let key = &key[crate::changelog::FLEET_WIDE.len()..];
@@ -368,6 +375,9 @@ impl Sink for ComplianceSink {
         let err = |m: String| SinkError::external(&name, m);
         let with_changelog = self.changelog.is_some();
         let board = self.board.clone();
+        // Taken whatever the store: without a changelog the state file is their only home,
+        // and a list nobody drains would grow with every API call.
+        let fleet_wide = board.take_fleet_changes();
         let (records, forgotten, file, counts, snapshot) = {
             let mut fleet = board.fleet();
             let forgotten = self.forget_silent(&mut fleet);
@@ -381,8 +391,7 @@ impl Sink for ComplianceSink {
                 let tombstones = forgotten
                     .iter()
                     .filter_map(|(device, p)| Some((owned(p)?, device.clone(), None)));
-                let fleet_wide = self.board.take_fleet_changes().into_iter();
-                let fleet_wide = fleet_wide.map(|(key, value)| (0, key, value));
+                let fleet_wide = fleet_wide.iter().map(|(k, v)| (0, k.clone(), v.clone()));
                 saved.chain(tombstones).chain(fleet_wide).collect()
             } else {
                 Vec::new()
@@ -397,7 +406,12 @@ impl Sink for ComplianceSink {
             (records, forgotten.len(), file, fleet.counts(), snapshot)
         };
         if let Some(changelog) = &self.changelog {
-            changelog.checkpoint(records).map_err(err)?;
+            if let Err(e) = changelog.checkpoint(records) {
+                // Retirements and catalog changes are not replayed from Kafka: keep them for
+                // the next checkpoint (device records are, through the uncommitted offsets).
+                board.requeue_fleet_changes(fleet_wide);
+                return Err(err(e));
+            }
         }
         self.changed.clear();
         crate::atomic_write(&self.state_path, &file)
