@@ -47,6 +47,7 @@ fn batch(payloads: &[Vec<u8>]) -> RawBatch {
             device_id: &id,
             mqtt_topic: &topic,
             received_ms: i as i64,
+            redelivered: false,
             payload: p,
         };
         raw.push(&rec, (i % 4) as i32, i as i64);

@@ -35,7 +35,7 @@ fn ingest_record(c: &mut Criterion) {
         b.iter(|| {
             let mut keys = 0usize;
             for (topic, payload) in &messages {
-                let p = forwarder.prepare(topic, payload.len(), 1_767_225_600_000);
+                let p = forwarder.prepare(topic, payload.len(), 1_767_225_600_000, false);
                 let record = FutureRecord::to(p.topic)
                     .key(p.key)
                     .payload(payload.as_bytes())

@@ -31,6 +31,7 @@ pub fn raw_batch(rows: usize, devices: u32) -> RawBatch {
             device_id: &id,
             mqtt_topic: &topic,
             received_ms: T0 + i as i64,
+            redelivered: false,
             payload: payload.as_bytes(),
         };
         raw.push(&rec, (device % 4) as i32, i as i64);

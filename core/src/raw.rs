@@ -91,6 +91,7 @@ impl RawBatch {
             device_id: from.device_id(i),
             mqtt_topic: from.topic(i),
             received_ms: from.received_ms(i),
+            redelivered: false,
             payload,
         };
         self.push(&rec, from.partition(i), from.offset(i));
@@ -104,6 +105,7 @@ impl RawBatch {
                 device_id: self.device_id(i),
                 mqtt_topic: self.topic(i),
                 received_ms: self.received_ms(i),
+                redelivered: false,
                 payload: self.payload(i),
             };
             out.push(&rec, self.partition(i), self.offset(i));

@@ -3,8 +3,11 @@
 //! A telemetry record on `telemetry.raw`:
 //! - key: the device id (UTF-8), so one device's messages stay in one partition, in order;
 //! - value: the MQTT payload bytes, untouched;
-//! - headers: [`MQTT_TOPIC`] (the topic it was published on) and [`RECEIVED_MS`] (ingest
-//!   receive time, ms since the epoch, decimal ASCII).
+//! - timestamp: when ingest received the message (ms since the epoch), as the record's own
+//!   Kafka timestamp (CreateTime), so no text is written and parsed back for it;
+//! - headers: [`MQTT_TOPIC`] (the topic it was published on) and, on a message the MQTT
+//!   broker redelivered, [`REDELIVERED`]. Records written before the timestamp carried the
+//!   receive time have it in a [`RECEIVED_MS`] header (decimal ASCII), still read.
 //!
 //! A dead-letter record on `telemetry.dlq` keeps the original key and value and adds
 //! [`DLQ_REASON`] and, when the record came from Kafka, [`SOURCE_TOPIC`], [`SOURCE_PARTITION`]
@@ -12,6 +15,7 @@
 //! depend on a Kafka client.
 
 pub const MQTT_TOPIC: &str = "mqtt.topic";
+/// The receive time of records written by Sluice before it used the Kafka timestamp.
 pub const RECEIVED_MS: &str = "sluice.received_ms";
 pub const DLQ_REASON: &str = "sluice.dlq.reason";
 pub const SOURCE_TOPIC: &str = "sluice.source.topic";
@@ -26,7 +30,10 @@ pub const REDELIVERED: &str = "sluice.mqtt.redelivered";
 pub struct TelemetryRecord<'a> {
     pub device_id: &'a str,
     pub mqtt_topic: &'a str,
+    /// When ingest received it (ms since the epoch): the Kafka record's timestamp.
     pub received_ms: i64,
+    /// The MQTT broker redelivered it (DUP): a copy may already be in Kafka.
+    pub redelivered: bool,
     pub payload: &'a [u8],
 }
 
@@ -39,45 +46,51 @@ pub enum RecordError {
     BadHeader(&'static str),
     #[error("key (device id) is missing or not UTF-8")]
     BadKey,
+    #[error("record has no timestamp (the receive time)")]
+    MissingTimestamp,
 }
 
 impl<'a> TelemetryRecord<'a> {
-    /// Headers to attach to the Kafka record.
-    pub fn headers(&self) -> [(&'static str, Vec<u8>); 2] {
-        [
-            (MQTT_TOPIC, self.mqtt_topic.as_bytes().to_vec()),
-            (RECEIVED_MS, self.received_ms.to_string().into_bytes()),
-        ]
+    /// Headers to attach to the Kafka record (its timestamp is [`Self::received_ms`]).
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'a [u8])> {
+        let redelivered = self.redelivered.then_some((REDELIVERED, &b"1"[..]));
+        std::iter::once((MQTT_TOPIC, self.mqtt_topic.as_bytes())).chain(redelivered)
     }
 
-    /// Reads a record from its Kafka key, headers and value.
+    /// Reads a record from its Kafka key, timestamp, headers (one pass) and value.
     pub fn from_kafka<'h>(
         key: Option<&'a [u8]>,
+        timestamp: Option<i64>,
         headers: impl IntoIterator<Item = (&'h str, Option<&'a [u8]>)>,
         payload: Option<&'a [u8]>,
     ) -> Result<Self, RecordError> {
         let device_id = key
             .and_then(|k| std::str::from_utf8(k).ok())
             .ok_or(RecordError::BadKey)?;
-        let (mut topic, mut received) = (None, None);
+        let (mut topic, mut legacy_received, mut redelivered) = (None, None, false);
         for (name, value) in headers {
             match name {
                 MQTT_TOPIC => topic = value,
-                RECEIVED_MS => received = value,
+                RECEIVED_MS => legacy_received = Some(value),
+                REDELIVERED => redelivered = value == Some(b"1"),
                 _ => {}
             }
         }
         let topic = topic.ok_or(RecordError::MissingHeader(MQTT_TOPIC))?;
         let mqtt_topic =
             std::str::from_utf8(topic).map_err(|_| RecordError::BadHeader(MQTT_TOPIC))?;
-        let received_ms = received
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or(RecordError::BadHeader(RECEIVED_MS))?;
+        let received_ms = match legacy_received {
+            Some(v) => v
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse().ok())
+                .ok_or(RecordError::BadHeader(RECEIVED_MS))?,
+            None => timestamp.ok_or(RecordError::MissingTimestamp)?,
+        };
         Ok(Self {
             device_id,
             mqtt_topic,
             received_ms,
+            redelivered,
             payload: payload.unwrap_or_default(),
         })
     }
@@ -119,27 +132,55 @@ mod tests {
             device_id: "dev-1",
             mqtt_topic: "devices/dev-1/telemetry",
             received_ms: 1_700_000_000_123,
+            redelivered: false,
             payload: br#"{"t":1}"#,
         };
-        let headers = rec.headers();
         let back = TelemetryRecord::from_kafka(
             Some(b"dev-1"),
-            headers.iter().map(|(k, v)| (*k, Some(v.as_slice()))),
+            Some(rec.received_ms),
+            rec.headers().map(|(k, v)| (k, Some(v))),
             Some(br#"{"t":1}"#),
         )
         .unwrap();
         assert_eq!(back, rec);
+        let redelivered = TelemetryRecord {
+            redelivered: true,
+            ..rec
+        };
+        let back = TelemetryRecord::from_kafka(
+            Some(b"dev-1"),
+            Some(rec.received_ms),
+            redelivered.headers().map(|(k, v)| (k, Some(v))),
+            Some(br#"{"t":1}"#),
+        )
+        .unwrap();
+        assert_eq!(back, redelivered);
+    }
+
+    #[test]
+    fn records_written_before_the_timestamp_read_their_header() {
+        let headers = [
+            (MQTT_TOPIC, Some(&b"devices/d/t"[..])),
+            (RECEIVED_MS, Some(&b"1700000000123"[..])),
+        ];
+        let rec = TelemetryRecord::from_kafka(Some(b"d"), Some(5), headers, None).unwrap();
+        assert_eq!(rec.received_ms, 1_700_000_000_123);
+        let topic_only = [(MQTT_TOPIC, Some(&b"devices/d/t"[..]))];
+        assert_eq!(
+            TelemetryRecord::from_kafka(Some(b"d"), None, topic_only, None),
+            Err(RecordError::MissingTimestamp)
+        );
     }
 
     #[test]
     fn missing_parts_are_errors() {
         let none: [(&str, Option<&[u8]>); 0] = [];
         assert_eq!(
-            TelemetryRecord::from_kafka(None, none, None),
+            TelemetryRecord::from_kafka(None, Some(1), none, None),
             Err(RecordError::BadKey)
         );
         assert_eq!(
-            TelemetryRecord::from_kafka(Some(b"d"), none, None),
+            TelemetryRecord::from_kafka(Some(b"d"), Some(1), none, None),
             Err(RecordError::MissingHeader(MQTT_TOPIC))
         );
         let bad = [
@@ -147,7 +188,7 @@ mod tests {
             (RECEIVED_MS, Some(&b"x"[..])),
         ];
         assert_eq!(
-            TelemetryRecord::from_kafka(Some(b"d"), bad, None),
+            TelemetryRecord::from_kafka(Some(b"d"), Some(1), bad, None),
             Err(RecordError::BadHeader(RECEIVED_MS))
         );
     }
@@ -189,7 +230,7 @@ mod tests {
                     (MQTT_TOPIC, topic.as_deref()),
                     (RECEIVED_MS, received.as_deref()),
                 ];
-                let _ = TelemetryRecord::from_kafka(key.as_deref(), headers, payload.as_deref());
+                let _ = TelemetryRecord::from_kafka(key.as_deref(), None, headers, payload.as_deref());
             }
         }
     }

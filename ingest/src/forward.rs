@@ -36,21 +36,22 @@ pub struct Forwarder {
     max_payload_bytes: usize,
 }
 
-/// A record ready to send: where, key, headers, value.
+/// A record ready to send: where, key, timestamp (the receive time), headers, value.
 pub struct Prepared<'a> {
     pub topic: &'a str,
     pub key: &'a str,
+    pub timestamp: i64,
     pub headers: OwnedHeaders,
     pub outcome: Outcome,
 }
 
-fn to_headers(pairs: impl IntoIterator<Item = (&'static str, Vec<u8>)>) -> OwnedHeaders {
+fn to_headers<V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (&'static str, V)>) -> OwnedHeaders {
     pairs
         .into_iter()
         .fold(OwnedHeaders::new(), |h, (key, value)| {
             h.insert(Header {
                 key,
-                value: Some(&value),
+                value: Some(value.as_ref()),
             })
         })
 }
@@ -72,6 +73,7 @@ impl Forwarder {
         mqtt_topic: &'a str,
         payload_len: usize,
         received_ms: i64,
+        redelivered: bool,
     ) -> Prepared<'a> {
         let device = device_id_from_topic(mqtt_topic, self.device_id_level);
         let reason = match device {
@@ -91,11 +93,13 @@ impl Forwarder {
                     device_id,
                     mqtt_topic,
                     received_ms,
+                    redelivered,
                     payload: &[],
                 };
                 Prepared {
                     topic: &self.raw_topic,
                     key: device_id,
+                    timestamp: received_ms,
                     headers: to_headers(rec.headers()),
                     outcome: Outcome::Telemetry,
                 }
@@ -105,6 +109,7 @@ impl Forwarder {
                 Prepared {
                     topic: &self.dlq_topic,
                     key: device.unwrap_or(""),
+                    timestamp: received_ms,
                     headers: to_headers(dlq_headers(&reason, None, Some(mqtt_topic))),
                     outcome: Outcome::DeadLetter(reason),
                 }
@@ -124,11 +129,13 @@ impl Forwarder {
             device_id: device,
             mqtt_topic,
             received_ms,
+            redelivered: false,
             payload: &[],
         };
         let record = FutureRecord::to(&self.raw_topic)
             .key(device)
             .payload(payload)
+            .timestamp(received_ms)
             .headers(to_headers(rec.headers()));
         self.producer.send_result(record).map_err(|(e, _)| e)
     }
@@ -194,13 +201,7 @@ impl Forwarder {
         received_ms: i64,
         redelivered: bool,
     ) -> Result<(DeliveryFuture, Outcome), rdkafka::error::KafkaError> {
-        let mut p = self.prepare(mqtt_topic, payload.len(), received_ms);
-        if redelivered {
-            p.headers = p.headers.insert(Header {
-                key: sluice_core::record::REDELIVERED,
-                value: Some("1"),
-            });
-        }
+        let p = self.prepare(mqtt_topic, payload.len(), received_ms, redelivered);
         // Oversize payloads are not copied into the DLQ: the reason and topic are what matter.
         let value: &[u8] =
             if matches!(p.outcome, Outcome::Telemetry) || payload.len() <= self.max_payload_bytes {
@@ -211,6 +212,7 @@ impl Forwarder {
         let record = FutureRecord::to(p.topic)
             .key(p.key)
             .payload(value)
+            .timestamp(p.timestamp)
             .headers(p.headers);
         self.producer
             .send_result(record)

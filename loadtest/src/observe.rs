@@ -72,8 +72,9 @@ pub fn watch_kafka(
             let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
                 continue;
             };
-            // The record's own timestamp (librdkafka stamps it when the front door produced
-            // it), not when this observer fetched it: the fetch wait is not the pipeline's.
+            // The record's own timestamp (the front door's receive time; a producer that sets
+            // none gets librdkafka's send time), not when this observer fetched it: the fetch
+            // wait is not the pipeline's.
             let now = m
                 .timestamp()
                 .to_millis()

@@ -124,9 +124,10 @@ impl Report {
         if let Some(k) = &self.publish_to_kafka {
             line("publish→Kafka*", k);
             println!(
-                "  * to the record's producer timestamp: when the front door handed it to Kafka, \
-                 not when Kafka confirmed it. A gateway PUBACK waits for that confirmation, so \
-                 publish→PUBACK bounds publish→confirmed."
+                "  * to the record's timestamp: when the front door received the message (Sluice \
+                 writes the receive time as the Kafka timestamp), not when Kafka confirmed it. A \
+                 gateway PUBACK waits for that confirmation, so publish→PUBACK bounds \
+                 publish→confirmed."
             );
         }
         if let Some(line) = self.kafka_line() {

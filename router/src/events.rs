@@ -20,6 +20,7 @@ sluice_common::metrics! {
     Counter DEVICES_SKIPPED = "sluice_devices_skipped_total", "Devices file rows past devices.max_devices, ignored";
     Counter RETIRED_DROPPED = "sluice_retired_messages_dropped_total", "Messages of retired devices dropped by the router";
     Counter POISON = "sluice_poison_messages_total", "Messages the router failed on repeatedly, isolated by bisecting their batch and dead-lettered";
+    Counter POISON_REDELIVERED = "sluice_poison_redelivered_total", "Isolated poison messages delivered again before their offsets were committed, dead-lettered again without another failure";
     Counter UNMATCHED = "sluice_unmatched_total", "Rows no rule matched (sent to the fallback action)";
     Counter RULE_ROWS["rule"] = "sluice_rule_rows_total", "Rows each rule selected";
     Counter ACTION_ROWS["rule", "action"] = "sluice_rule_action_rows_total", "Rows written per rule and action";
@@ -173,6 +174,21 @@ impl Event for PoisonIsolated<'_> {
         tracing::error!(partition = self.partition, offset = self.offset, device = self.device,
             error = %self.why, "poison message isolated and sent to the dead-letter topic");
         POISON.count(1);
+    }
+}
+
+/// A poison message isolated earlier came again (a rebalance or restart before its offsets
+/// were committed): it is dead-lettered again at once.
+pub struct PoisonRedelivered {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Event for PoisonRedelivered {
+    fn emit(self) {
+        tracing::warn!(partition = self.partition, offset = self.offset,
+            "poison message delivered again; dead-lettered again without processing it");
+        POISON_REDELIVERED.count(1);
     }
 }
 

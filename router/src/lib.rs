@@ -276,7 +276,8 @@ impl Router {
             .headers()
             .into_iter()
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
-        match TelemetryRecord::from_kafka(m.key(), headers, m.payload()) {
+        let timestamp = m.timestamp().to_millis();
+        match TelemetryRecord::from_kafka(m.key(), timestamp, headers, m.payload()) {
             Ok(rec) if self.retired.contains(&rec.device_id) => {
                 events::RetiredMessageDropped.emit()
             }
@@ -306,6 +307,17 @@ impl Router {
         if self.raw.is_empty() {
             return Ok(());
         }
+        let known = self.poison.known_in(&self.raw);
+        if !known.is_empty() {
+            for (i, _) in &known {
+                let (partition, offset) = (self.raw.partition(*i), self.raw.offset(*i));
+                events::PoisonRedelivered { partition, offset }.emit();
+            }
+            self.dead_letter_poison(&known);
+            if self.raw.is_empty() {
+                return Ok(());
+            }
+        }
         let isolate = self.poison.begin(&self.raw);
         if isolate {
             self.isolate_poison();
@@ -331,6 +343,16 @@ impl Router {
                 why,
             }
             .emit();
+            self.poison.isolated(raw.partition(*i), raw.offset(*i), why);
+        }
+        self.dead_letter_poison(&found);
+    }
+
+    /// Sends the records `found` (index, why) of the batch to the dead-letter topic and takes
+    /// them out of the batch.
+    fn dead_letter_poison(&mut self, found: &[(usize, String)]) {
+        let raw = &self.raw;
+        for (i, why) in found {
             let reason = format!(
                 "poison: the router failed {} times on this batch and on this message alone: {why}",
                 poison::ISOLATE_AFTER

@@ -8,15 +8,22 @@
 //! is bisected: halves are decoded and routed without side effects, under `catch_unwind`,
 //! down to the single records that still fail; those go to the dead-letter topic with the
 //! reason and the rest of the batch is processed as usual.
+//!
+//! An isolated record stays known by its offset (the last [`MAX_KNOWN`]): until the batch's
+//! offsets are committed, a rebalance or restart delivers it again, and it then goes straight
+//! to the dead-letter topic again (at least once there, as everywhere) instead of killing the
+//! router twice more.
 
 use sluice_processors::decode::RawBatch;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 /// Failures on the same offsets before the router isolates the poison message.
 pub const ISOLATE_AFTER: u32 = 2;
 /// Suspects kept at most (the oldest go first).
 const MAX_SUSPECTS: usize = 16;
+/// Isolated records remembered by offset (the oldest go first).
+const MAX_KNOWN: usize = 1024;
 
 /// Offsets per Kafka partition: (first, last), inclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +67,9 @@ struct Suspect {
 struct State {
     in_flight: Option<Span>,
     suspects: Vec<Suspect>,
+    /// Isolated records: (partition, offset) and why they failed; `known_order` evicts.
+    known: BTreeMap<(i32, i64), String>,
+    known_order: VecDeque<(i32, i64)>,
 }
 
 /// What routers learn about failing offsets, kept across restarts.
@@ -109,6 +119,33 @@ impl PoisonWatch {
         isolate
     }
 
+    /// Remembers an isolated record, so a second delivery of it is dead-lettered at once.
+    pub fn isolated(&self, partition: i32, offset: i64, why: &str) {
+        let mut s = self.lock();
+        if s.known.insert((partition, offset), why.to_string()).is_none() {
+            s.known_order.push_back((partition, offset));
+        }
+        if s.known_order.len() > MAX_KNOWN {
+            if let Some(oldest) = s.known_order.pop_front() {
+                s.known.remove(&oldest);
+            }
+        }
+    }
+
+    /// The records of `raw` isolated before (delivered again): index and why they failed.
+    pub fn known_in(&self, raw: &RawBatch) -> Vec<(usize, String)> {
+        let s = self.lock();
+        if s.known.is_empty() {
+            return vec![];
+        }
+        (0..raw.len())
+            .filter_map(|i| {
+                let why = s.known.get(&(raw.partition(i), raw.offset(i)))?;
+                Some((i, why.clone()))
+            })
+            .collect()
+    }
+
     /// The batch went through: its offsets are no longer in flight, nor suspect if isolated.
     pub fn end(&self, isolated: bool) {
         let mut s = self.lock();
@@ -132,6 +169,7 @@ mod tests {
                 device_id: "d",
                 mqtt_topic: "t/d",
                 received_ms: 0,
+                redelivered: false,
                 payload: b"{}",
             };
             raw.push(&rec, partition, o);
@@ -158,7 +196,14 @@ mod tests {
         );
         watch.end(false);
         assert!(watch.begin(&raw(0, 12..14)));
+        watch.isolated(0, 13, "boom");
         watch.end(true);
         assert!(!watch.begin(&raw(0, 12..14)), "isolated: no longer suspect");
+        assert_eq!(
+            watch.known_in(&raw(0, 10..20)),
+            vec![(3, "boom".to_string())],
+            "but known when delivered again"
+        );
+        assert!(watch.known_in(&raw(1, 10..20)).is_empty());
     }
 }

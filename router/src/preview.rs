@@ -153,7 +153,9 @@ struct Owned {
 impl Owned {
     fn push_to(&self, raw: &mut RawBatch) {
         let headers = self.headers.iter().map(|(k, v)| (k.as_str(), Some(&v[..])));
-        if let Ok(rec) = TelemetryRecord::from_kafka(Some(&self.key), headers, Some(&self.payload))
+        let timestamp = Some(self.received_ms);
+        if let Ok(rec) =
+            TelemetryRecord::from_kafka(Some(&self.key), timestamp, headers, Some(&self.payload))
         {
             raw.push(&rec, self.partition, self.offset);
         }
@@ -196,6 +198,7 @@ fn read_until(
         let payload = m.payload().unwrap_or_default().to_vec();
         let received_ms = TelemetryRecord::from_kafka(
             Some(&key),
+            m.timestamp().to_millis(),
             headers.iter().map(|(k, v)| (k.as_str(), Some(&v[..]))),
             Some(&payload),
         )

@@ -18,7 +18,7 @@
 //! paths to the same output. Rejected records come
 //! back as [`Reject`]s with a reason for the dead-letter topic; the rest of the batch goes on.
 
-mod exact;
+pub mod exact;
 pub mod fields;
 mod fits;
 pub mod flatten;

@@ -15,6 +15,7 @@ fn raw(payloads: &[&[u8]]) -> RawBatch {
             device_id: "d1",
             mqtt_topic: "devices/d1/telemetry",
             received_ms: 1_000 + i as i64,
+            redelivered: false,
             payload: p,
         };
         raw.push(&rec, 0, i as i64);
@@ -234,6 +235,7 @@ fn fleet(payloads: &[&[u8]]) -> RawBatch {
             device_id: &device,
             mqtt_topic: "devices/x/telemetry",
             received_ms: 1_000,
+            redelivered: false,
             payload: p,
         };
         raw.push(&rec, 0, i as i64);

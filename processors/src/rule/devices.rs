@@ -7,8 +7,8 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use arrow::datatypes::DataType;
-use datafusion::common::{DataFusionError, Result, ScalarValue};
-use datafusion::logical_expr::{
+use datafusion_common::{DataFusionError, Result, ScalarValue};
+use datafusion_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };

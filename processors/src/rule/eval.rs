@@ -9,8 +9,8 @@ use crate::ProcessorError;
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{and, filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::SchemaRef;
-use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
+use datafusion_common::DataFusionError;
+use super::session::RuleSession;
 use sluice_common::Event;
 use sluice_core::meta::TOPIC;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 impl Rule {
     fn plan_for(
         &mut self,
-        ctx: &SessionContext,
+        ctx: &RuleSession,
         schema: &SchemaRef,
     ) -> Result<Arc<CompiledPlan>, ProcessorError> {
         if let Some(p) = &self.plan {
@@ -41,7 +41,7 @@ impl Rule {
         self.plan.as_ref().map(|p| p.input_schema.clone())
     }
 
-    pub(super) fn evaluate(&mut self, ctx: &SessionContext, batch: &RecordBatch) -> RuleResult {
+    pub(super) fn evaluate(&mut self, ctx: &RuleSession, batch: &RecordBatch) -> RuleResult {
         let plan = match self.plan_for(ctx, &batch.schema()) {
             Ok(p) => p,
             Err(e) => {

@@ -9,8 +9,8 @@
 use arrow::array::{make_array, new_null_array, Array, ArrayRef, AsArray};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{exec_err, Result, ScalarValue};
-use datafusion::logical_expr::{
+use datafusion_common::{exec_err, Result, ScalarValue};
+use datafusion_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };

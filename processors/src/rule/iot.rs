@@ -8,10 +8,10 @@
 //! [`super::devices`] table for the row's device (rewritten to pass `_device_id`).
 
 use arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DataFusionError, Result, ScalarValue};
-use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::{
+use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::{DataFusionError, Result, ScalarValue};
+use datafusion_expr::expr::ScalarFunction;
+use datafusion_expr::{
     col, lit, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     TypeSignature, Volatility,
 };
@@ -115,7 +115,7 @@ pub fn rewrite(expr: Expr) -> Result<Expr> {
             ("device_id", []) => col(DEVICE_ID),
             ("topic", []) => col(TOPIC),
             ("topic", [n]) => {
-                datafusion::functions::string::expr_fn::split_part(col(TOPIC), lit("/"), n.clone())
+                datafusion_functions::string::expr_fn::split_part(col(TOPIC), lit("/"), n.clone())
             }
             ("received_at", []) => col(RECEIVED_AT),
             ("clientid", []) => lit(ScalarValue::Utf8(None)),

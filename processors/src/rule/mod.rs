@@ -19,11 +19,12 @@ pub mod paths;
 pub mod plan;
 mod readable;
 pub mod route;
+pub mod session;
 pub mod topic;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
-use datafusion::prelude::SessionContext;
+use session::RuleSession;
 use plan::CompiledPlan;
 use sluice_common::Event;
 use sluice_config::RuleConfig;
@@ -97,7 +98,7 @@ pub struct Rule {
 /// All rules, compiled, with the DataFusion session that plans them.
 pub struct RuleSet {
     rules: Vec<Rule>,
-    ctx: SessionContext,
+    ctx: RuleSession,
     /// Sink for messages no rule matched.
     pub fallback_action: Option<String>,
     /// Content hash of the rules (names, SQL, actions): the version `/rules` reports.
@@ -267,7 +268,7 @@ fn rule_error(c: &RuleConfig, message: String) -> RuleError {
 /// condition when the rule plans without it, else at the SELECT list.
 fn with_clause_position(
     message: String,
-    ctx: &datafusion::prelude::SessionContext,
+    ctx: &RuleSession,
     sql: &str,
     original: &str,
 ) -> String {

@@ -8,7 +8,7 @@
 //! the parsed statement, before planning, so a parse error still carries its position. A
 //! leading `telemetry.` (or the table alias) is dropped: `t.loc.lat` is `loc.lat` too.
 
-use datafusion::sql::sqlparser::ast::{
+use datafusion_sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArgumentList, FunctionArguments, Ident, ObjectName, SetExpr, Statement, TableFactor,
     Value,
@@ -130,7 +130,7 @@ fn flat_name(parts: &[Ident], tables: &[String]) -> Option<Ident> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+    use datafusion_sql::sqlparser::{dialect::GenericDialect, parser::Parser};
 
     fn rewritten(sql: &str) -> String {
         let mut stmt = Parser::parse_sql(&GenericDialect {}, sql)

@@ -10,13 +10,13 @@
 use super::iot;
 use arrow::array::{new_null_array, ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::memory::MemTable;
-use datafusion::common::{DFSchema, DataFusionError, SchemaError};
-use datafusion::logical_expr::simplify::SimplifyContext;
-use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::optimizer::simplify_expressions::ExprSimplifier;
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_common::{DFSchema, DataFusionError, SchemaError};
+use datafusion_expr::simplify::SimplifyContext;
+use datafusion_expr::{Expr, LogicalPlan};
+use datafusion_optimizer::simplify_expressions::ExprSimplifier;
+use datafusion_physical_expr::PhysicalExpr;
+use super::session::RuleSession;
+use datafusion_common::config::ConfigOptions;
 use std::sync::Arc;
 
 pub const TABLE: &str = "telemetry";
@@ -52,21 +52,21 @@ impl CompiledPlan {
 
 /// A DataFusion session set up for rules: case-sensitive identifiers (JSON field names are)
 /// and the IoT functions registered.
-pub fn session(devices: &super::devices::DeviceTags) -> SessionContext {
-    let config =
-        SessionConfig::new().set_bool("datafusion.sql_parser.enable_ident_normalization", false);
-    let ctx = SessionContext::new_with_config(config);
+pub fn session(devices: &super::devices::DeviceTags) -> RuleSession {
+    let mut options = ConfigOptions::default();
+    options.sql_parser.enable_ident_normalization = false;
+    let mut ctx = RuleSession::new(options);
     for f in iot::functions() {
-        ctx.register_udf(f);
+        ctx.register_udf(f.into());
     }
-    ctx.register_udf(devices.udf());
-    ctx.register_udf(super::field::udf());
+    ctx.register_udf(devices.udf().into());
+    ctx.register_udf(super::field::udf().into());
     ctx
 }
 
 /// Plans `sql` (already rewritten to `FROM telemetry`) for batches of `schema`.
 pub fn compile(
-    ctx: &SessionContext,
+    ctx: &RuleSession,
     sql: &str,
     schema: &SchemaRef,
 ) -> Result<CompiledPlan, PlanError> {
@@ -103,8 +103,7 @@ pub fn compile(
     let physical = |e: Expr| -> Result<Arc<dyn PhysicalExpr>, PlanError> {
         let e = iot::rewrite(e).map_err(PlanError::from)?;
         let e = simplifier.simplify(e).map_err(PlanError::from)?;
-        ctx.state()
-            .create_physical_expr(e, &df_schema)
+        ctx.create_physical_expr(e, &df_schema)
             .map_err(PlanError::from)
     };
     let filter = filter.map(physical).transpose()?;
@@ -137,12 +136,10 @@ fn extend_schema(schema: &SchemaRef, extras: &[Field]) -> SchemaRef {
 }
 
 /// A SELECT with a JOIN or more than one table in FROM (`FROM telemetry a, telemetry b`).
-fn reads_more_than_one_table(ctx: &SessionContext, sql: &str) -> bool {
-    use datafusion::sql::parser::Statement as DfStatement;
-    use datafusion::sql::sqlparser::ast::{SetExpr, Statement};
-    let state = ctx.state();
-    let dialect = state.config().options().sql_parser.dialect;
-    let Ok(DfStatement::Statement(statement)) = state.sql_to_statement(sql, &dialect) else {
+fn reads_more_than_one_table(ctx: &RuleSession, sql: &str) -> bool {
+    use datafusion_sql::parser::Statement as DfStatement;
+    use datafusion_sql::sqlparser::ast::{SetExpr, Statement};
+    let Ok(DfStatement::Statement(statement)) = ctx.sql_to_statement(sql) else {
         return false;
     };
     let Statement::Query(query) = statement.as_ref() else {
@@ -155,21 +152,15 @@ fn reads_more_than_one_table(ctx: &SessionContext, sql: &str) -> bool {
 }
 
 fn plan_sql(
-    ctx: &SessionContext,
+    ctx: &RuleSession,
     sql: &str,
     schema: &SchemaRef,
 ) -> Result<LogicalPlan, DataFusionError> {
-    let table = MemTable::try_new(schema.clone(), vec![vec![]])?;
-    ctx.deregister_table(TABLE)?;
-    ctx.register_table(TABLE, Arc::new(table))?;
-    let state = ctx.state();
-    let dialect = state.config().options().sql_parser.dialect;
-    let mut statement = state.sql_to_statement(sql, &dialect)?;
-    if let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
+    let mut statement = ctx.sql_to_statement(sql)?;
+    if let datafusion_sql::parser::Statement::Statement(s) = &mut statement {
         super::paths::flatten_paths(s, TABLE);
     }
-    // Planning an in-memory table does no I/O: the future is ready on first poll.
-    futures::executor::block_on(state.statement_to_plan(statement))
+    ctx.statement_to_plan(statement, TABLE, schema)
 }
 
 /// The name of a column the planner could not find, if that is the error.

@@ -12,6 +12,7 @@ fn batch(rows: &[(&str, &str)]) -> RecordBatch {
             device_id: device,
             mqtt_topic: topic,
             received_ms: 1_700_000_000_000 + i as i64,
+            redelivered: false,
             payload: payload.as_bytes(),
         };
         raw.push(&rec, 0, i as i64);
@@ -82,6 +83,7 @@ fn plans_once_per_schema_not_per_batch() {
         device_id: "a",
         mqtt_topic: "devices/a/telemetry",
         received_ms: 1,
+        redelivered: false,
         payload: br#"{"x": 1}"#,
     };
     raw.push(&rec, 0, 0);
@@ -164,6 +166,7 @@ fn a_rule_is_planned_once_per_schema_not_per_batch() {
             device_id: "d",
             mqtt_topic: "devices/d/telemetry",
             received_ms: 0,
+            redelivered: false,
             payload: payload.as_bytes(),
         };
         raw.push(&rec, 0, i);

@@ -185,6 +185,7 @@ fn route_messages(case: &Case, set: &mut RuleSet) -> Outputs {
                 device_id: device,
                 mqtt_topic: &m.topic,
                 received_ms: m.received_at.unwrap_or(DEFAULT_RECEIVED_AT + i as i64),
+                redelivered: false,
                 payload: &payloads[i],
             };
             raw.push(&rec, 0, i as i64);

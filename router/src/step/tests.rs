@@ -33,6 +33,7 @@ fn raw(payloads: &[&str]) -> RawBatch {
             device_id: &device,
             mqtt_topic: &topic,
             received_ms: 1_700_000_000_000 + i as i64,
+            redelivered: false,
             payload: p.as_bytes(),
         };
         raw.push(&rec, 3, 100 + i as i64);

@@ -17,6 +17,7 @@ fn output(rows: &[(i32, i64, &str)]) -> RuleOutput {
             device_id: "d",
             mqtt_topic: "devices/d/telemetry",
             received_ms: T0,
+            redelivered: false,
             payload: payload.as_bytes(),
         };
         raw.push(&rec, *partition, *offset);

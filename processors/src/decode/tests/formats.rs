@@ -56,6 +56,7 @@ fn batch_of(messages: &[(&str, Vec<u8>)]) -> RawBatch {
             device_id: "d1",
             mqtt_topic: topic,
             received_ms: 1_000,
+            redelivered: false,
             payload,
         };
         raw.push(&rec, 0, i as i64);
