@@ -81,9 +81,11 @@ fn isolation(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("bare_strict", ROWS), &raw, |b, raw| {
         b.iter(|| bare_decode_with(&schema, raw, true))
     });
-    group.bench_with_input(BenchmarkId::new("bare_ints_as_floats", ROWS), &raw, |b, raw| {
-        b.iter(|| bare_decode_with(&float_schema, raw, true))
-    });
+    group.bench_with_input(
+        BenchmarkId::new("bare_ints_as_floats", ROWS),
+        &raw,
+        |b, raw| b.iter(|| bare_decode_with(&float_schema, raw, true)),
+    );
     group.bench_with_input(BenchmarkId::new("sluice_clean", ROWS), &raw, |b, raw| {
         b.iter(|| decoder.decode(raw).batch.map(|b| b.num_rows()))
     });

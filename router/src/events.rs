@@ -186,8 +186,11 @@ pub struct PoisonRedelivered {
 
 impl Event for PoisonRedelivered {
     fn emit(self) {
-        tracing::warn!(partition = self.partition, offset = self.offset,
-            "poison message delivered again; dead-lettered again without processing it");
+        tracing::warn!(
+            partition = self.partition,
+            offset = self.offset,
+            "poison message delivered again; dead-lettered again without processing it"
+        );
         POISON_REDELIVERED.count(1);
     }
 }

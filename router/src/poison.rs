@@ -122,7 +122,10 @@ impl PoisonWatch {
     /// Remembers an isolated record, so a second delivery of it is dead-lettered at once.
     pub fn isolated(&self, partition: i32, offset: i64, why: &str) {
         let mut s = self.lock();
-        if s.known.insert((partition, offset), why.to_string()).is_none() {
+        if s.known
+            .insert((partition, offset), why.to_string())
+            .is_none()
+        {
             s.known_order.push_back((partition, offset));
         }
         if s.known_order.len() > MAX_KNOWN {

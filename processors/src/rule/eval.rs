@@ -3,6 +3,7 @@
 //! retried row by row so only the odd rows fail.
 
 use super::plan::{self, CompiledPlan};
+use super::session::RuleSession;
 use super::{Rule, RuleOutput, RuleResult};
 use crate::events::RulePlanned;
 use crate::ProcessorError;
@@ -10,7 +11,6 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{and, filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::SchemaRef;
 use datafusion_common::DataFusionError;
-use super::session::RuleSession;
 use sluice_common::Event;
 use sluice_core::meta::TOPIC;
 use std::sync::Arc;

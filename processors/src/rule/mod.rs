@@ -24,8 +24,8 @@ pub mod topic;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
-use session::RuleSession;
 use plan::CompiledPlan;
+use session::RuleSession;
 use sluice_common::Event;
 use sluice_config::RuleConfig;
 use sluice_core::meta::metadata_fields;
@@ -266,12 +266,7 @@ fn rule_error(c: &RuleConfig, message: String) -> RuleError {
 
 /// A planning error DataFusion gave no position for (a type error): points at the WHERE
 /// condition when the rule plans without it, else at the SELECT list.
-fn with_clause_position(
-    message: String,
-    ctx: &RuleSession,
-    sql: &str,
-    original: &str,
-) -> String {
+fn with_clause_position(message: String, ctx: &RuleSession, sql: &str, original: &str) -> String {
     let quoted = message.split('\'').nth(1).filter(|q| !q.is_empty());
     if message.contains("Line:") || quoted.is_some_and(|q| original.contains(q)) {
         return message; // positioned already, or a quoted name locate_name will find

@@ -8,15 +8,15 @@
 //! physical expressions that the rule evaluates on every batch with no further planning.
 
 use super::iot;
+use super::session::RuleSession;
 use arrow::array::{new_null_array, ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion_common::config::ConfigOptions;
 use datafusion_common::{DFSchema, DataFusionError, SchemaError};
 use datafusion_expr::simplify::SimplifyContext;
 use datafusion_expr::{Expr, LogicalPlan};
 use datafusion_optimizer::simplify_expressions::ExprSimplifier;
 use datafusion_physical_expr::PhysicalExpr;
-use super::session::RuleSession;
-use datafusion_common::config::ConfigOptions;
 use std::sync::Arc;
 
 pub const TABLE: &str = "telemetry";

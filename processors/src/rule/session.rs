@@ -17,7 +17,9 @@ use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::simplify::SimplifyContext;
-use datafusion_expr::{AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF};
+use datafusion_expr::{
+    AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF,
+};
 use datafusion_optimizer::simplify_expressions::ExprSimplifier;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_sql::parser::{DFParserBuilder, Statement};
@@ -87,9 +89,9 @@ impl RuleSession {
                 "The context currently only supports a single SQL statement"
             );
         }
-        statements
-            .pop_front()
-            .ok_or_else(|| plan_datafusion_err!("No SQL statements were provided in the query string"))
+        statements.pop_front().ok_or_else(|| {
+            plan_datafusion_err!("No SQL statements were provided in the query string")
+        })
     }
 
     /// The logical plan of `statement`, with `table` the one table it may read.
@@ -173,7 +175,10 @@ impl ContextProvider for Provider<'_> {
         if name.table() == self.table.table() && name.schema().is_none_or(|s| s == "public") {
             return Ok(self.source.clone());
         }
-        Err(plan_datafusion_err!("table '{}' not found", qualified(&name)))
+        Err(plan_datafusion_err!(
+            "table '{}' not found",
+            qualified(&name)
+        ))
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
