@@ -41,6 +41,8 @@ pub enum PayloadFormat {
     Json,
     Protobuf,
     Cbor,
+    /// Sparkplug B (Eclipse Tahu's payload on `spBv1.0/...` topics): one row per metric.
+    Sparkplug,
 }
 
 impl PayloadConfig {
@@ -67,6 +69,15 @@ impl PayloadConfig {
         let mut errors = vec![];
         if let Err(reason) = crate::check_topic_filter(&self.topics) {
             errors.push(err("topics", format!("'{}': {reason}", self.topics)));
+        }
+        if self.format == PayloadFormat::Sparkplug && !self.topics.starts_with("spBv1.0/") {
+            errors.push(err(
+                "topics",
+                format!(
+                    "'{}': Sparkplug B topics start with spBv1.0/ (topics = \"spBv1.0/#\")",
+                    self.topics
+                ),
+            ));
         }
         if self.format != PayloadFormat::Protobuf {
             if self.proto.is_some() || self.descriptor_set.is_some() || self.message.is_some() {

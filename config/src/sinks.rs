@@ -322,7 +322,18 @@ impl crate::Config {
         self.sinks
             .keys()
             .filter_map(|name| self.changelog_topic(name))
+            .chain(self.sparkplug_changelog_topic())
             .collect()
+    }
+
+    /// The topic Sparkplug edge nodes' aliases are kept in, when some topics carry
+    /// Sparkplug B: `<kafka.raw_topic>.changelog.sparkplug`.
+    pub fn sparkplug_changelog_topic(&self) -> Option<String> {
+        let sparkplug = self
+            .payloads
+            .iter()
+            .any(|p| p.format == crate::PayloadFormat::Sparkplug);
+        sparkplug.then(|| format!("{}.changelog.sparkplug", self.kafka.raw_topic))
     }
 
     /// Kafka topics alert sinks deliver to (created at start with the others).

@@ -115,12 +115,23 @@ pub fn dlq_headers(
 }
 
 /// The device id at a 1-based topic level (`devices/{id}/telemetry`, level 2).
+///
+/// On Sparkplug B topics (`spBv1.0/<group>/<type>/<edge node>[/<device>]`) it is the edge
+/// node, whatever the level: an edge node's BIRTH, its devices' messages and its DATA must
+/// share a partition, so that the router that reads the DATA knows the aliases.
 pub fn device_id_from_topic(topic: &str, level: usize) -> Option<&str> {
+    let level = match topic.starts_with(SPARKPLUG_PREFIX) {
+        true => 4,
+        false => level,
+    };
     topic
         .split('/')
         .nth(level.checked_sub(1)?)
         .filter(|s| !s.is_empty())
 }
+
+/// Topics of the Sparkplug B namespace.
+pub const SPARKPLUG_PREFIX: &str = "spBv1.0/";
 
 #[cfg(test)]
 mod tests {
@@ -197,6 +208,12 @@ mod tests {
         assert_eq!(device_id_from_topic("devices", 2), None);
         assert_eq!(device_id_from_topic("devices//x", 2), None);
         assert_eq!(device_id_from_topic("a/b", 0), None);
+        // Sparkplug B: the edge node, so a node's BIRTH and DATA share a partition.
+        let node_data = "spBv1.0/plant1/NDATA/edge-7";
+        assert_eq!(device_id_from_topic(node_data, 2), Some("edge-7"));
+        let device_data = "spBv1.0/plant1/DDATA/edge-7/pump-3";
+        assert_eq!(device_id_from_topic(device_data, 2), Some("edge-7"));
+        assert_eq!(device_id_from_topic("spBv1.0/STATE/host", 2), None);
     }
 
     mod properties {

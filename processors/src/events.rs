@@ -8,6 +8,7 @@ use std::time::Duration;
 sluice_common::metrics! {
     Counter DECODE_BUGS = "sluice_decode_bugs_total", "Batches the decoder could not assemble (a bug: their records were dead-lettered)";
     Counter TYPE_MISMATCHES = "sluice_decode_type_mismatch_total", "Payload values that did not fit their column's type (read as NULL)";
+    Counter SPARKPLUG_SEQ_GAPS = "sluice_sparkplug_seq_gaps_total", "Sparkplug B messages whose seq was not the one after their edge node's last (messages lost or reordered before Sluice)";
     Counter FIELDS_RETIRED = "sluice_decode_fields_retired_total", "Top-level payload fields dropped from the router's schema after router.decode.field_ttl_secs unseen";
     Counter RULE_EVALUATED["rule"] = "sluice_rule_evaluated_total", "Rows each rule evaluated";
     Counter RULE_MATCHED["rule"] = "sluice_rule_matched_total", "Rows each rule matched";
@@ -34,6 +35,18 @@ impl Event for BatchDecoded {
                 "payload fields unseen for router.decode.field_ttl_secs left the schema"
             );
         }
+    }
+}
+
+/// Sparkplug messages of a batch came with a `seq` that skipped (their rows are kept).
+pub struct SparkplugSeqGaps {
+    pub gaps: u64,
+}
+
+impl Event for SparkplugSeqGaps {
+    fn emit(self) {
+        SPARKPLUG_SEQ_GAPS.count(self.gaps);
+        tracing::debug!(gaps = self.gaps, "Sparkplug seq gaps in a batch");
     }
 }
 

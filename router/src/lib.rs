@@ -40,6 +40,7 @@ mod process;
 pub mod rebalance;
 pub mod reload;
 pub mod scaling;
+pub mod sparkplug;
 pub mod step;
 pub use step::FALLBACK_RULE;
 
@@ -72,6 +73,8 @@ pub enum RouterError {
     Sink(#[from] SinkError),
     #[error("dead-letter topic: {0}")]
     DeadLetter(String),
+    #[error("Sparkplug state: {0}")]
+    Sparkplug(String),
     #[error("rule '{rule}' names unknown action '{action}'")]
     UnknownAction { rule: String, action: String },
 }
@@ -89,7 +92,9 @@ impl sluice_core::Classify for RouterError {
             }
             // A sink says whose fault its failure is (a path that is no directory: the user).
             RouterError::Sink(e) => sluice_core::Classify::whose(e),
-            RouterError::Kafka(_) | RouterError::DeadLetter(_) => Whose::Outside,
+            RouterError::Kafka(_) | RouterError::DeadLetter(_) | RouterError::Sparkplug(_) => {
+                Whose::Outside
+            }
         }
     }
 }
@@ -118,6 +123,8 @@ pub struct Router {
     retired: Arc<RetiredDevices>,
     /// Offsets routers died on, shared by every restart of this router.
     poison: Arc<poison::PoisonWatch>,
+    /// Sparkplug edge nodes' aliases, saved and restored with their partitions.
+    sparkplug: Option<sparkplug::SparkplugLog>,
 }
 
 /// How long a router may sit in the group with no partitions before it rejoins.
@@ -157,13 +164,14 @@ impl Router {
                 .create_with_context(rebalances.clone())?;
         consumer.subscribe(&[&config.kafka.raw_topic])?;
         let dead_letters = DeadLetters::new(config, bootstrap, stats.clone())?;
+        let formats = PayloadFormats::of(&config.payloads);
+        let sparkplug = sparkplug::SparkplugLog::start(config, bootstrap, formats.births())?;
         Ok(Self {
             consumer: Arc::new(consumer),
             rebalances,
             dead_letters,
             step: Step::new(
-                BatchDecoder::with_limits((&config.router.decode).into())
-                    .with_formats(PayloadFormats::of(&config.payloads)),
+                BatchDecoder::with_limits((&config.router.decode).into()).with_formats(formats),
                 rules,
             ),
             control,
@@ -178,6 +186,7 @@ impl Router {
             unassigned_since: None,
             retired: Arc::default(),
             poison: Arc::default(),
+            sparkplug,
         })
     }
 
@@ -383,6 +392,9 @@ impl Router {
             process::route_failures(self)?;
             for sink in self.sinks.values_mut() {
                 sink.checkpoint()?;
+            }
+            if let Some(log) = &self.sparkplug {
+                log.checkpoint()?;
             }
             Ok(())
         })?;

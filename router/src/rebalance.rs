@@ -101,6 +101,9 @@ impl Router {
                     for sink in self.sinks.values_mut() {
                         sink.revoked(&ps);
                     }
+                    if let Some(log) = &self.sparkplug {
+                        log.revoked(&ps);
+                    }
                     events::PartitionsRevoked {
                         partitions: &ps,
                         dropped_rows: before - self.raw.len(),
@@ -112,6 +115,9 @@ impl Router {
                     sluice_common::blocking(|| -> Result<(), RouterError> {
                         for sink in self.sinks.values_mut() {
                             sink.assigned(&ps)?;
+                        }
+                        if let Some(log) = &self.sparkplug {
+                            log.assigned(&ps)?;
                         }
                         Ok(())
                     })?;

@@ -116,10 +116,7 @@ impl Step {
             retired: decoded.retired,
             ..StepOutput::default()
         };
-        // Rows are the records that were not rejected, in record order.
-        let mut rejected = vec![false; raw.len()];
         for r in decoded.rejects {
-            rejected[r.index] = true;
             out.dead_letters.push(DeadLetterOut {
                 index: r.index,
                 reason: r.reason,
@@ -128,10 +125,9 @@ impl Step {
         let Some(batch) = decoded.batch else {
             return out;
         };
-        let record_of: Vec<usize> = (0..raw.len()).filter(|i| !rejected[*i]).collect();
         out.rows = batch.num_rows();
         let routed = self.rules.route(&batch);
-        self.sort(routed, &record_of, &mut out);
+        self.sort(routed, &decoded.record_of, &mut out);
         out
     }
 
@@ -171,12 +167,14 @@ impl Step {
                 rows,
             });
         }
-        // A rule without an error action failed on these rows: their records, once each.
-        for (row, reason) in routed.dead_letters {
-            if let Some(&index) = record_of.get(row) {
-                out.dead_letters.push(DeadLetterOut { index, reason });
-            }
-        }
+        // A rule without an error action failed on these rows: their records, once each
+        // (a Sparkplug message has a row per metric).
+        let mut dead: Vec<DeadLetterOut> = (routed.dead_letters.into_iter())
+            .filter_map(|(row, reason)| Some((*record_of.get(row)?, reason)))
+            .map(|(index, reason)| DeadLetterOut { index, reason })
+            .collect();
+        dead.dedup_by_key(|d| d.index);
+        out.dead_letters.extend(dead);
     }
 }
 

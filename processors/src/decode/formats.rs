@@ -1,4 +1,5 @@
-//! Binary payloads (`[[payloads]]`: Protobuf, CBOR) → the JSON objects the decoder reads.
+//! Binary payloads (`[[payloads]]`: Protobuf, CBOR, Sparkplug B) → the JSON objects the
+//! decoder reads.
 //!
 //! Each binary payload is decoded with its topic's schema and written out as one JSON object,
 //! then the batch goes through the JSON paths like any other: the same columns, typing,
@@ -7,10 +8,14 @@
 //! are their names, 64-bit integers stay numbers (exact), nested messages are objects
 //! (reachable as `a.b`), repeated fields are lists, bytes are base64.
 //!
+//! A Sparkplug B message gives one object per metric ([`super::sparkplug`]), each a row of
+//! the batch with its record's metadata.
+//!
 //! A payload that does not decode is rejected with the reason and keeps its own bytes in
 //! the dead-letter record (the reject points at the original record); nothing else in the
 //! batch is affected.
 
+use super::sparkplug::{self, state::SharedBirths};
 use super::{RawBatch, Reject};
 use crate::rule::topic::TopicFilter;
 use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
@@ -22,12 +27,15 @@ enum Format {
     Json,
     Protobuf(MessageDescriptor),
     Cbor,
+    Sparkplug,
 }
 
 /// The `[[payloads]]` entries, first match wins; JSON where none matches.
 #[derive(Debug, Clone, Default)]
 pub struct PayloadFormats {
     entries: Vec<(TopicFilter, Format)>,
+    /// Sparkplug edge nodes' aliases, seq and liveness; shared with the router's changelog.
+    births: SharedBirths,
 }
 
 /// A batch with its binary payloads turned into JSON.
@@ -51,12 +59,28 @@ impl PayloadFormats {
                 let format = match c.format {
                     PayloadFormat::Json => Format::Json,
                     PayloadFormat::Cbor => Format::Cbor,
+                    PayloadFormat::Sparkplug => Format::Sparkplug,
                     PayloadFormat::Protobuf => Format::Protobuf(c.descriptor.clone()?),
                 };
                 Some((filter, format))
             })
             .collect();
-        Self { entries }
+        Self {
+            entries,
+            births: SharedBirths::default(),
+        }
+    }
+
+    /// The Sparkplug state these formats decode with (the router saves and restores it).
+    pub fn births(&self) -> SharedBirths {
+        self.births.clone()
+    }
+
+    /// True when some topics carry Sparkplug B.
+    pub fn has_sparkplug(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|(_, f)| matches!(f, Format::Sparkplug))
     }
 
     /// True when every payload is JSON (nothing to do).
@@ -88,6 +112,8 @@ impl PayloadFormats {
             rejects: vec![],
         };
         let mut json = Vec::new();
+        let mut metric_rows = Vec::new();
+        let mut seq_gaps = 0;
         for (i, format) in formats.into_iter().enumerate() {
             let payload = raw.payload(i);
             json.clear();
@@ -99,6 +125,22 @@ impl PayloadFormats {
                 }
                 Format::Protobuf(d) => protobuf_to_json(d, payload, &mut json),
                 Format::Cbor => cbor_to_json(payload, &mut json),
+                Format::Sparkplug => {
+                    metric_rows.clear();
+                    let mut births = self.births.lock();
+                    let (topic, p, o) = (raw.topic(i), raw.partition(i), raw.offset(i));
+                    match sparkplug::decode(&mut births, topic, payload, p, o, &mut metric_rows) {
+                        Ok(seen) => {
+                            seq_gaps += seen.seq_gap as u64;
+                            for row in &metric_rows {
+                                out.raw.push_as(raw, i, row);
+                                out.origin.push(i);
+                            }
+                        }
+                        Err(reason) => out.rejects.push(Reject { index: i, reason }),
+                    }
+                    continue;
+                }
             };
             match written {
                 Ok(()) => {
@@ -107,6 +149,9 @@ impl PayloadFormats {
                 }
                 Err(reason) => out.rejects.push(Reject { index: i, reason }),
             }
+        }
+        if seq_gaps > 0 {
+            sluice_common::Event::emit(crate::events::SparkplugSeqGaps { gaps: seq_gaps });
         }
         Some(out)
     }

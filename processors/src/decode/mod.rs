@@ -26,6 +26,7 @@ pub mod formats;
 pub mod infer;
 pub mod limits;
 pub mod schema;
+pub mod sparkplug;
 mod split;
 
 pub use limits::DecodeLimits;
@@ -55,6 +56,9 @@ pub struct Reject {
 pub struct Decoded {
     /// Payload columns then metadata columns; `None` when every record was rejected.
     pub batch: Option<RecordBatch>,
+    /// For each row of `batch`, the index of its record in the batch given: one row per
+    /// record, except a Sparkplug message's, which has one per metric.
+    pub record_of: Vec<usize>,
     pub rejects: Vec<Reject>,
     /// Values set to NULL because their type did not fit the schema.
     pub nulled: usize,
@@ -134,14 +138,22 @@ impl BatchDecoder {
     /// decode is rejected; rejects always index `raw`).
     pub fn decode(&mut self, raw: &RawBatch) -> Decoded {
         let Some(binary) = self.formats.transcode(raw) else {
-            return self.decode_json(raw);
+            let mut decoded = self.decode_json(raw);
+            decoded.record_of = rows_left(raw.len(), &decoded.rejects);
+            return decoded;
         };
         let mut decoded = self.decode_json(&binary.raw);
+        decoded.record_of = rows_left(binary.raw.len(), &decoded.rejects)
+            .into_iter()
+            .map(|row| binary.origin[row])
+            .collect();
         for r in &mut decoded.rejects {
             r.index = binary.origin[r.index];
         }
         decoded.rejects.extend(binary.rejects);
+        // One dead letter per record, even when several of its metrics' rows were refused.
         decoded.rejects.sort_by_key(|r| r.index);
+        decoded.rejects.dedup_by_key(|r| r.index);
         decoded
     }
 
@@ -173,6 +185,7 @@ impl BatchDecoder {
         match self.attach_metadata(payload, raw, rows) {
             Ok(batch) => Decoded {
                 batch: Some(batch),
+                record_of: vec![],
                 rejects: vec![],
                 nulled: 0,
                 retired: 0,
@@ -308,6 +321,7 @@ impl BatchDecoder {
         rejects.sort_by_key(|r| r.index);
         Decoded {
             batch,
+            record_of: vec![],
             rejects,
             nulled,
             retired: 0,
@@ -416,6 +430,15 @@ impl BatchDecoder {
 }
 
 /// The decoded batch's schema: the payload fields, flattened, then the metadata fields.
+/// The indexes of `n` records that are not among `rejects`.
+fn rows_left(n: usize, rejects: &[Reject]) -> Vec<usize> {
+    let mut rejected = vec![false; n];
+    for r in rejects {
+        rejected[r.index] = true;
+    }
+    (0..n).filter(|&i| !rejected[i]).collect()
+}
+
 fn with_metadata(payload: &Schema) -> SchemaRef {
     let mut fields = flatten::flat_fields(payload.fields());
     fields.extend(metadata_fields());

@@ -113,6 +113,7 @@ impl BatchDecoder {
         };
         Some(Decoded {
             batch: Some(batch),
+            record_of: vec![],
             rejects: checked.rejects,
             nulled: checked.nulled,
             retired: 0,
