@@ -29,6 +29,10 @@ pub enum DlqReason {
     /// A `[[payloads]]` binary format that did not decode.
     InvalidProtobuf,
     InvalidCbor,
+    /// A Sparkplug B payload or topic that did not decode; a DATA metric by an alias no BIRTH
+    /// named.
+    InvalidSparkplug,
+    SparkplugUnknownAlias,
     /// Past a decode bound (depth, fields, names).
     TooDeep,
     TooManyFields,
@@ -51,7 +55,7 @@ pub enum DlqReason {
 
 impl DlqReason {
     /// Every reason, in label order (dashboards, tests).
-    pub const ALL: [DlqReason; 21] = [
+    pub const ALL: [DlqReason; 23] = [
         Self::Oversize,
         Self::NoDeviceId,
         Self::Unauthorized,
@@ -61,6 +65,8 @@ impl DlqReason {
         Self::NotAnObject,
         Self::InvalidProtobuf,
         Self::InvalidCbor,
+        Self::InvalidSparkplug,
+        Self::SparkplugUnknownAlias,
         Self::TooDeep,
         Self::TooManyFields,
         Self::EmptyFieldName,
@@ -86,6 +92,8 @@ impl DlqReason {
             Self::NotAnObject => "payload is not a JSON object",
             Self::InvalidProtobuf => "invalid Protobuf",
             Self::InvalidCbor => "invalid CBOR",
+            Self::InvalidSparkplug => "invalid Sparkplug B",
+            Self::SparkplugUnknownAlias => "Sparkplug alias unknown",
             Self::TooDeep => "too deep",
             Self::TooManyFields => "too many fields",
             Self::EmptyFieldName => "empty field name",
@@ -171,6 +179,14 @@ mod tests {
                 DlqReason::InvalidTopic,
             ),
             ("payload is not UTF-8", DlqReason::NotUtf8),
+            (
+                "invalid Sparkplug B payload: failed to decode Protobuf message",
+                DlqReason::InvalidSparkplug,
+            ),
+            (
+                "Sparkplug alias unknown: NDATA of g/e: alias 1 was not named by an NBIRTH",
+                DlqReason::SparkplugUnknownAlias,
+            ),
             (
                 "invalid JSON: EOF while parsing at line 1",
                 DlqReason::InvalidJson,

@@ -21,6 +21,7 @@
 pub mod baseline;
 pub mod capacity;
 pub mod connect;
+pub mod encoding;
 pub mod fleet;
 pub mod observe;
 pub mod payload;
@@ -50,6 +51,8 @@ pub struct Options {
     pub qos: u8,
     pub topic: String,
     pub fields: Vec<String>,
+    /// How readings travel (`--format`).
+    pub encoding: encoding::Encoding,
     pub stages: Vec<profile::Stage>,
     pub max_messages: u64,
     pub drain_secs: u64,
@@ -87,12 +90,13 @@ pub async fn measure(opts: &Options) -> anyhow::Result<report::Report> {
     let planned = planned.min(opts.max_messages);
     let mut stages = opts.stages.clone();
     cap_stages(&mut stages, opts.max_messages);
-    let template = payload::Template::new(&opts.topic, &opts.fields)?;
+    let template = payload::Template::encoded(&opts.topic, &opts.fields, opts.encoding.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
     let kafka = match &opts.kafka {
         Some(k) => Some(observe::watch_kafka(
             k,
             &opts.raw_topic,
+            opts.encoding.clone(),
             opts.devices,
             planned as usize,
             stop.clone(),
@@ -280,7 +284,7 @@ async fn run_baselines(
     let watermarks = baseline::Watermarks::new(bootstrap, &opts.raw_topic)?;
     let (_, high_before) = watermarks.sum()?;
     let burst_stats = Arc::new(publish::PublishStats::new(opts.burst as usize));
-    let template = payload::Template::new(&opts.topic, &opts.fields)?;
+    let template = payload::Template::encoded(&opts.topic, &opts.fields, opts.encoding.clone())?;
     let (_, sample) = template.render(0, 0);
     let mut publisher = publish::Publisher::connect(
         &opts.broker,

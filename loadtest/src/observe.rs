@@ -6,7 +6,6 @@ use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +19,6 @@ pub struct KafkaSeen {
     pub seen: Mutex<Vec<bool>>,
 }
 
-#[derive(Deserialize)]
 struct Probe {
     device: String,
     seq: u64,
@@ -31,6 +29,7 @@ struct Probe {
 pub fn watch_kafka(
     bootstrap: &str,
     topic: &str,
+    encoding: crate::encoding::Encoding,
     devices: usize,
     planned: usize,
     stop: Arc<AtomicBool>,
@@ -79,10 +78,13 @@ pub fn watch_kafka(
                 .timestamp()
                 .to_millis()
                 .unwrap_or_else(sluice_common::now_ms);
-            let Some(p) = m
-                .payload()
-                .and_then(|b| serde_json::from_slice::<Probe>(b).ok())
-            else {
+            let Some(p) = m.payload().and_then(|b| encoding.probe(m.key(), b)).map(
+                |(device, seq, sent_ms)| Probe {
+                    device,
+                    seq,
+                    sent_ms,
+                },
+            ) else {
                 continue;
             };
             let Some(d) = device_index(&p.device) else {

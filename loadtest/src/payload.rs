@@ -4,6 +4,7 @@
 //! message), `uniform:LO:HI`, `const:VALUE`, `choice:A,B,C`. Default: temperature (walk),
 //! humidity (uniform), status (choice).
 
+pub use crate::encoding::Encoding;
 use serde_json::{Map, Value};
 use sluice_common::now_ms;
 
@@ -92,10 +93,20 @@ pub struct Template {
     /// `{device}` is replaced by the device name.
     pub topic: String,
     pub fields: Vec<(String, Generator)>,
+    pub encoding: Encoding,
 }
 
 impl Template {
     pub fn new(topic: &str, specs: &[String]) -> Result<Template, SpecError> {
+        Self::encoded(topic, specs, Encoding::Json)
+    }
+
+    /// A template whose readings travel in `encoding`.
+    pub fn encoded(
+        topic: &str,
+        specs: &[String],
+        encoding: Encoding,
+    ) -> Result<Template, SpecError> {
         let mut fields = Vec::new();
         for spec in specs {
             let (name, generator) = spec
@@ -122,24 +133,33 @@ impl Template {
         Ok(Template {
             topic: topic.to_string(),
             fields,
+            encoding,
         })
     }
 
-    /// (MQTT topic, JSON payload) of message `seq` of `device`.
+    /// (MQTT topic, payload) of message `seq` of `device`.
     pub fn render(&self, device: usize, seq: u64) -> (String, Vec<u8>) {
         let name = device_name(device);
+        let reading = self.reading(&name, device, seq);
+        let topic = self.encoding.topic(&self.topic, &name);
+        (topic, self.encoding.encode(&reading, seq))
+    }
+
+    /// What `device` sends once before its first reading (a Sparkplug NBIRTH), if anything.
+    pub fn birth(&self, device: usize) -> Option<(String, Vec<u8>)> {
+        let name = device_name(device);
+        self.encoding.birth(&name, &self.reading(&name, device, 0))
+    }
+
+    fn reading(&self, name: &str, device: usize, seq: u64) -> Map<String, Value> {
         let mut m = Map::new();
-        m.insert("device".into(), Value::from(name.clone()));
+        m.insert("device".into(), Value::from(name));
         m.insert("seq".into(), Value::from(seq));
         m.insert("sent_ms".into(), Value::from(now_ms()));
         for (i, (field, generator)) in self.fields.iter().enumerate() {
             m.insert(field.clone(), generator.value(i as u64, device, seq));
         }
-        let topic = self.topic.replace("{device}", &name);
-        (
-            topic,
-            serde_json::to_vec(&Value::Object(m)).unwrap_or_default(),
-        )
+        m
     }
 }
 

@@ -92,7 +92,29 @@ impl Publisher {
         let device = i % self.devices;
         let seq = (i / self.devices) as u64;
         let (topic, payload) = self.template.render(device, seq);
-        let (client, queue) = &self.clients[i % self.clients.len()];
+        // A device that announces itself (Sparkplug) keeps one connection, so that its BIRTH
+        // arrives before its DATA; the others spread over every connection.
+        let birth = match seq {
+            0 => self.template.birth(device),
+            _ => None,
+        };
+        let sticky = matches!(self.template.encoding, super::encoding::Encoding::Sparkplug);
+        let connection = if sticky { device } else { i } % self.clients.len();
+        let (client, queue) = &self.clients[connection];
+        if let Some((topic, payload)) = birth {
+            // Not one of the counted messages: its PUBACK matches no index.
+            queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back((Instant::now(), usize::MAX));
+            if client
+                .publish(topic, self.qos, false, payload)
+                .await
+                .is_err()
+            {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -170,7 +192,9 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                if let Some((at, i)) = inflight.remove(&ack.pkid) {
+                // usize::MAX: a Sparkplug BIRTH, not a counted message.
+                let counted = inflight.remove(&ack.pkid).filter(|(_, i)| *i != usize::MAX);
+                if let Some((at, i)) = counted {
                     let us = at.elapsed().as_micros() as u64;
                     let _ = stats
                         .puback

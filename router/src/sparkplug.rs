@@ -59,7 +59,10 @@ impl SparkplugLog {
             return Ok(0);
         }
         let births = self.births.clone();
-        let again = changed.iter().map(|(_, k, _)| k.clone()).collect::<Vec<_>>();
+        let again = changed
+            .iter()
+            .map(|(_, k, _)| k.clone())
+            .collect::<Vec<_>>();
         self.changelog.checkpoint(changed).map_err(|e| {
             // Not saved: the next checkpoint tries these edge nodes again.
             births.lock().mark_changed(again);

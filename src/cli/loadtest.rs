@@ -37,6 +37,17 @@ pub struct LoadtestArgs {
     /// Payload field generators, `NAME=walk:START:STEP|uniform:LO:HI|const:V|choice:A,B` (repeatable).
     #[arg(long = "field")]
     pub fields: Vec<String>,
+    /// How readings travel: `json`, `protobuf` (with --proto and --message: fields set by
+    /// name), or `sparkplug` (each device an edge node: NBIRTH, then NDATA by alias on
+    /// `spBv1.0/sluice-loadtest/NDATA/<device>`).
+    #[arg(long, default_value = "json")]
+    pub format: String,
+    /// `--format protobuf`: the `.proto` file (compiled in-process).
+    #[arg(long)]
+    pub proto: Option<PathBuf>,
+    /// `--format protobuf`: the full message name (`acme.v1.Reading`).
+    #[arg(long)]
+    pub message: Option<String>,
     /// Stop after this many messages whatever the profile says.
     #[arg(long, default_value_t = 10_000_000)]
     pub max_messages: u64,
@@ -136,6 +147,11 @@ pub async fn run(a: LoadtestArgs) -> anyhow::Result<bool> {
         qos: a.qos,
         topic: a.topic,
         fields: a.fields,
+        encoding: sluice_loadtest::encoding::Encoding::parse(
+            &a.format,
+            a.proto.as_deref(),
+            a.message.as_deref(),
+        )?,
         stages,
         max_messages: a.max_messages,
         drain_secs: a.drain_secs,

@@ -40,3 +40,4 @@ mod rules_cli;
 mod scale_out;
 mod scaling;
 mod security;
+mod sparkplug;

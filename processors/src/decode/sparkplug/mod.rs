@@ -5,15 +5,16 @@
 //!
 //! | column | |
 //! |---|---|
-//! | `group`, `edge_node`, `device` | from the topic (`device` only on D… messages) |
+//! | `group_id`, `edge_node`, `device` | from the topic (`device` only on D… messages) |
 //! | `message_type` | `NBIRTH`, `NDATA`, `NDEATH`, `DBIRTH`, `DDATA`, `DDEATH`, `NCMD`, `DCMD` |
 //! | `online` | false on NDEATH/DDEATH rows, true otherwise |
 //! | `metric`, `alias`, `datatype` | the metric's name (from its BIRTH when DATA sends an alias), alias, type name |
 //! | `int_value`, `float_value`, `bool_value`, `string_value` | the value, in the column of its kind (one per row) |
 //! | `is_null`, `is_historical` | when the metric says so |
-//! | `metric_timestamp`, `timestamp`, `seq` | the metric's and the message's time (ms), the message's seq |
+//! | `metric_ts`, `message_ts`, `seq` | the metric's and the message's time (ms since the epoch), the message's seq |
 //!
-//! Values sit in one column per kind, not one `value` column, because one edge node's
+//! The names stay clear of SQL keywords (`group`, `timestamp`), as every topic's rows share
+//! one schema. Values sit in one column per kind, not one `value` column, because one edge node's
 //! metrics have many types and a column has one. Integers are exact (Int8–Int64 signed as
 //! Sparkplug encodes them, UInt64 past 2^63−1 as its decimal in `string_value`); Float keeps
 //! its shortest decimal; DateTime is an `int_value` in ms. DataSet, Template, Bytes, File and
@@ -50,7 +51,7 @@ impl<'a> SparkplugTopic<'a> {
         let parts: Vec<&str> = topic.split('/').collect();
         let bad = || {
             format!(
-                "not a Sparkplug B topic: '{topic}' (spBv1.0/<group>/<NBIRTH|NDATA|NDEATH|DBIRTH|DDATA|DDEATH|NCMD|DCMD>/<edge node>[/<device>])"
+                "invalid Sparkplug B topic '{topic}': spBv1.0/<group>/<NBIRTH|NDATA|NDEATH|DBIRTH|DDATA|DDEATH|NCMD|DCMD>/<edge node>[/<device>]"
             )
         };
         let (group, kind, edge, device) = match parts.as_slice() {
@@ -154,8 +155,8 @@ pub fn decode(
             (None, None) => {
                 rows.truncate(start);
                 return Err(format!(
-                    "Sparkplug {} of {}: a metric has neither a name nor an alias",
-                    t.kind, key
+                    "invalid Sparkplug B payload: a metric of {} of {key} has neither a name nor an alias",
+                    t.kind
                 ));
             }
         };
@@ -169,9 +170,12 @@ pub fn decode(
 }
 
 fn unknown_alias(t: &SparkplugTopic<'_>, alias: u64) -> String {
-    let birth = if t.device.is_some() { "DBIRTH" } else { "NBIRTH" };
+    let birth = match t.device {
+        Some(_) => "a DBIRTH",
+        None => "an NBIRTH",
+    };
     format!(
-        "Sparkplug {} of {}/{}{}: alias {alias} was not named by a {birth} (DATA before BIRTH: the edge node must publish its BIRTH again)",
+        "Sparkplug alias unknown: {} of {}/{}{}: alias {alias} was not named by {birth} (DATA before BIRTH: the edge node must publish its BIRTH again)",
         t.kind,
         t.group,
         t.edge,
@@ -188,7 +192,7 @@ fn row(
     online: bool,
 ) -> Map<String, Json> {
     let mut m = Map::new();
-    m.insert("group".into(), t.group.into());
+    m.insert("group_id".into(), t.group.into());
     m.insert("edge_node".into(), t.edge.into());
     if let Some(d) = t.device {
         m.insert("device".into(), d.into());
@@ -212,10 +216,10 @@ fn row(
         m.insert("is_historical".into(), true.into());
     }
     if let Some(ts) = metric.timestamp.and_then(|t| i64::try_from(t).ok()) {
-        m.insert("metric_timestamp".into(), ts.into());
+        m.insert("metric_ts".into(), ts.into());
     }
     if let Some(ts) = p.timestamp.and_then(|t| i64::try_from(t).ok()) {
-        m.insert("timestamp".into(), ts.into());
+        m.insert("message_ts".into(), ts.into());
     }
     if let Some(seq) = p.seq {
         m.insert("seq".into(), seq.into());

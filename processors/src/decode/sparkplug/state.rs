@@ -88,7 +88,7 @@ impl Births {
     pub fn node_mut(&mut self, key: &str, partition: i32) -> Result<&mut EdgeNode, String> {
         if !self.nodes.contains_key(key) && self.nodes.len() >= MAX_EDGE_NODES {
             return Err(format!(
-                "Sparkplug: {MAX_EDGE_NODES} edge nodes are tracked already; '{key}' is refused"
+                "schema full: {MAX_EDGE_NODES} Sparkplug edge nodes are tracked already; '{key}' is refused"
             ));
         }
         self.changed.insert(key.to_string());
@@ -122,7 +122,9 @@ impl Births {
             Some(Ok(node)) => {
                 self.nodes.insert(key.to_string(), node);
             }
-            Some(Err(e)) => tracing::warn!(key, error = %e, "unreadable Sparkplug changelog record"),
+            Some(Err(e)) => {
+                tracing::warn!(key, error = %e, "unreadable Sparkplug changelog record")
+            }
             None => {
                 self.nodes.remove(key);
             }
@@ -147,7 +149,7 @@ impl EdgeNode {
     pub fn device_mut(&mut self, name: &str) -> Result<&mut DeviceState, String> {
         if !self.devices.contains_key(name) && self.devices.len() >= MAX_DEVICES {
             return Err(format!(
-                "Sparkplug: the edge node has {MAX_DEVICES} devices already; '{name}' is refused"
+                "schema full: the Sparkplug edge node has {MAX_DEVICES} devices already; '{name}' is refused"
             ));
         }
         Ok(self.devices.entry(name.to_string()).or_default())

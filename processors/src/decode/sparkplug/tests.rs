@@ -38,7 +38,10 @@ fn rows_of(
 ) -> Result<(Vec<Json>, Seen), String> {
     let mut rows = vec![];
     let seen = decode(births, topic, &encode(p), 0, offset, &mut rows)?;
-    let rows = rows.iter().map(|r| serde_json::from_slice(r).unwrap()).collect();
+    let rows = rows
+        .iter()
+        .map(|r| serde_json::from_slice(r).unwrap())
+        .collect();
     Ok((rows, seen))
 }
 
@@ -59,9 +62,9 @@ fn data_by_alias_is_named_by_the_birth_one_row_per_metric() {
     assert!(!seen.seq_gap);
     assert_eq!(
         rows[0],
-        json!({"group": "plant", "edge_node": "edge1", "message_type": "NDATA", "online": true,
+        json!({"group_id": "plant", "edge_node": "edge1", "message_type": "NDATA", "online": true,
                "metric": "Temperature", "alias": 1, "datatype": "Double", "float_value": 22.25,
-               "timestamp": 1_700_000_000_500i64, "seq": 1})
+               "message_ts": 1_700_000_000_500i64, "seq": 1})
     );
     assert_eq!(rows[1]["metric"], "Running");
     assert_eq!(rows[1]["bool_value"], false);
@@ -72,9 +75,17 @@ fn data_before_its_birth_is_refused_with_the_reason() {
     let mut b = Births::default();
     let p = data(5, vec![Metric::aliased(1, Value::Double(1.0))]);
     let err = rows_of(&mut b, NDATA, &p, 0).unwrap_err();
-    assert!(err.contains("alias 1 was not named by a NBIRTH"), "{err}");
+    assert!(
+        err.starts_with(
+            "Sparkplug alias unknown: NDATA of plant/edge1: alias 1 was not named by an NBIRTH"
+        ),
+        "{err}"
+    );
     // Metrics that carry their names need no BIRTH.
-    let named = data(6, vec![Metric::named("Temperature", 1, 10, Value::Double(1.0))]);
+    let named = data(
+        6,
+        vec![Metric::named("Temperature", 1, 10, Value::Double(1.0))],
+    );
     assert_eq!(rows_of(&mut b, NDATA, &named, 1).unwrap().0.len(), 1);
 }
 
@@ -121,10 +132,22 @@ fn seq_gaps_are_seen_once_and_not_on_replay() {
 fn values_keep_their_exact_kind() {
     let cases = [
         (4, Value::Long((-5i64) as u64), ("int_value", json!(-5))),
-        (8, Value::Long(u64::MAX), ("string_value", json!("18446744073709551615"))),
+        (
+            8,
+            Value::Long(u64::MAX),
+            ("string_value", json!("18446744073709551615")),
+        ),
         (9, Value::Float(0.1), ("float_value", json!(0.1))),
-        (12, Value::String("on".into()), ("string_value", json!("on"))),
-        (13, Value::Long(1_700_000_000_000), ("int_value", json!(1_700_000_000_000i64))),
+        (
+            12,
+            Value::String("on".into()),
+            ("string_value", json!("on")),
+        ),
+        (
+            13,
+            Value::Long(1_700_000_000_000),
+            ("int_value", json!(1_700_000_000_000i64)),
+        ),
         (1, Value::Int(0xFF), ("int_value", json!(-1))),
     ];
     for (datatype, value, (column, want)) in cases {
