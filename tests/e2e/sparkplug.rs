@@ -4,7 +4,8 @@
 //! aliases only. While they arrive, each router is `kill -9`ed once and restarted, so edge
 //! nodes' partitions move to a router that never saw their BIRTH (and to one that restarted
 //! with an empty memory): every metric of every DATA message must still be in Parquet once,
-//! under the name its BIRTH gave the alias, with its own value.
+//! under the name its BIRTH gave the alias, with its own value. The deaths at the end reach
+//! the compliance tracker: every edge node and device is listed offline.
 
 use crate::common::*;
 use std::process::Command;
@@ -25,8 +26,18 @@ sql = """SELECT edge_node, device, message_type, metric, message_ts, float_value
          bool_value, string_value, online FROM 'spBv1.0/#'"""
 actions = ["lake"]
 
+[[rules]]
+name = "liveness"
+sql = """SELECT CASE WHEN device IS NULL THEN edge_node ELSE edge_node || '/' || device END
+         AS device_id, online FROM 'spBv1.0/#' WHERE message_type LIKE '_BIRTH'
+         OR message_type LIKE '_DEATH'"""
+actions = ["fleet"]
+
 [sinks.lake]
 type = "parquet"
+
+[sinks.fleet]
+type = "compliance"
 "#;
 
 #[test]
@@ -34,16 +45,20 @@ fn sparkplug_metrics_keep_their_birth_names_across_router_kills() {
     let setup = Setup::new();
     let http = format!("127.0.0.1:{}", free_port());
     let door = setup.write_config("sluice.toml", &http, RULE);
+    let apis = [0, 1].map(|_| format!("127.0.0.1:{}", free_port()));
     let router_configs = [
-        setup.write_config("router-a.toml", "", RULE),
-        setup.write_config("router-b.toml", "", RULE),
+        setup.write_config("router-a.toml", &apis[0], RULE),
+        setup.write_config("router-b.toml", &apis[1], RULE),
     ];
     let door = Sluice::start(
         &door,
         &["--only", "brokers", "--only", "ingest"],
         Some(http),
     );
-    let start = |i: usize| Sluice::start(&router_configs[i], &["--only", "router"], None);
+    let start = |i: usize| {
+        let api = Some(apis[i].clone());
+        Sluice::start(&router_configs[i], &["--only", "router"], api)
+    };
     let mut routers = [Some(start(0)), Some(start(1))];
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/sparkplug.py");
@@ -82,6 +97,17 @@ fn sparkplug_metrics_keep_their_birth_names_across_router_kills() {
     );
     wait_until("every metric in Parquet", Duration::from_secs(180), || {
         rule_rows(&root, "metrics") >= total
+    });
+    // Either router lists the whole fleet (the other's devices through its changelog).
+    let offline = || {
+        let report = get_json(&apis[0], "/compliance");
+        let devices = report["devices"].as_array().cloned().unwrap_or_default();
+        let dead = devices.iter().filter(|d| d["online"] == false).count();
+        (devices.len(), dead)
+    };
+    let everyone = NODES * (1 + DEVICES);
+    wait_until("the deaths in /compliance", Duration::from_secs(60), || {
+        offline() == (everyone, everyone)
     });
     for r in routers.into_iter().flatten() {
         r.stop();

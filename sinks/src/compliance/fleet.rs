@@ -51,6 +51,10 @@ pub struct DeviceRecord {
     pub deployment: Option<String>,
     pub deployment_state: Option<String>,
     pub last_seen_ms: i64,
+    /// Whether the device said it is connected, if its reports say (an `online` column:
+    /// Sparkplug B rows carry one, false on NDEATH/DDEATH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
     /// The Kafka partition of its latest report: its changelog record lives there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<i32>,
@@ -66,6 +70,7 @@ pub struct Report {
     pub deployment: Option<String>,
     pub deployment_state: Option<String>,
     pub seen_ms: i64,
+    pub online: Option<bool>,
     pub partition: Option<i32>,
 }
 
@@ -107,6 +112,10 @@ pub struct DeviceCompliance {
     pub deployment: Option<String>,
     pub deployment_state: Option<String>,
     pub last_seen_ms: i64,
+    /// `false` once a death (Sparkplug NDEATH/DDEATH) was its last word; absent when its
+    /// reports never said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
 }
 
 /// Counts for a group or the whole fleet.
@@ -192,6 +201,10 @@ impl Fleet {
         keep(r.group, &mut d.group);
         keep(r.deployment, &mut d.deployment);
         keep(r.deployment_state, &mut d.deployment_state);
+        // The latest report's word on liveness, when it has one (reports arrive in order).
+        if r.online.is_some() && r.seen_ms >= d.last_seen_ms {
+            d.online = r.online;
+        }
         d.last_seen_ms = d.last_seen_ms.max(r.seen_ms);
         if r.partition.is_some() {
             d.partition = r.partition;
@@ -375,5 +388,6 @@ fn describe(
         deployment: d.deployment.clone(),
         deployment_state: d.deployment_state.clone(),
         last_seen_ms: d.last_seen_ms,
+        online: d.online,
     }
 }

@@ -300,6 +300,7 @@ fn reports(output: &RuleOutput) -> Vec<(i32, Report)> {
         "deployment_state",
     ]
     .map(|c| text_column(rows, c));
+    let online = text_column(rows, "online");
 
     (0..rows.num_rows())
         .filter_map(|i| {
@@ -311,6 +312,7 @@ fn reports(output: &RuleOutput) -> Vec<(i32, Report)> {
                 deployment: value(&deployment, i),
                 deployment_state: value(&deployment_state, i),
                 seen_ms: meta.received_ms(i).unwrap_or(0),
+                online: value(&online, i).and_then(|v| v.parse().ok()),
                 partition: Some(meta.partition(i)).filter(|p| *p >= 0),
             };
             Some((meta.partition(i), report))

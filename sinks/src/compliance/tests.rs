@@ -234,3 +234,31 @@ fn g6_the_state_file_without_devices_does_not_grow_with_the_fleet() {
     assert_eq!(f.counts().total.devices, 10_000);
     assert!(f.counts().devices.is_empty(), "counts list no devices");
 }
+
+#[test]
+fn a_death_marks_the_device_offline_until_it_reports_again() {
+    let mut f = fleet();
+    let seen = |online: Option<bool>, seen_ms: i64| Report {
+        online,
+        seen_ms,
+        ..report("edge-1", "gw", "2.0", "a")
+    };
+    f.observe(seen(Some(true), 10));
+    assert_eq!(
+        f.evaluate("edge-1", &f.devices["edge-1"]).online,
+        Some(true)
+    );
+    f.observe(seen(Some(false), 20));
+    f.observe(seen(None, 25));
+    assert_eq!(
+        f.evaluate("edge-1", &f.devices["edge-1"]).online,
+        Some(false)
+    );
+    f.observe(seen(Some(true), 30));
+    assert_eq!(
+        f.evaluate("edge-1", &f.devices["edge-1"]).online,
+        Some(true)
+    );
+    f.observe(report("cam-9", "cam", "1.9", "a"));
+    assert_eq!(f.evaluate("cam-9", &f.devices["cam-9"]).online, None);
+}
