@@ -2,13 +2,16 @@
 //! of a binary payload against text. Protobuf is turned into the JSON object the decoder
 //! reads (see `decode::formats`), so the ratio is what that step costs or saves. Readings are
 //! `tests/protos/reading.proto`'s acme.v1.Reading; the JSON batch holds exactly the objects
-//! the Protobuf batch becomes.
+//! the Protobuf batch becomes. The Sparkplug B row is the same readings as NDATA messages
+//! (each field a metric sent by alias, named by an NBIRTH the decoder saw first): 7 rows per
+//! message, so its throughput is in messages, like the others.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
 use sluice_config::{PayloadConfig, PayloadFormat};
 use sluice_processors::decode::formats::{protobuf_to_json, PayloadFormats};
+use sluice_processors::decode::sparkplug::proto::{Metric, Payload, Value as Sp};
 use sluice_processors::decode::{BatchDecoder, RawBatch};
 use sluice_processors::record::TelemetryRecord;
 
@@ -38,11 +41,66 @@ fn reading(d: &MessageDescriptor, i: usize) -> Vec<u8> {
     m.encode_to_vec()
 }
 
+/// The reading's fields as Sparkplug metrics: (name, datatype, value).
+fn sparkplug_metrics(i: usize) -> Vec<(&'static str, u32, Sp)> {
+    vec![
+        ("temperature", 10, Sp::Double(20.0 + (i % 97) as f64 / 8.0)),
+        ("seq", 4, Sp::Long(i as u64)),
+        (
+            "status",
+            12,
+            Sp::String(["OK", "LOW_BATTERY"][i % 2].into()),
+        ),
+        ("lat", 10, Sp::Double(52.0 + (i % 13) as f64 / 100.0)),
+        ("lon", 10, Sp::Double(13.0 + (i % 7) as f64 / 100.0)),
+        ("uptime_us", 8, Sp::Long(i as u64 * 1_000_000)),
+        ("firmware", 12, Sp::String("2.1.0".into())),
+    ]
+}
+
+/// NDATA `i` of its edge node, every metric by alias.
+fn sparkplug_data(i: usize) -> Vec<u8> {
+    let metrics = sparkplug_metrics(i).into_iter().enumerate();
+    Payload {
+        seq: Some((i / 1000 + 1) as u64 % 256),
+        timestamp: Some(1_700_000_000_000 + i as u64),
+        metrics: metrics
+            .map(|(a, (_, _, v))| Metric::aliased(a as u64, v))
+            .collect(),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// The NBIRTH of every edge node, naming the aliases.
+fn sparkplug_births() -> RawBatch {
+    let birth = |_| {
+        let metrics = sparkplug_metrics(0).into_iter().enumerate();
+        Payload {
+            seq: Some(0),
+            metrics: metrics
+                .map(|(a, (name, t, v))| Metric::named(name, a as u64, t, v))
+                .collect(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    batch_on(&(0..1000).map(birth).collect::<Vec<_>>(), "NBIRTH")
+}
+
 fn batch(payloads: &[Vec<u8>]) -> RawBatch {
+    batch_on(payloads, "")
+}
+
+/// Readings of 1000 devices; with `sparkplug` (a message type) on Sparkplug topics.
+fn batch_on(payloads: &[Vec<u8>], sparkplug: &str) -> RawBatch {
     let mut raw = RawBatch::default();
     for (i, p) in payloads.iter().enumerate() {
         let id = format!("t-{:04}", i % 1000);
-        let topic = format!("trackers/{id}/reading");
+        let topic = match sparkplug {
+            "" => format!("trackers/{id}/reading"),
+            kind => format!("spBv1.0/bench/{kind}/{id}"),
+        };
         let rec = TelemetryRecord {
             device_id: &id,
             mqtt_topic: &topic,
@@ -79,6 +137,16 @@ fn decode_formats(c: &mut Criterion) {
     pb_decoder.decode(&pb_raw);
     group.bench_function("protobuf", |b| {
         b.iter(|| pb_decoder.decode(&pb_raw).batch.map(|b| b.num_rows()))
+    });
+    let sparkplug = [PayloadConfig::of("spBv1.0/#", PayloadFormat::Sparkplug)];
+    let mut sp_decoder = BatchDecoder::new().with_formats(PayloadFormats::of(&sparkplug));
+    sp_decoder.decode(&sparkplug_births());
+    let sp: Vec<Vec<u8>> = (0..ROWS).map(sparkplug_data).collect();
+    let sp_raw = batch_on(&sp, "NDATA");
+    let rows = sp_decoder.decode(&sp_raw).batch.map(|b| b.num_rows());
+    assert_eq!(rows, Some(ROWS * 7), "every metric a row");
+    group.bench_function("sparkplug_ndata_7_metrics", |b| {
+        b.iter(|| sp_decoder.decode(&sp_raw).batch.map(|b| b.num_rows()))
     });
     group.finish();
 }

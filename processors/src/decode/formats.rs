@@ -112,7 +112,7 @@ impl PayloadFormats {
             rejects: vec![],
         };
         let mut json = Vec::new();
-        let mut metric_rows = Vec::new();
+        let mut metric_rows = sparkplug::MetricRows::default();
         let mut seq_gaps = 0;
         for (i, format) in formats.into_iter().enumerate() {
             let payload = raw.payload(i);
@@ -132,7 +132,7 @@ impl PayloadFormats {
                     match sparkplug::decode(&mut births, topic, payload, p, o, &mut metric_rows) {
                         Ok(seen) => {
                             seq_gaps += seen.seq_gap as u64;
-                            for row in &metric_rows {
+                            for row in metric_rows.iter() {
                                 out.raw.push_as(raw, i, row);
                                 out.origin.push(i);
                             }

@@ -31,7 +31,6 @@ pub mod state;
 
 use prost::Message;
 use proto::{data_type_name, Metric, Payload, Value};
-use serde_json::{Map, Value as Json};
 use state::{Aliases, Births, MetricDef};
 
 /// The topic namespace of Sparkplug B.
@@ -84,6 +83,40 @@ pub struct Seen {
     pub seq_gap: bool,
 }
 
+/// The JSON objects of one batch's Sparkplug rows, in one buffer (no allocation per row).
+#[derive(Debug, Default)]
+pub struct MetricRows {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl MetricRows {
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Each row's JSON object.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(s, e)| &self.buf[s..*e])
+    }
+
+    /// Drops the rows from the `n`th on (a message refused halfway).
+    fn truncate(&mut self, n: usize) {
+        self.ends.truncate(n);
+        self.buf.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+}
+
 /// Decodes one message into one JSON object per metric, appended to `rows`, updating the
 /// edge node's state. `offset` is the record's (replays do not count `seq` gaps twice).
 pub fn decode(
@@ -92,12 +125,14 @@ pub fn decode(
     payload: &[u8],
     partition: i32,
     offset: i64,
-    rows: &mut Vec<Vec<u8>>,
+    rows: &mut MetricRows,
 ) -> Result<Seen, String> {
     let t = SparkplugTopic::parse(topic)?;
     let p = Payload::decode(payload).map_err(|e| format!("invalid Sparkplug B payload: {e}"))?;
     let key = state::node_key(t.group, t.edge);
-    let node = births.node_mut(&key, partition)?;
+    // Only births and deaths change what is saved; a DATA moves `seq` alone.
+    let lifecycle = t.kind.ends_with("BIRTH") || t.kind.ends_with("DEATH");
+    let node = births.node_mut(&key, partition, lifecycle)?;
     let mut seen = Seen::default();
     if t.kind != "NDEATH" && !t.kind.ends_with("CMD") {
         let seq = p.seq.unwrap_or(0) as u8;
@@ -134,19 +169,17 @@ pub fn decode(
     let birth = t.kind.ends_with("BIRTH");
     let start = rows.len();
     for metric in &p.metrics {
-        let def = match (&metric.name, metric.alias) {
+        let (name, datatype) = match (&metric.name, metric.alias) {
             (Some(name), alias) => {
-                let def = MetricDef {
-                    name: name.clone(),
-                    datatype: metric.datatype.unwrap_or(0),
-                };
+                let datatype = metric.datatype.unwrap_or(0);
                 if let (true, Some(alias)) = (birth, alias) {
-                    aliases.insert(alias, def.clone());
+                    let name = name.clone();
+                    aliases.insert(alias, MetricDef { name, datatype });
                 }
-                def
+                (name.as_str(), datatype)
             }
             (None, Some(alias)) => match aliases.get(&alias) {
-                Some(def) => def.clone(),
+                Some(def) => (def.name.as_str(), def.datatype),
                 None => {
                     rows.truncate(start);
                     return Err(unknown_alias(&t, alias));
@@ -160,11 +193,12 @@ pub fn decode(
                 ));
             }
         };
-        rows.push(as_json(row(&t, &p, metric, Some(&def), online)));
+        let datatype = metric.datatype.unwrap_or(datatype);
+        write_row(rows, &t, &p, online, Some((metric, name, datatype)));
     }
     if p.metrics.is_empty() {
         // A death (or any message) without metrics still says something: one row.
-        rows.push(as_json(row(&t, &p, &Metric::default(), None, online)));
+        write_row(rows, &t, &p, online, None);
     }
     Ok(seen)
 }
@@ -183,77 +217,114 @@ fn unknown_alias(t: &SparkplugTopic<'_>, alias: u64) -> String {
     )
 }
 
-/// One metric's row as a JSON object (absent values left out: NULL).
-fn row(
+/// One row's JSON object, written straight into the batch's buffer (absent values are left
+/// out: NULL).
+fn write_row(
+    rows: &mut MetricRows,
     t: &SparkplugTopic<'_>,
     p: &Payload,
-    metric: &Metric,
-    def: Option<&MetricDef>,
     online: bool,
-) -> Map<String, Json> {
-    let mut m = Map::new();
-    m.insert("group_id".into(), t.group.into());
-    m.insert("edge_node".into(), t.edge.into());
+    metric: Option<(&Metric, &str, u32)>,
+) {
+    let mut o = Object::new(&mut rows.buf);
+    o.str("group_id", t.group);
+    o.str("edge_node", t.edge);
     if let Some(d) = t.device {
-        m.insert("device".into(), d.into());
+        o.str("device", d);
     }
-    m.insert("message_type".into(), t.kind.into());
-    m.insert("online".into(), online.into());
-    if let Some(def) = def {
-        m.insert("metric".into(), def.name.clone().into());
+    o.str("message_type", t.kind);
+    o.raw("online", online);
+    if let Some((metric, name, datatype)) = metric {
+        o.str("metric", name);
         if let Some(a) = metric.alias {
-            m.insert("alias".into(), a.into());
+            o.raw("alias", a);
         }
-        let datatype = metric.datatype.unwrap_or(def.datatype);
-        m.insert("datatype".into(), data_type_name(datatype).into());
+        o.str("datatype", data_type_name(datatype));
         if metric.is_null == Some(true) {
-            m.insert("is_null".into(), true.into());
-        } else if let Some((column, value)) = value_column(datatype, metric.value.as_ref()) {
-            m.insert(column.into(), value);
+            o.raw("is_null", true);
+        } else if let Some(v) = &metric.value {
+            write_value(&mut o, datatype, v);
         }
-    }
-    if metric.is_historical == Some(true) {
-        m.insert("is_historical".into(), true.into());
-    }
-    if let Some(ts) = metric.timestamp.and_then(|t| i64::try_from(t).ok()) {
-        m.insert("metric_ts".into(), ts.into());
+        if metric.is_historical == Some(true) {
+            o.raw("is_historical", true);
+        }
+        if let Some(ts) = metric.timestamp.and_then(|t| i64::try_from(t).ok()) {
+            o.raw("metric_ts", ts);
+        }
     }
     if let Some(ts) = p.timestamp.and_then(|t| i64::try_from(t).ok()) {
-        m.insert("message_ts".into(), ts.into());
+        o.raw("message_ts", ts);
     }
     if let Some(seq) = p.seq {
-        m.insert("seq".into(), seq.into());
+        o.raw("seq", seq);
     }
-    m
+    o.end();
+    rows.ends.push(rows.buf.len());
 }
 
-fn as_json(row: Map<String, Json>) -> Vec<u8> {
-    serde_json::to_vec(&row).unwrap_or_default()
-}
-
-/// The column a value of `datatype` goes to, and the value.
-fn value_column(datatype: u32, value: Option<&Value>) -> Option<(&'static str, Json)> {
-    Some(match (datatype, value?) {
+/// A value in the column of its kind.
+fn write_value(o: &mut Object<'_>, datatype: u32, value: &Value) {
+    match (datatype, value) {
         // Int8, Int16, Int32: two's complement in the 32 bits.
-        (1, Value::Int(v)) => ("int_value", (*v as i8).into()),
-        (2, Value::Int(v)) => ("int_value", (*v as i16).into()),
-        (3, Value::Int(v)) => ("int_value", (*v as i32).into()),
-        (4, Value::Long(v)) => ("int_value", (*v as i64).into()),
-        (8, Value::Long(v)) if *v > i64::MAX as u64 => ("string_value", v.to_string().into()),
-        (_, Value::Int(v)) => ("int_value", (*v as i64).into()),
-        (_, Value::Long(v)) => ("int_value", (*v as i64).into()),
+        (1, Value::Int(v)) => o.raw("int_value", *v as i8),
+        (2, Value::Int(v)) => o.raw("int_value", *v as i16),
+        (3, Value::Int(v)) => o.raw("int_value", *v as i32),
+        (4, Value::Long(v)) => o.raw("int_value", *v as i64),
+        (8, Value::Long(v)) if *v > i64::MAX as u64 => o.str("string_value", &v.to_string()),
+        (_, Value::Int(v)) => o.raw("int_value", *v as i64),
+        (_, Value::Long(v)) => o.raw("int_value", *v as i64),
         // The float's shortest decimal (0.1f32 is 0.1, not 0.10000000149011612).
-        (_, Value::Float(v)) => ("float_value", finite(v.to_string().parse().ok()?)?),
-        (_, Value::Double(v)) => ("float_value", finite(*v)?),
-        (_, Value::Boolean(v)) => ("bool_value", (*v).into()),
-        (_, Value::String(v)) => ("string_value", v.clone().into()),
-        _ => return None,
-    })
+        (_, Value::Float(v)) if v.is_finite() => o.raw("float_value", v),
+        (_, Value::Double(v)) if v.is_finite() => o.f64("float_value", *v),
+        (_, Value::Boolean(v)) => o.raw("bool_value", v),
+        (_, Value::String(v)) => o.str("string_value", v),
+        // NaN and infinities have no JSON form; DataSet, Template, bytes: no value column.
+        _ => {}
+    }
 }
 
-/// NaN and infinities have no JSON form: NULL.
-fn finite(v: f64) -> Option<Json> {
-    serde_json::Number::from_f64(v).map(Json::Number)
+/// A JSON object written field by field.
+struct Object<'b> {
+    buf: &'b mut Vec<u8>,
+    first: bool,
+}
+
+impl<'b> Object<'b> {
+    fn new(buf: &'b mut Vec<u8>) -> Self {
+        Self { buf, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        self.buf.push(if self.first { b'{' } else { b',' });
+        self.first = false;
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        let _ = serde_json::to_writer(&mut *self.buf, value);
+    }
+
+    /// A number or a bool, as Rust prints it (integers, bools, finite f32's shortest form).
+    fn raw(&mut self, key: &str, value: impl std::fmt::Display) {
+        use std::io::Write;
+        self.key(key);
+        let _ = write!(self.buf, "{value}");
+    }
+
+    fn f64(&mut self, key: &str, value: f64) {
+        self.key(key);
+        let _ = serde_json::to_writer(&mut *self.buf, &value);
+    }
+
+    fn end(self) {
+        match self.first {
+            true => self.buf.extend_from_slice(b"{}"),
+            false => self.buf.push(b'}'),
+        }
+    }
 }
 
 /// Encodes a payload (tests, the load generator).

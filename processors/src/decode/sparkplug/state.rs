@@ -42,7 +42,8 @@ pub struct EdgeNode {
     pub partition: i32,
     pub online: bool,
     /// The last `seq` and the offset of its record: a replayed record (at or below that
-    /// offset) neither moves it nor counts a gap.
+    /// offset) neither moves it nor counts a gap. Not restored from the changelog.
+    #[serde(skip)]
     pub last_seq: Option<(u8, i64)>,
     pub aliases: Aliases,
     pub devices: BTreeMap<String, DeviceState>,
@@ -84,15 +85,26 @@ impl Births {
         self.nodes.is_empty()
     }
 
-    /// The edge node `key`, made if new (refused past [`MAX_EDGE_NODES`]); marked changed.
-    pub fn node_mut(&mut self, key: &str, partition: i32) -> Result<&mut EdgeNode, String> {
-        if !self.nodes.contains_key(key) && self.nodes.len() >= MAX_EDGE_NODES {
-            return Err(format!(
-                "schema full: {MAX_EDGE_NODES} Sparkplug edge nodes are tracked already; '{key}' is refused"
-            ));
+    /// The edge node `key`, made if new (refused past [`MAX_EDGE_NODES`]); `changed`: its
+    /// aliases or liveness are about to change, so the next checkpoint saves it.
+    pub fn node_mut(
+        &mut self,
+        key: &str,
+        partition: i32,
+        changed: bool,
+    ) -> Result<&mut EdgeNode, String> {
+        if changed {
+            self.changed.insert(key.to_string());
         }
-        self.changed.insert(key.to_string());
-        let node = self.nodes.entry(key.to_string()).or_default();
+        if !self.nodes.contains_key(key) {
+            if self.nodes.len() >= MAX_EDGE_NODES {
+                return Err(format!(
+                    "schema full: {MAX_EDGE_NODES} Sparkplug edge nodes are tracked already; '{key}' is refused"
+                ));
+            }
+            self.nodes.insert(key.to_string(), EdgeNode::default());
+        }
+        let node = self.nodes.get_mut(key).expect("inserted above");
         node.partition = partition;
         Ok(node)
     }
@@ -119,7 +131,11 @@ impl Births {
     /// read is ignored: it was not written by this version.
     pub fn apply(&mut self, key: &str, value: Option<&[u8]>) {
         match value.map(serde_json::from_slice::<EdgeNode>) {
-            Some(Ok(node)) => {
+            Some(Ok(mut node)) => {
+                // Saved at its last BIRTH or DEATH, not at every DATA: its `seq` then is old,
+                // and comparing the next message with it would count a gap that is not one.
+                // The first message after a hand-over is not checked instead.
+                node.last_seq = None;
                 self.nodes.insert(key.to_string(), node);
             }
             Some(Err(e)) => {
