@@ -390,4 +390,16 @@ fn a_broken_proto_or_a_missing_message_is_named_at_load() {
     let cbor_with_message = "[[payloads]]\ntopics = \"m/#\"\nformat = \"cbor\"\nmessage = \"x\"\n";
     std::fs::write(&file, cbor_with_message).unwrap();
     assert_eq!(load(&file).unwrap_err().0[0].path, "payloads[0].format");
+    // Sparkplug B lives under spBv1.0/; its aliases get a changelog topic.
+    let sparkplug =
+        |topics: &str| format!("[[payloads]]\ntopics = \"{topics}\"\nformat = \"sparkplug\"\n");
+    std::fs::write(&file, sparkplug("plant/#")).unwrap();
+    let errs = load(&file).unwrap_err().0;
+    assert_eq!(errs[0].path, "payloads[0].topics");
+    assert!(errs[0].message.contains("spBv1.0/"), "{}", errs[0]);
+    std::fs::write(&file, sparkplug("spBv1.0/plant/#")).unwrap();
+    let config = load(&file).unwrap();
+    let topic = "telemetry.raw.changelog.sparkplug".to_string();
+    assert_eq!(config.sparkplug_changelog_topic(), Some(topic.clone()));
+    assert!(config.changelog_topics().contains(&topic));
 }
