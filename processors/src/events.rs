@@ -9,6 +9,7 @@ sluice_common::metrics! {
     Counter DECODE_BUGS = "sluice_decode_bugs_total", "Batches the decoder could not assemble (a bug: their records were dead-lettered)";
     Counter TYPE_MISMATCHES = "sluice_decode_type_mismatch_total", "Payload values that did not fit their column's type (read as NULL)";
     Counter SPARKPLUG_SEQ_GAPS = "sluice_sparkplug_seq_gaps_total", "Sparkplug B messages whose seq was not the one after their edge node's last (messages lost or reordered before Sluice)";
+    Counter SPARKPLUG_STATE_UNREADABLE = "sluice_sparkplug_state_unreadable_total", "Sparkplug changelog records another router wrote that this version cannot read (ignored)";
     Counter FIELDS_RETIRED = "sluice_decode_fields_retired_total", "Top-level payload fields dropped from the router's schema after router.decode.field_ttl_secs unseen";
     Counter RULE_EVALUATED["rule"] = "sluice_rule_evaluated_total", "Rows each rule evaluated";
     Counter RULE_MATCHED["rule"] = "sluice_rule_matched_total", "Rows each rule matched";
@@ -47,6 +48,19 @@ impl Event for SparkplugSeqGaps {
     fn emit(self) {
         SPARKPLUG_SEQ_GAPS.count(self.gaps);
         tracing::debug!(gaps = self.gaps, "Sparkplug seq gaps in a batch");
+    }
+}
+
+/// A Sparkplug changelog record did not read (written by another version): ignored.
+pub struct SparkplugStateUnreadable<'a> {
+    pub key: &'a str,
+    pub error: &'a serde_json::Error,
+}
+
+impl Event for SparkplugStateUnreadable<'_> {
+    fn emit(self) {
+        SPARKPLUG_STATE_UNREADABLE.count(1);
+        tracing::warn!(key = self.key, error = %self.error, "unreadable Sparkplug changelog record");
     }
 }
 

@@ -61,20 +61,9 @@ fn protobuf_readings_from_an_independent_encoder_reach_parquet_once_each() {
                    AND samples[1] = seq - 1099511627776 THEN 1 ELSE 0 END), \
          min(seq) FROM read_parquet('{glob}', hive_partitioning = false)"
     );
-    let py = format!("import duckdb; print(*duckdb.sql(\"{query}\").fetchall()[0])");
-    let out = Command::new("python3")
-        .args(["-c", &py])
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        out.status.success(),
-        "duckdb: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let n = total.to_string();
     assert_eq!(
-        text.split(' ').collect::<Vec<_>>(),
+        duckdb_first_row(&query),
         [n.as_str(), n.as_str(), n.as_str(), "1099511627776"],
         "rows, distinct (device, seq), rows with their own values, smallest seq (exact int64)"
     );

@@ -4,6 +4,8 @@ the pysparkplug package ships), over paho-mqtt, QoS 1, one connection per edge n
 
 Each edge node sends NBIRTH (metrics named, with aliases), a DBIRTH per device, then ROUNDS
 rounds of NDATA and DDATA whose metrics carry aliases only, then DDEATHs and an NDEATH.
+Halfway, edge node 0 also sends, on the same connection, bytes that are no Sparkplug
+payload and a DDATA of a device that never sent its DBIRTH (hostile or broken firmware).
 Values follow (edge node, device, round), so the reader can check each one.
 
 usage: sparkplug.py HOST:PORT EDGE_NODES DEVICES_PER_NODE ROUNDS PAUSE_SECS
@@ -99,6 +101,10 @@ def main():
             for d in range(devices):
                 seq[e] += 1
                 send(e, "DDATA", payload(seq[e], device_metrics(e, d, r, False), BASE_MS + r), d)
+        if r == rounds // 2:
+            send(0, "NDATA", b"\xff\xff not a Sparkplug payload")
+            ghost = payload(None, [dict(alias=1, int_value=5)], BASE_MS + r)
+            infos.append(clients[0].publish(f"spBv1.0/{group}/DDATA/edge-0/ghost", ghost, qos=1))
         time.sleep(pause)
     for e in range(nodes):
         for d in range(devices):

@@ -228,6 +228,23 @@ impl Drop for Sluice {
     }
 }
 
+/// The first row of a DuckDB query (Python's duckdb package, as an analyst reads the
+/// Parquet), each value as Python prints it.
+pub fn duckdb_first_row(query: &str) -> Vec<String> {
+    let py = format!("import duckdb; print(*duckdb.sql(\"{query}\").fetchall()[0])");
+    let out = Command::new("python3")
+        .args(["-c", &py])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().map(String::from).collect()
+}
+
 /// GET `path` of the API at `addr`: (status, body); `None` when nothing answers.
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     http_request(addr, "GET", path)

@@ -139,6 +139,7 @@ pub fn decode(
         seen.seq_gap = node.saw_seq(seq, offset, t.kind == "NBIRTH");
     }
     let online = !t.kind.ends_with("DEATH");
+    let mut unannounced = Aliases::new();
     // The alias table this message's metrics are named by (and a BIRTH fills).
     let aliases: &mut Aliases = match (t.kind, t.device) {
         ("NBIRTH", _) => {
@@ -153,18 +154,22 @@ pub fn decode(
             &mut node.aliases
         }
         (_, None) => &mut node.aliases,
-        (kind, Some(device)) => {
+        ("DBIRTH", Some(device)) => {
             let d = node.device_mut(device)?;
-            match kind {
-                "DBIRTH" => {
-                    d.online = true;
-                    d.aliases.clear();
-                }
-                "DDEATH" => d.online = false,
-                _ => {}
-            }
+            d.online = true;
+            d.aliases.clear();
             &mut d.aliases
         }
+        ("DDEATH", Some(device)) => {
+            let d = node.device_mut(device)?;
+            d.online = false;
+            &mut d.aliases
+        }
+        // DATA of a device no DBIRTH announced is not remembered: named metrics still read.
+        (_, Some(device)) => match node.devices.get_mut(device) {
+            Some(d) => &mut d.aliases,
+            None => &mut unannounced,
+        },
     };
     let birth = t.kind.ends_with("BIRTH");
     let start = rows.len();

@@ -138,8 +138,9 @@ impl Births {
                 node.last_seq = None;
                 self.nodes.insert(key.to_string(), node);
             }
-            Some(Err(e)) => {
-                tracing::warn!(key, error = %e, "unreadable Sparkplug changelog record")
+            Some(Err(error)) => {
+                let event = crate::events::SparkplugStateUnreadable { key, error: &error };
+                sluice_common::Event::emit(event)
             }
             None => {
                 self.nodes.remove(key);

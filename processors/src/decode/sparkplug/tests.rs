@@ -74,6 +74,13 @@ fn data_by_alias_is_named_by_the_birth_one_row_per_metric() {
 fn data_before_its_birth_is_refused_with_the_reason() {
     let mut b = Births::default();
     let p = data(5, vec![Metric::aliased(1, Value::Double(1.0))]);
+    let ghost = "spBv1.0/plant/DDATA/edge1/ghost";
+    assert!(rows_of(&mut b, ghost, &p, 0).is_err());
+    let node = b.node("plant/edge1").unwrap();
+    assert!(
+        node.devices.is_empty(),
+        "DATA of an unannounced device is not remembered"
+    );
     let err = rows_of(&mut b, NDATA, &p, 0).unwrap_err();
     assert!(
         err.starts_with(
