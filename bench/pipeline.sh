@@ -5,6 +5,8 @@
 #
 #   bench/pipeline.sh                        # RATE=20000 STEPS=5 STEP_SECS=60 DEVICES=1000
 #   RATE=10000 STEPS=1 STEP_SECS=30 bench/pipeline.sh
+#   FORMAT=sparkplug RATE=10000 STEPS=1 STEP_SECS=30 bench/pipeline.sh   # the fleet as
+#       Sparkplug B edge nodes (NBIRTH, then NDATA by alias; a row per metric)
 #
 # Only loopback addresses are used; the run is bounded by the stages and --drain-secs.
 source "$(dirname "$0")/lib.sh"
@@ -12,11 +14,15 @@ RATE=${RATE:-20000}
 STEPS=${STEPS:-5}
 STEP_SECS=${STEP_SECS:-60}
 DEVICES=${DEVICES:-1000}
+FORMAT=${FORMAT:-json}
 here=$(cd "$(dirname "$0")/.." && pwd)
 gport=$(port) kport=$(port) hport=$(port)
 cp -r "$here/config" "$work/config"
 sed -i -e "s/127.0.0.1:1883\"/127.0.0.1:$gport\"/" -e "s/127.0.0.1:9092\"/127.0.0.1:$kport\"/" \
   -e "s/127.0.0.1:9464\"/127.0.0.1:$hport\"/" "$work/config/sluice.toml"
+if [ "$FORMAT" = sparkplug ]; then
+  printf '\n[[payloads]]\ntopics = "spBv1.0/#"\nformat = "sparkplug"\n' >>"$work/config/sluice.toml"
+fi
 for i in $(seq 1 "$STEPS"); do
   printf '[[stage]]\nname = "minute-%s"\nrate = %s\nsecs = %s\n' "$i" "$RATE" "$STEP_SECS"
 done >"$work/stages.toml"
@@ -28,7 +34,7 @@ for _ in $(seq 1 600); do
 done
 "$BIN" loadtest --stages "$work/stages.toml" --devices "$DEVICES" --drain-secs 30 \
   --broker "127.0.0.1:$gport" --kafka "127.0.0.1:$kport" --sluice-url "http://127.0.0.1:$hport" \
-  --report "$work/pipeline.json" || true
+  --format "$FORMAT" --report "$work/pipeline.json" || true
 curl -fs "http://127.0.0.1:$hport/scaling" | python3 -c 'import json,sys; r=json.load(sys.stdin)["router"]; print("after the drain: router lag", r["lag_total"], "records, consume rate", round(r["consume_rate"]), "/s")'
 kill -TERM "$spid"
 wait "$spid" || true
