@@ -1,6 +1,7 @@
 //! `sluice demo` is the newcomer's first command: it must finish, print the summary, and
 //! leave Parquet that DuckDB reads with the row counts it reported.
 
+use crate::common::duckdb_first_row;
 use std::process::Command;
 
 #[test]
@@ -34,19 +35,11 @@ fn demo_runs_and_duckdb_reads_its_parquet() {
     );
 
     let glob = format!("{}/parquet/**/*.parquet", out_dir.display());
-    let script = format!(
-        "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true) WHERE rule = 'all_telemetry'\").fetchall()[0][0])"
+    let query = format!(
+        "SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true) \
+         WHERE rule = 'all_telemetry'"
     );
-    let py = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3");
-    assert!(
-        py.status.success(),
-        "duckdb query failed (pip install duckdb): {}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    let rows: u64 = String::from_utf8_lossy(&py.stdout).trim().parse().unwrap();
+    let rows: u64 = duckdb_first_row(&query)[0].parse().unwrap();
     assert_eq!(
         rows,
         20 * 50,
