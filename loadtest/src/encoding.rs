@@ -97,7 +97,12 @@ impl Encoding {
     /// `(device, seq, sent_ms)` of a record the pipeline put in Kafka (key: the device id).
     pub fn probe(&self, key: Option<&[u8]>, payload: &[u8]) -> Option<(String, u64, i64)> {
         let object = match self {
-            Encoding::Json => serde_json::from_slice::<Value>(payload).ok()?,
+            // Straight into the three fields, as before formats: the observer reads every
+            // record of a 150 000 msg/s run.
+            Encoding::Json => {
+                let p = serde_json::from_slice::<JsonProbe>(payload).ok()?;
+                return Some((p.device, p.seq, p.sent_ms));
+            }
             Encoding::Protobuf(d) => {
                 let m = DynamicMessage::decode(d.clone(), payload).ok()?;
                 let options = prost_reflect::SerializeOptions::new()
@@ -128,6 +133,13 @@ impl Encoding {
         let sent = sent.as_i64().or_else(|| sent.as_str()?.parse().ok())?;
         Some((device, number(seq)?, sent))
     }
+}
+
+#[derive(serde::Deserialize)]
+struct JsonProbe {
+    device: String,
+    seq: u64,
+    sent_ms: i64,
 }
 
 /// `(alias, name, value)` of a reading's metrics: seq, sent_ms, then each generated field.

@@ -76,13 +76,6 @@ impl PayloadFormats {
         self.births.clone()
     }
 
-    /// True when some topics carry Sparkplug B.
-    pub fn has_sparkplug(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|(_, f)| matches!(f, Format::Sparkplug))
-    }
-
     /// True when every payload is JSON (nothing to do).
     pub fn all_json(&self) -> bool {
         self.entries.iter().all(|(_, f)| matches!(f, Format::Json))
@@ -113,6 +106,8 @@ impl PayloadFormats {
         };
         let mut json = Vec::new();
         let mut metric_rows = sparkplug::MetricRows::default();
+        // Taken at the first Sparkplug record and held for the batch: one lock, not one each.
+        let mut births = None;
         let mut seq_gaps = 0;
         for (i, format) in formats.into_iter().enumerate() {
             let payload = raw.payload(i);
@@ -127,9 +122,9 @@ impl PayloadFormats {
                 Format::Cbor => cbor_to_json(payload, &mut json),
                 Format::Sparkplug => {
                     metric_rows.clear();
-                    let mut births = self.births.lock();
+                    let births = births.get_or_insert_with(|| self.births.lock());
                     let (topic, p, o) = (raw.topic(i), raw.partition(i), raw.offset(i));
-                    match sparkplug::decode(&mut births, topic, payload, p, o, &mut metric_rows) {
+                    match sparkplug::decode(births, topic, payload, p, o, &mut metric_rows) {
                         Ok(seen) => {
                             seq_gaps += seen.seq_gap as u64;
                             for row in metric_rows.iter() {

@@ -429,7 +429,6 @@ impl BatchDecoder {
     }
 }
 
-/// The decoded batch's schema: the payload fields, flattened, then the metadata fields.
 /// The indexes of `n` records that are not among `rejects`.
 fn rows_left(n: usize, rejects: &[Reject]) -> Vec<usize> {
     let mut rejected = vec![false; n];
@@ -439,6 +438,7 @@ fn rows_left(n: usize, rejects: &[Reject]) -> Vec<usize> {
     (0..n).filter(|&i| !rejected[i]).collect()
 }
 
+/// The decoded batch's schema: the payload fields, flattened, then the metadata fields.
 fn with_metadata(payload: &Schema) -> SchemaRef {
     let mut fields = flatten::flat_fields(payload.fields());
     fields.extend(metadata_fields());

@@ -332,10 +332,5 @@ impl<'b> Object<'b> {
     }
 }
 
-/// Encodes a payload (tests, the load generator).
-pub fn encode(payload: &Payload) -> Vec<u8> {
-    payload.encode_to_vec()
-}
-
 #[cfg(test)]
 mod tests;

@@ -37,7 +37,7 @@ fn rows_of(
     offset: i64,
 ) -> Result<(Vec<Json>, Seen), String> {
     let mut rows = MetricRows::default();
-    let seen = decode(births, topic, &encode(p), 0, offset, &mut rows)?;
+    let seen = decode(births, topic, &p.encode_to_vec(), 0, offset, &mut rows)?;
     let rows = rows
         .iter()
         .map(|r| serde_json::from_slice(r).unwrap())
