@@ -48,6 +48,30 @@ pub struct ParquetSinkConfig {
     /// recently written file is closed, so scattered event times cost files, never `EMFILE`.
     #[serde(default = "default_max_open_files")]
     pub max_open_files: usize,
+    /// `files`: Parquet files published through Sluice's per-partition ledger. `delta`: one
+    /// Delta Lake table per rule under `path`, whose transaction log is the ledger.
+    #[serde(default)]
+    pub format: OutputFormat,
+    /// Delta tables: write a Delta checkpoint (the log's state in one Parquet file, so readers
+    /// need not replay every commit) every this many commits.
+    #[serde(default = "default_delta_checkpoint_interval")]
+    pub delta_checkpoint_interval: u64,
+}
+
+/// How a Parquet sink publishes its files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// Hive-partitioned files (`rule=/date=/hour=`) and Sluice's ledger: any Parquet reader.
+    #[default]
+    Files,
+    /// A Delta Lake table per rule (`<path>/<rule>`, partitioned by `date` and `hour`):
+    /// snapshots, schema evolution, time travel, compaction, for Delta-aware readers.
+    Delta,
+}
+
+const fn default_delta_checkpoint_interval() -> u64 {
+    10
 }
 
 fn default_parquet_path() -> PathBuf {
@@ -84,6 +108,8 @@ impl Default for ParquetSinkConfig {
             max_event_age_secs: default_event_max_age(),
             max_event_lead_secs: default_event_max_lead(),
             max_open_files: default_max_open_files(),
+            format: OutputFormat::default(),
+            delta_checkpoint_interval: default_delta_checkpoint_interval(),
         }
     }
 }

@@ -11,6 +11,11 @@ sluice_common::metrics! {
     Counter PARTITIONS_FENCED = "sluice_parquet_partitions_fenced_total", "Checkpoints refused because another router had written the partition's ledger since (this router had lost the partition); the router restarts";
     Counter PARTITIONS_RECOVERED = "sluice_parquet_partitions_recovered_total", "Kafka partitions whose Parquet output was recovered from the ledger (on assignment)";
     Counter REPLAYED_ROWS_SKIPPED = "sluice_parquet_replayed_rows_skipped_total", "Rows not written again because the ledger shows their records already in Parquet";
+    Counter DELTA_COMMITS["rule"] = "sluice_delta_commits_total", "Delta table commits (one per table per checkpoint), per rule";
+    Counter DELTA_ROWS["rule"] = "sluice_delta_rows_committed_total", "Rows made visible in Delta tables, per rule";
+    Histogram DELTA_COMMIT_SECONDS = "sluice_delta_commit_seconds", "Seconds to commit one Delta table at a checkpoint (files finished, log read, fence, log write)";
+    Counter DELTA_FENCED = "sluice_delta_partitions_fenced_total", "Delta commits refused because another router had committed the partition since (this router had lost it); the router restarts";
+    Counter DELTA_TYPE_CONFLICTS["rule"] = "sluice_delta_type_conflicts_total", "Values written as NULL because their type differs from their Delta column's and does not convert, per rule";
     Counter FILES_EVICTED = "sluice_parquet_files_evicted_total", "Parquet files closed early to stay within max_open_files";
     Counter OUTSIDE_WINDOW = "sluice_event_time_outside_window_total", "Rows filed by receive time because their event time was outside the Parquet sink's window";
     Histogram FLUSH_SECONDS = "sluice_parquet_flush_seconds", "Seconds to write a Parquet file's footer and fsync it";
@@ -543,5 +548,70 @@ impl Event for ChangelogRecordSkipped<'_> {
         tracing::warn!(state = self.state, key = %self.key.escape_debug(), error = %self.error,
             "changelog record is not state of its kind; skipped");
         CHANGELOG_SKIPPED.count_with(&[("state", self.state.to_string())], 1);
+    }
+}
+
+/// A checkpoint committed rows to one Delta table.
+pub struct DeltaCommitted<'a> {
+    pub sink: &'a str,
+    pub rule: &'a str,
+    pub version: i64,
+    pub files: u64,
+    pub rows: u64,
+    pub took: Duration,
+    pub stats: &'a Stats,
+}
+
+impl Event for DeltaCommitted<'_> {
+    fn emit(self) {
+        tracing::debug!(
+            sink = self.sink,
+            rule = self.rule,
+            version = self.version,
+            files = self.files,
+            rows = self.rows,
+            "delta table commit"
+        );
+        DELTA_COMMIT_SECONDS.observe(self.took.as_secs_f64());
+        DELTA_COMMITS.count_with(&[("rule", self.rule.to_string())], 1);
+        DELTA_ROWS.count_with(&[("rule", self.rule.to_string())], self.rows);
+        Stats::add(&self.stats.files_written, self.files);
+    }
+}
+
+/// A Delta commit found a partition's `txn` moved on by another router (see
+/// `delta::table`): nothing committed, the router restarts.
+pub struct DeltaPartitionFenced<'a> {
+    pub sink: &'a str,
+    pub partition: i32,
+    pub log: Option<i64>,
+    pub this_router: Option<i64>,
+}
+
+impl Event for DeltaPartitionFenced<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            sink = self.sink,
+            partition = self.partition,
+            log_txn = ?self.log,
+            this_router_txn = ?self.this_router,
+            "partition taken over by another router; its rows not committed to the delta table"
+        );
+        DELTA_FENCED.count(1);
+    }
+}
+
+/// Values a Delta table stores as NULL: their type differs from their column's.
+pub struct DeltaTypeConflict<'a> {
+    pub rule: &'a str,
+    pub values: usize,
+}
+
+impl Event for DeltaTypeConflict<'_> {
+    fn emit(self) {
+        if self.values > 0 {
+            tracing::debug!(rule = self.rule, values = self.values, "delta type conflict: NULL");
+            DELTA_TYPE_CONFLICTS.count_with(&[("rule", self.rule.to_string())], self.values as u64);
+        }
     }
 }

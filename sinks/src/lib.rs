@@ -7,6 +7,9 @@
 //! - [`parquet`]: Hive-partitioned Parquet files (`rule=/date=/hour=`), written to a
 //!   temporary name, fsynced and renamed at the checkpoint after a per-partition ledger, so
 //!   a reader never sees a partial file and each record's rows land exactly once.
+//! - [`delta`]: the Parquet sink's `format = "delta"`: a Delta Lake table per rule, one
+//!   commit per table per checkpoint carrying a `txn` per Kafka partition (the table is the
+//!   ledger); and `sluice lake` maintenance (optimize, vacuum).
 //! - [`alert`]: alerts deduplicated by key, notified by webhook, Kafka or log.
 //! - [`compliance`]: the device-update compliance tracker.
 //! - [`changelog`]: sink state in a compacted Kafka topic, restored when a partition moves.
@@ -19,11 +22,12 @@
 pub mod alert;
 pub mod changelog;
 pub mod compliance;
+pub mod delta;
 pub mod events;
 pub mod parquet;
 
 use sluice_common::Stats;
-use sluice_config::{Config, ParquetLocation, SinkConfig};
+use sluice_config::{Config, OutputFormat, ParquetLocation, SinkConfig};
 use sluice_core::Whose;
 pub use sluice_processors::rule::RuleOutput;
 use std::collections::BTreeMap;
@@ -190,6 +194,20 @@ fn parquet_sink(
     ))
 }
 
+/// A Parquet sink with `format = "delta"`: Delta tables under its directory or object store.
+fn delta_sink(
+    name: &str,
+    p: &sluice_config::ParquetSinkConfig,
+    config: &Config,
+    ctx: &SinkContext,
+) -> Result<delta::DeltaSink, SinkError> {
+    let location = match p.location().map_err(|e| SinkError::config(name, e))? {
+        ParquetLocation::Directory(dir) => ParquetLocation::Directory(config.under_data_dir(&dir)),
+        other => other,
+    };
+    delta::DeltaSink::new(name, &location, p.clone(), ctx.stats.clone())
+}
+
 /// Whether `path`, or a folder on the way to it, exists and is not a directory (a mistake
 /// in `path`, not a disk that may recover).
 fn is_not_a_directory(path: &std::path::Path) -> bool {
@@ -204,6 +222,9 @@ pub fn build_sinks(config: &Config, ctx: &SinkContext) -> Result<BuiltSinks, Sin
     let mut boards = Boards::default();
     for (name, sink) in &config.sinks {
         let built: Box<dyn Sink> = match sink {
+            SinkConfig::Parquet(p) if p.format == OutputFormat::Delta => {
+                Box::new(delta_sink(name, p, config, ctx)?)
+            }
             SinkConfig::Parquet(p) => Box::new(parquet_sink(name, p, config, ctx)?),
             SinkConfig::Alert(a) => {
                 let state = config.under_data_dir(&sink.state_file(name).unwrap_or_default());

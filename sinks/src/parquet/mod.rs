@@ -18,9 +18,9 @@
 //! local directory or an object-store URL ([`store`]).
 
 pub mod ledger;
-mod partition;
+pub(crate) mod partition;
 pub mod store;
-mod writer;
+pub(crate) mod writer;
 
 #[cfg(test)]
 mod tests;

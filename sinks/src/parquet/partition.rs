@@ -22,6 +22,14 @@ pub struct PartitionKey {
 impl PartitionKey {
     /// `<root>/rule=<rule>/date=YYYY-MM-DD/hour=HH`
     pub fn directory(&self, root: &Path) -> PathBuf {
+        let (date, hour) = self.date_and_hour();
+        root.join(format!("rule={}", self.rule))
+            .join(format!("date={date}"))
+            .join(format!("hour={hour}"))
+    }
+
+    /// The event date (`YYYY-MM-DD`) and hour (`HH`), UTC.
+    pub fn date_and_hour(&self) -> (String, String) {
         let day = self.epoch_hour.div_euclid(24);
         let hour = self.epoch_hour.rem_euclid(24);
         let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
@@ -30,9 +38,7 @@ impl PartitionKey {
                 || "invalid".to_string(),
                 |d| d.format("%Y-%m-%d").to_string(),
             );
-        root.join(format!("rule={}", self.rule))
-            .join(format!("date={date}"))
-            .join(format!("hour={hour:02}"))
+        (date, format!("{hour:02}"))
     }
 }
 

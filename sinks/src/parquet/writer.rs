@@ -92,7 +92,7 @@ pub fn temporary_partition(path: &Path) -> Option<i32> {
         .ok()
 }
 
-fn properties(c: Compression) -> WriterProperties {
+pub(crate) fn properties(c: Compression) -> WriterProperties {
     let compression = match c {
         // Level 3 is zstd's default: a good ratio at a few hundred MB/s.
         Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()),

@@ -44,7 +44,7 @@ impl Drop for Bucket {
 }
 
 /// Builds the client for `url` from the environment plus `options`.
-fn client(
+pub(crate) fn client(
     url: &url::Url,
     options: &BTreeMap<String, String>,
 ) -> Result<Arc<dyn ObjectStore>, String> {

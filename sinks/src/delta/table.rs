@@ -1,0 +1,380 @@
+//! One rule's Delta table: its snapshot, what was written since the last commit, the commit.
+//!
+//! Files are written as rows arrive, one writer per Kafka partition (so a revoked partition's
+//! rows are dropped alone, as in the Parquet sink); nothing is visible until the checkpoint
+//! commits them. A commit carries, besides the files, one `txn` action per Kafka partition:
+//! app id `<sink>-<partition>`, version the offset after the partition's last record in the
+//! commit. The table is the ledger: a router that takes over a partition reads that version
+//! and skips rows of records below it.
+//!
+//! Fencing: the version this router read when it started writing the partition must still be
+//! the log's when it commits. A router that missed its revocation finds it moved on (the new
+//! owner committed), and a commit racing the new owner's loses at the log: both write
+//! `_delta_log/<version>.json` put-if-absent, and the loser's retry finds the winner's `txn`
+//! for its app id. Either way it commits nothing and fails its checkpoint.
+
+use super::conform::{self, PARTITION_COLUMNS};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use deltalake_core::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake_core::kernel::{Action, Add, MetadataExt, StructType, Transaction};
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use std::collections::{BTreeMap, HashMap};
+use url::Url;
+
+/// What every table of one sink is written with.
+#[derive(Clone)]
+pub struct Settings {
+    pub sink: String,
+    pub options: HashMap<String, String>,
+    pub compression: sluice_config::Compression,
+    pub max_rows: u64,
+    pub max_bytes: u64,
+    pub checkpoint_interval: u64,
+}
+
+impl Settings {
+    pub fn app_id(&self, partition: i32) -> String {
+        format!("{}-{partition}", self.sink)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error(transparent)]
+    Delta(#[from] DeltaTableError),
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The rule's output cannot go into a table as it is (the rule must change).
+    #[error("{0}")]
+    Rule(String),
+    /// Another router changed the table under this one's uncommitted files.
+    #[error("{0}")]
+    Raced(String),
+    #[error(
+        "partition {partition} was taken over: the table's txn for it is at {log:?}, this \
+         router read {mine:?}; not committing"
+    )]
+    Fenced {
+        partition: i32,
+        log: Option<i64>,
+        mine: Option<i64>,
+    },
+}
+
+/// One Kafka partition's rows since the last commit.
+struct Window {
+    writer: Option<RecordBatchWriter>,
+    /// Rows in the writer's open files.
+    open_rows: u64,
+    adds: Vec<Add>,
+    next_offset: i64,
+    rows: u64,
+}
+
+/// What a commit made visible.
+pub struct Committed {
+    pub version: i64,
+    pub files: u64,
+    pub rows: u64,
+}
+
+pub struct Table {
+    pub url: Url,
+    table: DeltaTable,
+    /// The data columns: the table's, and those this router added since its last commit.
+    data: SchemaRef,
+    /// Per Kafka partition: the `txn` version this router read from the log.
+    floors: HashMap<i32, Option<i64>>,
+    windows: BTreeMap<i32, Window>,
+}
+
+impl Table {
+    /// Opens the table at `url`, creating it with `first`'s columns if there is none.
+    pub async fn open(url: Url, first: &Schema, s: &Settings) -> Result<Self, TableError> {
+        conform::check_names(first).map_err(TableError::Rule)?;
+        if let Ok(dir) = url.to_file_path() {
+            // A local table's directory must exist before its log can be looked for.
+            std::fs::create_dir_all(&dir).map_err(|e| DeltaTableError::Io { source: e })?;
+        }
+        let mut table = DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_options(s.options.clone())
+            .build()?;
+        match table.load().await {
+            Ok(()) => {}
+            Err(DeltaTableError::NotATable(_)) => {
+                let created = create(&table, first, s).await;
+                // Another router may have created it first (its version 0 won).
+                if let Err(e) = created {
+                    table.load().await.map_err(|_| e)?;
+                }
+                table.load().await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let data = data_schema(&table)?;
+        Ok(Self {
+            url,
+            table,
+            data,
+            floors: HashMap::new(),
+            windows: BTreeMap::new(),
+        })
+    }
+
+    /// Rows of `partition`'s records below this offset are in the table already.
+    pub async fn floor(&mut self, partition: i32, s: &Settings) -> Result<i64, TableError> {
+        if partition < 0 {
+            return Ok(i64::MIN); // Rows from no Kafka record (failed alerts): no txn.
+        }
+        if let Some(v) = self.floors.get(&partition) {
+            return Ok(v.unwrap_or(i64::MIN));
+        }
+        self.table.update_incremental(None).await?;
+        let version = txn_version(&self.table, s.app_id(partition)).await?;
+        self.floors.insert(partition, version);
+        Ok(version.unwrap_or(i64::MIN))
+    }
+
+    /// Writes `rows` (from `partition`, records up to offset `last`) under the partition
+    /// values `date`/`hour`; returns how many values a type conflict made NULL.
+    pub async fn write(
+        &mut self,
+        partition: i32,
+        last: i64,
+        rows: &RecordBatch,
+        values: [&str; 2],
+        s: &Settings,
+    ) -> Result<usize, TableError> {
+        conform::check_names(&rows.schema()).map_err(TableError::Rule)?;
+        if let Some(wider) = conform::widened(&self.data, &rows.schema()) {
+            self.seal_all().await?;
+            self.data = wider;
+        }
+        let (batch, lost) = conform::conform(rows, &self.data, values)?;
+        let window = self.windows.entry(partition).or_insert(Window {
+            writer: None,
+            open_rows: 0,
+            adds: vec![],
+            next_offset: i64::MIN,
+            rows: 0,
+        });
+        if window.writer.is_none() {
+            window.writer = Some(writer(&self.url, &self.data, s)?);
+        }
+        let n = batch.num_rows() as u64;
+        if let Some(w) = window.writer.as_mut() {
+            w.write(batch).await?;
+        }
+        window.open_rows += n;
+        window.rows += n;
+        window.next_offset = window.next_offset.max(last.saturating_add(1));
+        if window.open_rows >= s.max_rows {
+            seal(window).await?;
+        }
+        Ok(lost)
+    }
+
+    /// Finishes every open file (their `add` actions wait for the commit).
+    async fn seal_all(&mut self) -> Result<(), TableError> {
+        for window in self.windows.values_mut() {
+            seal(window).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets `partitions`: their uncommitted files are never committed (the new owner
+    /// replays their records) and their floors are read again.
+    pub fn drop_partitions(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            if let Some(mut w) = self.windows.remove(p) {
+                if let Some(mut writer) = w.writer.take() {
+                    writer.reset();
+                }
+            }
+            self.floors.remove(p);
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.windows.is_empty()
+    }
+
+    /// Commits everything written since the last commit, with the partitions' `txn`s.
+    pub async fn commit(&mut self, s: &Settings) -> Result<Option<Committed>, TableError> {
+        if self.windows.is_empty() {
+            return Ok(None);
+        }
+        self.seal_all().await?;
+        let adds: Vec<Add> = self.windows.values().flat_map(|w| w.adds.clone()).collect();
+        let rows = self.windows.values().map(|w| w.rows).sum();
+        let mut attempt = 0;
+        let version = loop {
+            attempt += 1;
+            self.table.update_incremental(None).await?;
+            self.fence(s).await?;
+            let actions = self.actions(&adds, s)?;
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(PARTITION_COLUMNS.map(String::from).to_vec()),
+                predicate: None,
+            };
+            let commit = CommitBuilder::from(CommitProperties::default())
+                .with_actions(actions)
+                .build(
+                    Some(self.table.snapshot()?),
+                    self.table.log_store(),
+                    operation,
+                )
+                .await;
+            match commit {
+                Ok(done) => break done.version() as i64,
+                // Another writer's commit changed what this one was built on (a schema
+                // widened, a compaction): read the log again and rebuild the commit.
+                Err(e) if attempt < 5 && is_conflict(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        for (&p, w) in &self.windows {
+            if p >= 0 {
+                self.floors.insert(p, Some(w.next_offset));
+            }
+        }
+        self.windows.clear();
+        self.data = data_schema(&self.table).unwrap_or_else(|_| self.data.clone());
+        Ok(Some(Committed {
+            version,
+            files: adds.len() as u64,
+            rows,
+        }))
+    }
+
+    /// Fails when another router committed one of this commit's partitions since this one
+    /// read its floor.
+    async fn fence(&mut self, s: &Settings) -> Result<(), TableError> {
+        let partitions: Vec<i32> = self.windows.keys().copied().filter(|p| *p >= 0).collect();
+        for p in partitions {
+            let log = txn_version(&self.table, s.app_id(p)).await?;
+            let mine = self.floors.get(&p).copied().flatten();
+            if log != mine {
+                self.drop_partitions(&[p]);
+                return Err(TableError::Fenced {
+                    partition: p,
+                    log,
+                    mine,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The commit's actions: a schema change if this router added columns, the files, the
+    /// `txn`s.
+    fn actions(&mut self, adds: &[Add], s: &Settings) -> Result<Vec<Action>, TableError> {
+        let snapshot = self.table.snapshot()?;
+        let current = data_schema(&self.table)?;
+        let mut actions = Vec::with_capacity(adds.len() + self.windows.len() + 1);
+        let clash = self.data.fields().iter().find_map(|field| {
+            let theirs = current.field_with_name(field.name()).ok()?;
+            (theirs.data_type() != field.data_type()).then(|| {
+                format!(
+                    "column '{}' was added by another router as {} while this one wrote it as \
+                     {}; its rows are written again",
+                    field.name(),
+                    theirs.data_type(),
+                    field.data_type()
+                )
+            })
+        });
+        if let Some(clash) = clash {
+            // This router's files cannot join the table; replayed, its rows are cast.
+            self.windows.clear();
+            self.data = current;
+            return Err(TableError::Raced(clash));
+        }
+        if let Some(wider) = conform::widened(&current, &self.data) {
+            let full: StructType = conform::with_partitions(&wider).as_ref().try_into_kernel()?;
+            let metadata = snapshot.metadata().clone().with_schema(&full).map_err(DeltaTableError::from)?;
+            actions.push(Action::Metadata(metadata));
+        }
+        actions.extend(adds.iter().cloned().map(Action::Add));
+        let now = chrono::Utc::now().timestamp_millis();
+        for (&p, w) in &self.windows {
+            if p >= 0 {
+                let txn = Transaction::new_with_last_update(s.app_id(p), w.next_offset, Some(now));
+                actions.push(Action::Txn(txn));
+            }
+        }
+        Ok(actions)
+    }
+}
+
+/// The `txn` version of `app_id` in the table's snapshot. (A free function: a future that
+/// holds `&Table` across an await could not move between threads.)
+async fn txn_version(table: &DeltaTable, app_id: String) -> Result<Option<i64>, TableError> {
+    let log = table.log_store();
+    Ok(table
+        .snapshot()?
+        .transaction_version(log.as_ref(), app_id)
+        .await?)
+}
+
+/// Finishes a window's open files.
+async fn seal(window: &mut Window) -> Result<(), TableError> {
+    if let Some(mut writer) = window.writer.take() {
+        window.adds.extend(writer.flush().await?);
+    }
+    window.open_rows = 0;
+    Ok(())
+}
+
+fn is_conflict(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(_)
+                | TransactionError::VersionAlreadyExists(_)
+                | TransactionError::MaxCommitAttempts(_)
+        }
+    )
+}
+
+/// The table's data columns (its schema without the partition columns).
+fn data_schema(table: &DeltaTable) -> Result<SchemaRef, TableError> {
+    let kernel = table.snapshot()?.schema();
+    let full: Schema = kernel.as_ref().try_into_arrow()?;
+    Ok(conform::without_partitions(&full))
+}
+
+/// Creates the table: `first`'s columns, partitioned by date and hour.
+async fn create(table: &DeltaTable, first: &Schema, s: &Settings) -> Result<(), TableError> {
+    conform::check_names(first).map_err(TableError::Rule)?;
+    let full = conform::with_partitions(&conform::initial(first));
+    let kernel: StructType = full.as_ref().try_into_kernel()?;
+    table
+        .create()
+        .with_columns(kernel.fields().cloned())
+        .with_partition_columns(PARTITION_COLUMNS)
+        .with_save_mode(SaveMode::Ignore)
+        .with_configuration_property(
+            TableProperty::CheckpointInterval,
+            Some(s.checkpoint_interval.max(1).to_string()),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A writer of files with the table's columns `data` (and partition columns).
+fn writer(url: &Url, data: &SchemaRef, s: &Settings) -> Result<RecordBatchWriter, TableError> {
+    let full = conform::with_partitions(data);
+    let partitions = Some(PARTITION_COLUMNS.map(String::from).to_vec());
+    Ok(
+        RecordBatchWriter::try_new(url.as_str(), full, partitions, Some(s.options.clone()))?
+            .with_target_file_size(s.max_bytes)
+            .with_writer_properties(crate::parquet::writer::properties(s.compression)),
+    )
+}
+
