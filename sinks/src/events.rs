@@ -610,7 +610,11 @@ pub struct DeltaTypeConflict<'a> {
 impl Event for DeltaTypeConflict<'_> {
     fn emit(self) {
         if self.values > 0 {
-            tracing::debug!(rule = self.rule, values = self.values, "delta type conflict: NULL");
+            tracing::debug!(
+                rule = self.rule,
+                values = self.values,
+                "delta type conflict: NULL"
+            );
             DELTA_TYPE_CONFLICTS.count_with(&[("rule", self.rule.to_string())], self.values as u64);
         }
     }

@@ -8,12 +8,14 @@
 //!   [`preview`]: `sluice rules preview`.
 //! - [`ops`]: `sluice scale`, `sluice compliance report` (a running instance's API);
 //!   [`devices`]: `sluice devices provision|retire`.
+//! - [`lake`]: `sluice lake optimize|vacuum`, maintenance of Delta tables.
 //! - [`loadtest`]: `sluice loadtest` (the generator is `sluice_loadtest`).
 //! - [`logs`]: what `SLUICE_LOG` and `SLUICE_LOG_FORMAT` mean.
 
 mod api;
 pub mod demo;
 pub mod devices;
+pub mod lake;
 pub mod loadtest;
 mod logs;
 pub mod ops;
@@ -62,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: devices::DevicesCommand,
     },
+    /// Maintenance of the Delta tables of `format = "delta"` sinks (safe while routers write).
+    Lake {
+        #[command(subcommand)]
+        command: lake::LakeCommand,
+    },
     /// Device-update compliance of a running instance.
     Compliance {
         #[command(subcommand)]
@@ -103,6 +110,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scale(args) => ops::scale(args).await,
         Command::Compliance { command } => ops::compliance(command).await,
         Command::Devices { command } => devices::exec(command).await,
+        Command::Lake { command } => lake::exec(command).await,
     }
 }
 

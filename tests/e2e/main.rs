@@ -19,6 +19,7 @@ mod cli;
 mod compliance;
 mod console;
 mod crash;
+mod delta;
 mod demo;
 mod embedded;
 mod faults;

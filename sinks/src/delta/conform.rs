@@ -31,7 +31,10 @@ pub fn storable(dt: &DataType) -> DataType {
         BinaryView | LargeBinary | FixedSizeBinary(_) => Binary,
         Timestamp(_, _) => Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Dictionary(_, value) => storable(value),
-        List(item) | LargeList(item) | ListView(item) | LargeListView(item)
+        List(item)
+        | LargeList(item)
+        | ListView(item)
+        | LargeListView(item)
         | FixedSizeList(item, _) => List(Arc::new(nullable(item.name(), item.data_type()))),
         Struct(fields) => Struct(
             fields
@@ -65,7 +68,9 @@ fn cast_column(column: &ArrayRef, to: &DataType) -> (ArrayRef, usize) {
             cast_with_options(&text, to, &safe)
         })
         .unwrap_or_else(|_| new_null_array(to, column.len()));
-    let lost = cast.null_count().saturating_sub(column.null_count());
+    let lost = cast
+        .null_count()
+        .saturating_sub(column.logical_null_count());
     (cast, lost)
 }
 

@@ -15,8 +15,8 @@ use deltalake_core::operations::vacuum::VacuumMode;
 use deltalake_core::protocol::DeltaOperation;
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, Path};
-use object_store::ObjectStoreExt;
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use std::collections::{BTreeMap, HashMap};
 use url::Url;
 
@@ -50,6 +50,19 @@ pub async fn open(
     }
 }
 
+/// (data files, rows) of the table's current version.
+pub async fn size(table: &DeltaTable) -> Result<(usize, u64), DeltaTableError> {
+    let log = table.log_store();
+    let views: Vec<_> = table
+        .snapshot()?
+        .snapshot()
+        .file_views(log.as_ref(), None)
+        .try_collect()
+        .await?;
+    let rows = views.iter().filter_map(|v| v.num_records()).sum::<usize>();
+    Ok((views.len(), rows as u64))
+}
+
 /// Compacts partitions holding more than one file smaller than `target_bytes`.
 pub async fn optimize(
     mut table: DeltaTable,
@@ -59,7 +72,11 @@ pub async fn optimize(
     table.update_incremental(None).await?;
     let log = table.log_store();
     let snapshot = table.snapshot()?;
-    let views: Vec<_> = snapshot.snapshot().file_views(log.as_ref(), None).try_collect().await?;
+    let views: Vec<_> = snapshot
+        .snapshot()
+        .file_views(log.as_ref(), None)
+        .try_collect()
+        .await?;
     let mut done = Compacted {
         files_before: views.len(),
         ..Default::default()
@@ -90,7 +107,11 @@ pub async fn optimize(
         let date = values[0].as_deref().unwrap_or_default();
         let hour = values[1].as_deref().unwrap_or_default();
         for view in files {
-            let bytes = store.get(&Path::from(view.path().as_ref())).await?.bytes().await?;
+            let bytes = store
+                .get(&Path::from(view.path().as_ref()))
+                .await?
+                .bytes()
+                .await?;
             let reader =
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?
                     .with_batch_size(8192)
@@ -124,7 +145,11 @@ pub async fn optimize(
 }
 
 /// Deletes files removed from the log more than `retain_hours` ago; returns their count.
-pub async fn vacuum(table: DeltaTable, retain_hours: u64, dry_run: bool) -> Result<usize, DeltaTableError> {
+pub async fn vacuum(
+    table: DeltaTable,
+    retain_hours: u64,
+    dry_run: bool,
+) -> Result<usize, DeltaTableError> {
     let hours = i64::try_from(retain_hours).unwrap_or(i64::MAX / 3_600_000);
     let (_, metrics) = table
         .vacuum()
@@ -139,12 +164,10 @@ pub async fn vacuum(table: DeltaTable, retain_hours: u64, dry_run: bool) -> Resu
 }
 
 /// The tables under a sink's root: each child prefix holding a `_delta_log`.
-pub async fn tables(
-    root: &Url,
-    options: &HashMap<String, String>,
-) -> Result<Vec<Url>, String> {
+pub async fn tables(root: &Url, options: &HashMap<String, String>) -> Result<Vec<Url>, String> {
     super::location::register_stores();
-    let store = deltalake_core::logstore::store_for(root, options.clone()).map_err(|e| e.to_string())?;
+    let store =
+        deltalake_core::logstore::store_for(root, options.clone()).map_err(|e| e.to_string())?;
     let listed = store
         .list_with_delimiter(None)
         .await

@@ -24,7 +24,11 @@ const SCHEMES: &[&str] = &["s3", "s3a", "gs", "az", "abfs", "abfss"];
 struct SluiceStores;
 
 impl ObjectStoreFactory for SluiceStores {
-    fn parse_url_opts(&self, url: &Url, config: &StorageConfig) -> DeltaResult<(ObjectStoreRef, Path)> {
+    fn parse_url_opts(
+        &self,
+        url: &Url,
+        config: &StorageConfig,
+    ) -> DeltaResult<(ObjectStoreRef, Path)> {
         let options: BTreeMap<String, String> = config.raw.clone().into_iter().collect();
         let store = crate::parquet::store::object::client(url, &options)
             .map_err(|e| DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
@@ -40,7 +44,12 @@ impl LogStoreFactory for SluiceStores {
         location: &Url,
         options: &StorageConfig,
     ) -> DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(prefixed_store, root_store, location, options))
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
     }
 }
 

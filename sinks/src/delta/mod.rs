@@ -42,6 +42,8 @@ pub struct DeltaSink {
     config: ParquetSinkConfig,
     settings: Settings,
     tables: BTreeMap<String, Table>,
+    /// Checkpoints so far (in each commit's `commitInfo`).
+    checkpoints: u64,
     runtime: location::Runtime,
     stats: Arc<Stats>,
 }
@@ -64,6 +66,7 @@ impl DeltaSink {
             max_rows: config.max_rows as u64,
             max_bytes: config.max_bytes as u64,
             checkpoint_interval: config.delta_checkpoint_interval,
+            writer_id: uuid::Uuid::new_v4().to_string(),
         };
         let runtime = location::Runtime::new().map_err(|e| SinkError::external(name, e))?;
         Ok(Self {
@@ -72,6 +75,7 @@ impl DeltaSink {
             config,
             settings,
             tables: BTreeMap::new(),
+            checkpoints: 0,
             runtime,
             stats,
         })
@@ -178,6 +182,7 @@ impl Sink for DeltaSink {
 
     fn checkpoint(&mut self) -> Result<CheckpointStats, SinkError> {
         let mut stats = CheckpointStats::default();
+        self.checkpoints += 1;
         let rules: Vec<String> = self.tables.keys().cloned().collect();
         for rule in rules {
             let Some(table) = self.tables.get_mut(&rule) else {
@@ -187,7 +192,9 @@ impl Sink for DeltaSink {
                 continue;
             }
             let started = std::time::Instant::now();
-            let committed = self.runtime.block(table.commit(&self.settings));
+            let committed = self
+                .runtime
+                .block(table.commit(&self.settings, self.checkpoints));
             let Some(done) = committed.map_err(|e| self.error(e))? else {
                 continue;
             };

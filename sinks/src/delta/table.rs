@@ -34,6 +34,8 @@ pub struct Settings {
     pub max_rows: u64,
     pub max_bytes: u64,
     pub checkpoint_interval: u64,
+    /// This sink instance (a random id per process start), in each commit's `commitInfo`.
+    pub writer_id: String,
 }
 
 impl Settings {
@@ -204,7 +206,14 @@ impl Table {
     }
 
     /// Commits everything written since the last commit, with the partitions' `txn`s.
-    pub async fn commit(&mut self, s: &Settings) -> Result<Option<Committed>, TableError> {
+    /// `checkpoint` (this sink's checkpoint count) goes into the commit's `commitInfo` as
+    /// `sluice: {sink, writer, checkpoint}`: a table's history shows which checkpoint of which
+    /// router made each version.
+    pub async fn commit(
+        &mut self,
+        s: &Settings,
+        checkpoint: u64,
+    ) -> Result<Option<Committed>, TableError> {
         if self.windows.is_empty() {
             return Ok(None);
         }
@@ -222,7 +231,11 @@ impl Table {
                 partition_by: Some(PARTITION_COLUMNS.map(String::from).to_vec()),
                 predicate: None,
             };
-            let commit = CommitBuilder::from(CommitProperties::default())
+            let info = serde_json::json!({
+                "sink": s.sink, "writer": s.writer_id, "checkpoint": checkpoint,
+            });
+            let properties = CommitProperties::default().with_metadata([("sluice".into(), info)]);
+            let commit = CommitBuilder::from(properties)
                 .with_actions(actions)
                 .build(
                     Some(self.table.snapshot()?),
@@ -296,8 +309,14 @@ impl Table {
             return Err(TableError::Raced(clash));
         }
         if let Some(wider) = conform::widened(&current, &self.data) {
-            let full: StructType = conform::with_partitions(&wider).as_ref().try_into_kernel()?;
-            let metadata = snapshot.metadata().clone().with_schema(&full).map_err(DeltaTableError::from)?;
+            let full: StructType = conform::with_partitions(&wider)
+                .as_ref()
+                .try_into_kernel()?;
+            let metadata = snapshot
+                .metadata()
+                .clone()
+                .with_schema(&full)
+                .map_err(DeltaTableError::from)?;
             actions.push(Action::Metadata(metadata));
         }
         actions.extend(adds.iter().cloned().map(Action::Add));
@@ -377,4 +396,3 @@ fn writer(url: &Url, data: &SchemaRef, s: &Settings) -> Result<RecordBatchWriter
             .with_writer_properties(crate::parquet::writer::properties(s.compression)),
     )
 }
-

@@ -1,6 +1,5 @@
 use super::*;
 use deltalake_core::DeltaTable;
-use futures::TryStreamExt;
 use sluice_config::RuleConfig;
 use sluice_processors::decode::{BatchDecoder, RawBatch};
 use sluice_processors::record::TelemetryRecord;
@@ -62,13 +61,7 @@ fn load(sink: &DeltaSink, rule: &str) -> DeltaTable {
 
 /// (files, rows) of the table's current version.
 fn files_and_rows(sink: &DeltaSink, table: &DeltaTable) -> (usize, u64) {
-    let views: Vec<_> = sink.runtime.block(async {
-        let log = table.log_store();
-        let snapshot = table.snapshot().unwrap().snapshot();
-        snapshot.file_views(log.as_ref(), None).try_collect().await.unwrap()
-    });
-    let rows = views.iter().map(|v| v.num_records().unwrap() as u64).sum();
-    (views.len(), rows)
+    sink.runtime.block(lake::size(table)).unwrap()
 }
 
 #[test]
@@ -139,10 +132,12 @@ fn a_new_field_widens_the_table_and_older_rows_read_null() {
     let rows: Vec<_> = (5..8)
         .map(|o| (0, o, format!(r#"{{"seq":{o},"ts":{T0},"fw":"1.{o}"}}"#)))
         .collect();
-    s.write("all", &output("SELECT * FROM telemetry", &rows)).unwrap();
+    s.write("all", &output("SELECT * FROM telemetry", &rows))
+        .unwrap();
     // A type conflict: `seq` as text where the table has a number → NULL, the row kept.
     let bad = vec![(0, 8, format!(r#"{{"seq":"eight","ts":{T0}}}"#))];
-    s.write("all", &output("SELECT seq, ts FROM telemetry", &bad)).unwrap();
+    s.write("all", &output("SELECT seq, ts FROM telemetry", &bad))
+        .unwrap();
     s.checkpoint().unwrap();
     let table = load(&s, "all");
     let schema = table.snapshot().unwrap().schema();
@@ -177,9 +172,16 @@ fn optimize_compacts_small_files_and_keeps_every_row() {
     assert_eq!(files_and_rows(&s, &table), (6, 60));
     let done = s
         .runtime
-        .block(lake::optimize(table, 64 << 20, sluice_config::Compression::Zstd))
+        .block(lake::optimize(
+            table,
+            64 << 20,
+            sluice_config::Compression::Zstd,
+        ))
         .unwrap();
-    assert_eq!((done.files_removed, done.files_added, done.rows), (6, 1, 60));
+    assert_eq!(
+        (done.files_removed, done.files_added, done.rows),
+        (6, 1, 60)
+    );
     let table = load(&s, "all");
     assert_eq!(files_and_rows(&s, &table), (1, 60));
     // The router goes on writing after the compaction, and its txn still holds.
