@@ -100,3 +100,18 @@ pub fn all_columns_output(rows: usize) -> (RawBatch, sluice_sinks::RuleOutput) {
         .expect("rows");
     (raw, output)
 }
+
+/// A Delta sink (`format = "delta"`) named `lake` writing its tables under `dir`.
+pub fn delta_sink(
+    dir: &std::path::Path,
+    compression: sluice_config::Compression,
+) -> sluice_sinks::delta::DeltaSink {
+    let config = sluice_config::ParquetSinkConfig {
+        compression,
+        format: sluice_config::OutputFormat::Delta,
+        ..Default::default()
+    };
+    let location = sluice_config::ParquetLocation::Directory(dir.to_path_buf());
+    sluice_sinks::delta::DeltaSink::new("lake", &location, config, Arc::new(Stats::default()))
+        .expect("delta sink")
+}

@@ -15,6 +15,7 @@ sluice_common::metrics! {
     Counter DELTA_ROWS["rule"] = "sluice_delta_rows_committed_total", "Rows made visible in Delta tables, per rule";
     Histogram DELTA_COMMIT_SECONDS = "sluice_delta_commit_seconds", "Seconds to commit one Delta table at a checkpoint (files finished, log read, fence, log write)";
     Counter DELTA_FENCED = "sluice_delta_partitions_fenced_total", "Delta commits refused because another router had committed the partition since (this router had lost it); the router restarts";
+    Counter DELTA_COLUMNS_DROPPED["rule"] = "sluice_delta_columns_dropped_total", "Columns of a batch left out of a Delta table because their name equals another's ignoring case (Delta column names are case-insensitive), per rule";
     Counter DELTA_TYPE_CONFLICTS["rule"] = "sluice_delta_type_conflicts_total", "Values written as NULL because their type differs from their Delta column's and does not convert, per rule";
     Counter FILES_EVICTED = "sluice_parquet_files_evicted_total", "Parquet files closed early to stay within max_open_files";
     Counter OUTSIDE_WINDOW = "sluice_event_time_outside_window_total", "Rows filed by receive time because their event time was outside the Parquet sink's window";
@@ -601,21 +602,33 @@ impl Event for DeltaPartitionFenced<'_> {
     }
 }
 
-/// Values a Delta table stores as NULL: their type differs from their column's.
+/// What a rule output had to give up to fit its Delta table: values whose type differs from
+/// their column's (stored as NULL), columns whose Delta name clashes with another's ignoring
+/// case (left out of the batch).
 pub struct DeltaTypeConflict<'a> {
     pub rule: &'a str,
     pub values: usize,
+    pub columns_dropped: usize,
 }
 
 impl Event for DeltaTypeConflict<'_> {
     fn emit(self) {
+        let rule = || [("rule", self.rule.to_string())];
         if self.values > 0 {
             tracing::debug!(
                 rule = self.rule,
                 values = self.values,
                 "delta type conflict: NULL"
             );
-            DELTA_TYPE_CONFLICTS.count_with(&[("rule", self.rule.to_string())], self.values as u64);
+            DELTA_TYPE_CONFLICTS.count_with(&rule(), self.values as u64);
+        }
+        if self.columns_dropped > 0 {
+            tracing::debug!(
+                rule = self.rule,
+                columns = self.columns_dropped,
+                "delta column names equal ignoring case: later ones left out"
+            );
+            DELTA_COLUMNS_DROPPED.count_with(&rule(), self.columns_dropped as u64);
         }
     }
 }

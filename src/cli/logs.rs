@@ -9,8 +9,10 @@
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-/// Dependencies that are noisy even at warn in normal operation.
-const QUIET: &str = "warn,tansu_storage=off";
+/// Dependencies that are noisy even at warn in normal operation: tansu's storage, and
+/// deltalake-core's "table updated during transaction", which is every commit of a router
+/// whose table another router committed to since (a conflict it then checks and resolves).
+const QUIET: &str = "warn,tansu_storage=off,deltalake_core::kernel::transaction=error";
 
 /// The filter directives for a `SLUICE_LOG` value (`None`: info for Sluice).
 pub fn directives(sluice_log: Option<&str>) -> String {
@@ -64,14 +66,17 @@ mod tests {
 
     #[test]
     fn a_bare_level_is_for_sluice_and_targets_are_for_whom_they_name() {
-        assert_eq!(directives(None), "warn,tansu_storage=off,sluice=info");
+        assert_eq!(
+            directives(None),
+            "warn,tansu_storage=off,deltalake_core::kernel::transaction=error,sluice=info"
+        );
         assert_eq!(
             directives(Some("debug")),
-            "warn,tansu_storage=off,sluice=debug"
+            "warn,tansu_storage=off,deltalake_core::kernel::transaction=error,sluice=debug"
         );
         assert_eq!(
             directives(Some("trace,datafusion=debug")),
-            "warn,tansu_storage=off,sluice=trace,datafusion=debug"
+            "warn,tansu_storage=off,deltalake_core::kernel::transaction=error,sluice=trace,datafusion=debug"
         );
     }
 }

@@ -131,10 +131,10 @@ fn assert_one_commit_per_checkpoint(table: &TableAt) -> usize {
 }
 
 const DEVICES: usize = 50;
-const PER_DEVICE: u64 = 800;
+const PER_DEVICE: u64 = 1000;
 
-/// Brokers and ingest in one process, two routers in a group writing one table; each router
-/// is killed once mid-stream and restarted. `sink` is the sink's TOML.
+/// Brokers and ingest in one process, two routers in a group writing one table; routers are
+/// killed three times mid-stream (the first, the second, the first again), each restarted. `sink` is the sink's TOML.
 fn routers_killed_under_load(setup: &Setup, sink: &str, table: &TableAt, env: &[(&str, &str)]) {
     let rules = format!(
         "[[rules]]\nname = \"all\"\nsql = \"SELECT device, seq FROM telemetry\"\n\
@@ -156,7 +156,7 @@ fn routers_killed_under_load(setup: &Setup, sink: &str, table: &TableAt, env: &[
     let publisher = publish_fleet_in_background(setup.mqtt.clone(), DEVICES, PER_DEVICE, 2_000);
     let total = DEVICES as u64 * PER_DEVICE;
     let mut kills = vec![];
-    for victim in [0, 1] {
+    for victim in [0, 1, 0] {
         let before = table.rows();
         wait_until("the routers write rows", Duration::from_secs(120), || {
             table.rows() > before

@@ -15,6 +15,45 @@ use std::sync::Arc;
 /// The table's partition columns, in order, as in the Parquet sink's directories.
 pub const PARTITION_COLUMNS: [&str; 2] = ["date", "hour"];
 
+/// Characters a Delta column name cannot have (without column mapping): Parquet's and Hive's.
+const INVALID_NAME_CHARS: &[char] = &[' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '='];
+
+/// `name` as a Delta column name: each invalid character becomes `_`.
+fn delta_name(name: &str) -> String {
+    name.replace(INVALID_NAME_CHARS, "_")
+}
+
+/// Whether Delta can name these fields: valid characters, and unique ignoring case (Delta
+/// resolves column names case-insensitively).
+fn names_ok(fields: &Fields) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    fields
+        .iter()
+        .all(|f| !f.name().contains(INVALID_NAME_CHARS) && seen.insert(f.name().to_lowercase()))
+}
+
+/// The output with column names Delta accepts (device fields such as `"temp (C)"` become
+/// `temp__C_`) and, of columns whose names then equal ignoring case, the first: how many
+/// columns were left out is returned (counted, never an error: the rest of the row is kept).
+pub fn delta_names(rows: &RecordBatch) -> Result<(RecordBatch, usize), arrow::error::ArrowError> {
+    if names_ok(rows.schema().fields()) {
+        return Ok((rows.clone(), 0));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let (mut fields, mut columns, mut dropped) = (vec![], vec![], 0);
+    for (field, column) in rows.schema().fields().iter().zip(rows.columns()) {
+        let name = delta_name(field.name());
+        if !seen.insert(name.to_lowercase()) {
+            dropped += 1;
+            continue;
+        }
+        fields.push(field.as_ref().clone().with_name(name));
+        columns.push(column.clone());
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok((batch, dropped))
+}
+
 /// The Delta-storable type for an Arrow type.
 pub fn storable(dt: &DataType) -> DataType {
     use DataType::*;
@@ -36,6 +75,8 @@ pub fn storable(dt: &DataType) -> DataType {
         | ListView(item)
         | LargeListView(item)
         | FixedSizeList(item, _) => List(Arc::new(nullable(item.name(), item.data_type()))),
+        // A nested field Delta cannot name (a device's `{"a b": 1}`): the object as text.
+        Struct(fields) if !names_ok(fields) => Utf8,
         Struct(fields) => Struct(
             fields
                 .iter()

@@ -129,6 +129,14 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Makes this runtime the current one until the guard drops, for work that may spawn
+    /// (a writer dropping its open files aborts their uploads in the background).
+    pub fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.0.as_ref().map(|rt| rt.enter())
+    }
+}
+
 impl Drop for Runtime {
     /// Dropped inside async code (the router drops its sinks there): no blocking shutdown.
     fn drop(&mut self) {

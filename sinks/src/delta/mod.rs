@@ -59,6 +59,12 @@ impl DeltaSink {
     ) -> Result<Self, SinkError> {
         location::register_stores();
         let root = location::root_url(location).map_err(|e| SinkError::config(name, e))?;
+        if let ParquetLocation::ObjectStore(url) = location {
+            // Building the client connects to nothing: what fails here is the URL or a
+            // storage option, a configuration mistake (as for Parquet files).
+            crate::parquet::store::object::client(url, &config.storage_options)
+                .map_err(|e| SinkError::config(name, e))?;
+        }
         let settings = Settings {
             sink: name.to_string(),
             options: location::options(&config.storage_options),
@@ -123,7 +129,7 @@ impl DeltaSink {
         output: &RuleOutput,
         settings: &Settings,
         event: (&str, (i64, i64)),
-    ) -> Result<(usize, usize, usize), TableError> {
+    ) -> Result<(usize, usize, table::Written), TableError> {
         let mut floors = HashMap::new();
         for p in partitions_of(output)? {
             floors.insert(p, table.floor(p, settings).await?);
@@ -134,17 +140,19 @@ impl DeltaSink {
             .map_or(0, |k| output.rows.num_rows() - k.rows.num_rows());
         let output = kept.as_ref().unwrap_or(output);
         if output.rows.num_rows() == 0 {
-            return Ok((skipped, 0, 0));
+            return Ok((skipped, 0, table::Written::default()));
         }
         let split = split_by_partition(rule, output, event.0, event.1)?;
-        let mut lost = 0;
+        let mut changed = table::Written::default();
         for (key, batch, (_, last)) in split.parts {
             let (date, hour) = key.date_and_hour();
-            lost += table
+            let written = table
                 .write(key.partition, last, &batch, [&date, &hour], settings)
                 .await?;
+            changed.nulled_values += written.nulled_values;
+            changed.dropped_columns = changed.dropped_columns.max(written.dropped_columns);
         }
-        Ok((skipped, split.outside_window, lost))
+        Ok((skipped, split.outside_window, changed))
     }
 }
 
@@ -155,10 +163,9 @@ impl Sink for DeltaSink {
         }
         if !self.tables.contains_key(rule) {
             let url = self.table_url(rule)?;
-            let schema = output.rows.schema();
             let opened = self
                 .runtime
-                .block(Table::open(url, &schema, &self.settings));
+                .block(Table::open(url, &output.rows, &self.settings));
             let table = opened.map_err(|e| self.error(e))?;
             self.tables.insert(rule.to_string(), table);
         }
@@ -176,7 +183,12 @@ impl Sink for DeltaSink {
         let (skipped, outside, lost) = written.map_err(|e| self.error(e))?;
         ReplayedRowsSkipped { rows: skipped }.emit();
         EventTimeOutsideWindow { rows: outside }.emit();
-        DeltaTypeConflict { rule, values: lost }.emit();
+        DeltaTypeConflict {
+            rule,
+            values: lost.nulled_values,
+            columns_dropped: lost.dropped_columns,
+        }
+        .emit();
         Ok(())
     }
 
@@ -223,8 +235,18 @@ impl Sink for DeltaSink {
 
     /// Gives up the partitions' uncommitted rows: their new owner replays those records.
     fn revoked(&mut self, partitions: &[i32]) {
+        let _runtime = self.runtime.enter();
         for table in self.tables.values_mut() {
             table.drop_partitions(partitions);
         }
+    }
+}
+
+impl Drop for DeltaSink {
+    /// Uncommitted files are abandoned (the records are replayed); their writers may need a
+    /// runtime to abort uploads.
+    fn drop(&mut self) {
+        let _runtime = self.runtime.enter();
+        self.tables.clear();
     }
 }

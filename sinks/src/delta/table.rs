@@ -21,7 +21,7 @@ use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, Trans
 use deltalake_core::kernel::{Action, Add, MetadataExt, StructType, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, TableProperty};
 use std::collections::{BTreeMap, HashMap};
 use url::Url;
 
@@ -77,6 +77,15 @@ struct Window {
     rows: u64,
 }
 
+/// What a write had to change to fit the table (counted, never an error).
+#[derive(Default)]
+pub struct Written {
+    /// Values NULL because their type differs from their column's and does not convert.
+    pub nulled_values: usize,
+    /// Columns left out: their Delta name equals an earlier column's ignoring case.
+    pub dropped_columns: usize,
+}
+
 /// What a commit made visible.
 pub struct Committed {
     pub version: i64,
@@ -96,7 +105,10 @@ pub struct Table {
 
 impl Table {
     /// Opens the table at `url`, creating it with `first`'s columns if there is none.
-    pub async fn open(url: Url, first: &Schema, s: &Settings) -> Result<Self, TableError> {
+    pub async fn open(url: Url, first: &RecordBatch, s: &Settings) -> Result<Self, TableError> {
+        let (first, _) = conform::delta_names(first)?;
+        let first = first.schema();
+        let first = first.as_ref();
         conform::check_names(first).map_err(TableError::Rule)?;
         if let Ok(dir) = url.to_file_path() {
             // A local table's directory must exist before its log can be looked for.
@@ -105,18 +117,20 @@ impl Table {
         let mut table = DeltaTableBuilder::from_url(url.clone())?
             .with_storage_options(s.options.clone())
             .build()?;
-        match table.load().await {
-            Ok(()) => {}
-            Err(DeltaTableError::NotATable(_)) => {
-                let created = create(&table, first, s).await;
-                // Another router may have created it first (its version 0 won).
-                if let Err(e) = created {
-                    table.load().await.map_err(|_| e)?;
-                }
-                table.load().await?;
+        // Looked for first: loading a table that is not there logs an error in the kernel.
+        let log = deltalake_core::Path::from("_delta_log");
+        let listed = table
+            .log_store()
+            .object_store(None)
+            .list_with_delimiter(Some(&log))
+            .await;
+        if listed.is_ok_and(|l| l.objects.is_empty()) {
+            // Another router may create it first (its version 0 wins): then this one loads it.
+            if let Err(e) = create(&table, first, s).await {
+                table.load().await.map_err(|_| e)?;
             }
-            Err(e) => return Err(e.into()),
         }
+        table.load().await?;
         let data = data_schema(&table)?;
         Ok(Self {
             url,
@@ -150,7 +164,9 @@ impl Table {
         rows: &RecordBatch,
         values: [&str; 2],
         s: &Settings,
-    ) -> Result<usize, TableError> {
+    ) -> Result<Written, TableError> {
+        let (rows, dropped_columns) = conform::delta_names(rows)?;
+        let rows = &rows;
         conform::check_names(&rows.schema()).map_err(TableError::Rule)?;
         if let Some(wider) = conform::widened(&self.data, &rows.schema()) {
             self.seal_all().await?;
@@ -177,7 +193,10 @@ impl Table {
         if window.open_rows >= s.max_rows {
             seal(window).await?;
         }
-        Ok(lost)
+        Ok(Written {
+            nulled_values: lost,
+            dropped_columns,
+        })
     }
 
     /// Finishes every open file (their `add` actions wait for the commit).
@@ -257,7 +276,6 @@ impl Table {
             }
         }
         self.windows.clear();
-        self.data = data_schema(&self.table).unwrap_or_else(|_| self.data.clone());
         Ok(Some(Committed {
             version,
             files: adds.len() as u64,

@@ -192,3 +192,31 @@ fn optimize_compacts_small_files_and_keeps_every_row() {
     let deleted = s.runtime.block(lake::vacuum(table, 0, false)).unwrap();
     assert_eq!(deleted, 6, "the compacted files");
 }
+
+#[test]
+fn device_field_names_delta_cannot_take_are_renamed_or_left_out_never_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sink(dir.path());
+    s.assigned(&[0]).unwrap();
+    let rows: Vec<_> = (0..3)
+        .map(|o| {
+            let payload = format!(
+                r#"{{"seq":{o},"ts":{T0},"temp (C)":21.5,"Temp":1,"temp":2,"cfg":{{"a b":1}}}}"#
+            );
+            (0, o, payload)
+        })
+        .collect();
+    s.write("all", &output("SELECT * FROM telemetry", &rows))
+        .unwrap();
+    s.checkpoint().unwrap();
+    let table = load(&s, "all");
+    let schema = table.snapshot().unwrap().schema();
+    let names: Vec<_> = schema.fields().map(|f| f.name().to_string()).collect();
+    assert!(names.contains(&"temp__C_".to_string()), "{names:?}");
+    let temps = names
+        .iter()
+        .filter(|n| n.eq_ignore_ascii_case("temp"))
+        .count();
+    assert_eq!(temps, 1, "{names:?}");
+    assert_eq!(files_and_rows(&s, &table).1, 3);
+}
