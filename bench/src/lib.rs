@@ -109,6 +109,10 @@ pub fn delta_sink(
     let config = sluice_config::ParquetSinkConfig {
         compression,
         format: sluice_config::OutputFormat::Delta,
+        delta_checkpoint_interval: std::env::var("DELTA_CKPT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
         ..Default::default()
     };
     let location = sluice_config::ParquetLocation::Directory(dir.to_path_buf());

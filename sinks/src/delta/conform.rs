@@ -7,7 +7,7 @@
 //! widened (unsigned integers), unified (string views, large lists, dictionaries) or written
 //! as their text.
 
-use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StringArray};
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use std::sync::Arc;
@@ -155,12 +155,11 @@ pub fn check_names(output: &Schema) -> Result<(), String> {
     }
 }
 
-/// `rows` shaped as `data` (the table's data columns) followed by the partition columns with
-/// the values `partition`; and how many values were lost to a type conflict.
+/// `rows` shaped as `data` (the table's data columns); and how many values were lost to a
+/// type conflict.
 pub fn conform(
     rows: &RecordBatch,
     data: &SchemaRef,
-    partition: [&str; 2],
 ) -> Result<(RecordBatch, usize), arrow::error::ArrowError> {
     let n = rows.num_rows();
     let mut lost = 0;
@@ -176,11 +175,24 @@ pub fn conform(
         };
         columns.push(column);
     }
-    for value in partition {
-        columns.push(Arc::new(StringArray::from(vec![value; n])));
-    }
-    let batch = RecordBatch::try_new(with_partitions(data), columns)?;
+    let batch = RecordBatch::try_new(data.clone(), columns)?;
     Ok((batch, lost))
+}
+
+/// Partition values as the writer takes them: `date` and `hour`, in column order.
+pub fn partition_values(
+    values: [&str; 2],
+) -> indexmap::IndexMap<String, buoyant_kernel::expressions::Scalar> {
+    PARTITION_COLUMNS
+        .iter()
+        .zip(values)
+        .map(|(c, v)| {
+            (
+                c.to_string(),
+                buoyant_kernel::expressions::Scalar::String(v.to_string()),
+            )
+        })
+        .collect()
 }
 
 /// The table's full schema: data columns, then the partition columns.

@@ -13,7 +13,7 @@ use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake_core::kernel::{Action, Remove};
 use deltalake_core::operations::vacuum::VacuumMode;
 use deltalake_core::protocol::DeltaOperation;
-use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake_core::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, Path};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -117,9 +117,12 @@ pub async fn optimize(
                     .with_batch_size(8192)
                     .build()?;
             for batch in reader {
-                let (batch, _) = conform::conform(&batch?, &data, [date, hour])?;
+                let (batch, _) = conform::conform(&batch?, &data)?;
                 done.rows += batch.num_rows() as u64;
-                writer.write(batch).await?;
+                let values = conform::partition_values([date, hour]);
+                writer
+                    .write_partition(batch, &values, WriteMode::Default)
+                    .await?;
             }
             removes.push(view.remove_action(false));
         }

@@ -20,7 +20,7 @@ use deltalake_core::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKern
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake_core::kernel::{Action, Add, MetadataExt, StructType, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
-use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake_core::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, TableProperty};
 use std::collections::{BTreeMap, HashMap};
 use url::Url;
@@ -77,6 +77,14 @@ struct Window {
     rows: u64,
 }
 
+/// A partition's `txn` version as this router knows it, and the table version through which
+/// it knows it: a commit after that version with a `txn` for the partition is another router's.
+#[derive(Clone, Copy)]
+struct Floor {
+    txn: Option<i64>,
+    known_at: u64,
+}
+
 /// What a write had to change to fit the table (counted, never an error).
 #[derive(Default)]
 pub struct Written {
@@ -98,8 +106,8 @@ pub struct Table {
     table: DeltaTable,
     /// The data columns: the table's, and those this router added since its last commit.
     data: SchemaRef,
-    /// Per Kafka partition: the `txn` version this router read from the log.
-    floors: HashMap<i32, Option<i64>>,
+    /// Per Kafka partition: the `txn` version this router read from the log (or wrote).
+    floors: HashMap<i32, Floor>,
     windows: BTreeMap<i32, Window>,
 }
 
@@ -146,13 +154,14 @@ impl Table {
         if partition < 0 {
             return Ok(i64::MIN); // Rows from no Kafka record (failed alerts): no txn.
         }
-        if let Some(v) = self.floors.get(&partition) {
-            return Ok(v.unwrap_or(i64::MIN));
+        if let Some(f) = self.floors.get(&partition) {
+            return Ok(f.txn.unwrap_or(i64::MIN));
         }
         self.table.update_incremental(None).await?;
-        let version = txn_version(&self.table, s.app_id(partition)).await?;
-        self.floors.insert(partition, version);
-        Ok(version.unwrap_or(i64::MIN))
+        let txn = txn_version(&self.table, s.app_id(partition)).await?;
+        let known_at = self.table.version().unwrap_or_default();
+        self.floors.insert(partition, Floor { txn, known_at });
+        Ok(txn.unwrap_or(i64::MIN))
     }
 
     /// Writes `rows` (from `partition`, records up to offset `last`) under the partition
@@ -172,7 +181,7 @@ impl Table {
             self.seal_all().await?;
             self.data = wider;
         }
-        let (batch, lost) = conform::conform(rows, &self.data, values)?;
+        let (batch, lost) = conform::conform(rows, &self.data)?;
         let window = self.windows.entry(partition).or_insert(Window {
             writer: None,
             open_rows: 0,
@@ -185,7 +194,11 @@ impl Table {
         }
         let n = batch.num_rows() as u64;
         if let Some(w) = window.writer.as_mut() {
-            w.write(batch).await?;
+            // All rows of one date and hour: written as that partition's, so the writer does
+            // not sort the batch to find out.
+            let values = conform::partition_values(values);
+            w.write_partition(batch, &values, WriteMode::Default)
+                .await?;
         }
         window.open_rows += n;
         window.rows += n;
@@ -263,7 +276,7 @@ impl Table {
                 )
                 .await;
             match commit {
-                Ok(done) => break done.version() as i64,
+                Ok(done) => break done.version(),
                 // Another writer's commit changed what this one was built on (a schema
                 // widened, a compaction): read the log again and rebuild the commit.
                 Err(e) if attempt < 5 && is_conflict(&e) => continue,
@@ -272,24 +285,66 @@ impl Table {
         };
         for (&p, w) in &self.windows {
             if p >= 0 {
-                self.floors.insert(p, Some(w.next_offset));
+                let floor = Floor {
+                    txn: Some(w.next_offset),
+                    known_at: version,
+                };
+                self.floors.insert(p, floor);
             }
         }
         self.windows.clear();
         Ok(Some(Committed {
-            version,
+            version: version as i64,
             files: adds.len() as u64,
             rows,
         }))
     }
 
     /// Fails when another router committed one of this commit's partitions since this one
-    /// read its floor.
+    /// read (or last wrote) its `txn`: a commit after that version carries a `txn` for it.
+    /// Reading those commits, not replaying the log for each partition, keeps the check as
+    /// cheap as the number of commits other routers made since (usually none or one).
     async fn fence(&mut self, s: &Settings) -> Result<(), TableError> {
+        let mine: HashMap<String, (i32, Floor)> = self
+            .windows
+            .keys()
+            .filter(|p| **p >= 0)
+            .filter_map(|&p| Some((s.app_id(p), (p, *self.floors.get(&p)?))))
+            .collect();
+        let Some(from) = mine.values().map(|(_, f)| f.known_at + 1).min() else {
+            return Ok(());
+        };
+        let latest = self.table.version().unwrap_or_default();
+        let log = self.table.log_store();
+        for version in from..=latest {
+            let entry = log.read_commit_entry(version).await?;
+            let Some(entry) = entry else {
+                // Cleaned up (log retention): the snapshot says what the version is now.
+                return self.fence_from_snapshot(s).await;
+            };
+            for (app, txn) in txns(&entry) {
+                let Some(&(p, floor)) = mine.get(&app) else {
+                    continue;
+                };
+                if version > floor.known_at {
+                    self.drop_partitions(&[p]);
+                    return Err(TableError::Fenced {
+                        partition: p,
+                        log: Some(txn),
+                        mine: floor.txn,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The fence from the snapshot's `txn` versions (one log replay per partition).
+    async fn fence_from_snapshot(&mut self, s: &Settings) -> Result<(), TableError> {
         let partitions: Vec<i32> = self.windows.keys().copied().filter(|p| *p >= 0).collect();
         for p in partitions {
             let log = txn_version(&self.table, s.app_id(p)).await?;
-            let mine = self.floors.get(&p).copied().flatten();
+            let mine = self.floors.get(&p).and_then(|f| f.txn);
             if log != mine {
                 self.drop_partitions(&[p]);
                 return Err(TableError::Fenced {
@@ -357,6 +412,26 @@ async fn txn_version(table: &DeltaTable, app_id: String) -> Result<Option<i64>, 
         .snapshot()?
         .transaction_version(log.as_ref(), app_id)
         .await?)
+}
+
+/// The `txn` actions (app id, version) of one commit's JSON lines.
+fn txns(entry: &[u8]) -> Vec<(String, i64)> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        txn: Option<Txn>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Txn {
+        app_id: String,
+        version: i64,
+    }
+    entry
+        .split(|b| *b == b'\n')
+        .filter(|line| line.starts_with(b"{\"txn\""))
+        .filter_map(|line| serde_json::from_slice::<Line>(line).ok()?.txn)
+        .map(|t| (t.app_id, t.version))
+        .collect()
 }
 
 /// Finishes a window's open files.
