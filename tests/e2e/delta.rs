@@ -153,7 +153,7 @@ fn routers_killed_under_load(setup: &Setup, sink: &str, table: &TableAt, env: &[
         Some(http),
     );
     let mut routers = vec![router(0), router(1)];
-    let publisher = publish_fleet_in_background(setup.mqtt.clone(), DEVICES, PER_DEVICE, 2_000);
+    let publisher = publish_fleet_in_background(setup.mqtt.clone(), DEVICES, PER_DEVICE, 1_500);
     let total = DEVICES as u64 * PER_DEVICE;
     let mut kills = vec![];
     for victim in [0, 1, 0] {
