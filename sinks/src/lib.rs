@@ -25,6 +25,8 @@ pub mod compliance;
 pub mod delta;
 pub mod events;
 pub mod parquet;
+#[cfg(test)]
+mod test_rows;
 
 use sluice_common::Stats;
 use sluice_config::{Config, OutputFormat, ParquetLocation, SinkConfig};

@@ -134,7 +134,8 @@ const DEVICES: usize = 50;
 const PER_DEVICE: u64 = 1000;
 
 /// Brokers and ingest in one process, two routers in a group writing one table; routers are
-/// killed three times mid-stream (the first, the second, the first again), each restarted. `sink` is the sink's TOML.
+/// crashed three times mid-stream (the first aborts itself before a Kafka commit, then the
+/// second and the first are killed), each restarted. `sink` is the sink's TOML.
 fn routers_killed_under_load(setup: &Setup, sink: &str, table: &TableAt, env: &[(&str, &str)]) {
     let rules = format!(
         "[[rules]]\nname = \"all\"\nsql = \"SELECT device, seq FROM telemetry\"\n\
@@ -172,9 +173,9 @@ fn routers_killed_under_load(setup: &Setup, sink: &str, table: &TableAt, env: &[
     );
     routers[0] = router(0);
     let mut kills = vec![];
-    for victim in [0, 1, 0] {
+    for victim in [1, 0] {
         let before = table.rows();
-        wait_until("the routers write rows", Duration::from_secs(120), || {
+        wait_until("the routers write rows", Duration::from_secs(180), || {
             table.rows() > before
         });
         assert!(

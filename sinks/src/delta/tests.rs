@@ -1,36 +1,12 @@
 use super::*;
+use crate::test_rows::{rule_output, T0};
 use deltalake_core::DeltaTable;
-use sluice_config::RuleConfig;
-use sluice_processors::decode::{BatchDecoder, RawBatch};
-use sluice_processors::record::TelemetryRecord;
-use sluice_processors::rule::RuleSet;
 use std::path::Path;
-
-/// 2024-03-05T10:00:00Z in ms.
-const T0: i64 = 1_709_632_800_000;
 
 /// The rule `all`'s output for (partition, offset, payload) records.
 fn output(sql: &str, rows: &[(i32, i64, String)]) -> RuleOutput {
-    let mut raw = RawBatch::default();
-    for (partition, offset, payload) in rows {
-        let rec = TelemetryRecord {
-            device_id: "d",
-            mqtt_topic: "devices/d/telemetry",
-            received_ms: T0,
-            redelivered: false,
-            payload: payload.as_bytes(),
-        };
-        raw.push(&rec, *partition, *offset);
-    }
-    let batch = BatchDecoder::new().decode(&raw).batch.unwrap();
-    let rule = RuleConfig {
-        name: "all".into(),
-        sql: sql.into(),
-        actions: vec![],
-        ..Default::default()
-    };
-    let mut set = RuleSet::compile(&[rule]).unwrap();
-    set.evaluate(&batch).remove(0).output.unwrap()
+    let rows: Vec<(i32, i64, &str)> = rows.iter().map(|(p, o, s)| (*p, *o, s.as_str())).collect();
+    rule_output(sql, &rows)
 }
 
 /// Records `offsets` of `partition`, each `{"seq": offset, "ts": T0}`.

@@ -1,36 +1,11 @@
 use super::*;
+use crate::test_rows::{rule_output, T0};
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sluice_config::RuleConfig;
-use sluice_processors::decode::{BatchDecoder, RawBatch};
-use sluice_processors::record::TelemetryRecord;
-use sluice_processors::rule::RuleSet;
-
-/// 2024-03-05T10:00:00Z in ms.
-const T0: i64 = 1_709_632_800_000;
 
 fn output(rows: &[(i32, i64, &str)]) -> RuleOutput {
-    let mut raw = RawBatch::default();
-    for (partition, offset, payload) in rows {
-        let rec = TelemetryRecord {
-            device_id: "d",
-            mqtt_topic: "devices/d/telemetry",
-            received_ms: T0,
-            redelivered: false,
-            payload: payload.as_bytes(),
-        };
-        raw.push(&rec, *partition, *offset);
-    }
-    let batch = BatchDecoder::new().decode(&raw).batch.unwrap();
-    let rule = RuleConfig {
-        name: "all".into(),
-        sql: "SELECT seq, ts FROM telemetry".into(),
-        actions: vec![],
-        ..Default::default()
-    };
-    let mut set = RuleSet::compile(&[rule]).unwrap();
-    set.evaluate(&batch).remove(0).output.unwrap()
+    rule_output("SELECT seq, ts FROM telemetry", rows)
 }
 
 /// The output's files (final and temporary), without the ledger.
