@@ -93,11 +93,7 @@ pub async fn optimize(
     if groups.is_empty() {
         return Ok(done);
     }
-    let data = {
-        use deltalake_core::kernel::engine::arrow_conversion::TryIntoArrow;
-        let full: arrow::datatypes::Schema = snapshot.schema().as_ref().try_into_arrow()?;
-        conform::without_partitions(&full)
-    };
+    let data = super::table::data_schema(&table)?;
     let mut writer = RecordBatchWriter::for_table(&table)?
         .with_target_file_size(target_bytes)
         .with_writer_properties(crate::parquet::writer::properties(compression));

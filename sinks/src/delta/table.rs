@@ -455,7 +455,7 @@ fn is_conflict(e: &DeltaTableError) -> bool {
 }
 
 /// The table's data columns (its schema without the partition columns).
-fn data_schema(table: &DeltaTable) -> Result<SchemaRef, TableError> {
+pub(super) fn data_schema(table: &DeltaTable) -> Result<SchemaRef, DeltaTableError> {
     let kernel = table.snapshot()?.schema();
     let full: Schema = kernel.as_ref().try_into_arrow()?;
     Ok(conform::without_partitions(&full))
