@@ -333,7 +333,7 @@ impl Router {
         }
         // Sinks write and fsync synchronously: off the runtime's other tasks.
         sluice_common::blocking(|| process::process(self))?;
-        self.poison.end(isolate);
+        self.poison.end();
         self.raw.clear();
         sluice_common::blocking(|| process::route_failures(self))?;
         Ok(())

@@ -66,6 +66,8 @@ struct Suspect {
 #[derive(Debug, Default)]
 struct State {
     in_flight: Option<Span>,
+    /// A record of the batch in flight was isolated.
+    isolated_in_flight: bool,
     suspects: Vec<Suspect>,
     /// Isolated records: (partition, offset) and why they failed; `known_order` evicts.
     known: BTreeMap<(i32, i64), String>,
@@ -116,12 +118,16 @@ impl PoisonWatch {
             .iter()
             .any(|x| x.failures >= ISOLATE_AFTER && x.span.overlaps(&span));
         s.in_flight = Some(span);
+        s.isolated_in_flight = false;
         isolate
     }
 
     /// Remembers an isolated record, so a second delivery of it is dead-lettered at once.
     pub fn isolated(&self, partition: i32, offset: i64, why: &str) {
         let mut s = self.lock();
+        if s.in_flight.is_some() {
+            s.isolated_in_flight = true;
+        }
         if s.known
             .insert((partition, offset), why.to_string())
             .is_none()
@@ -149,11 +155,17 @@ impl PoisonWatch {
             .collect()
     }
 
-    /// The batch went through: its offsets are no longer in flight, nor suspect if isolated.
-    pub fn end(&self, isolated: bool) {
+    /// The batch went through: its offsets are no longer in flight, nor suspect if a poison
+    /// record of it was [`isolated`](Self::isolated). A bisected batch that held no poison
+    /// leaves the suspect as it is: a suspect spans every partition of the batch that failed,
+    /// and after a restart the consumer may hand over one partition's records before the
+    /// poison's (CI once saw such a clean batch clear the suspect, and the poison then killed
+    /// the router twice more).
+    pub fn end(&self) {
         let mut s = self.lock();
+        let found = std::mem::take(&mut s.isolated_in_flight);
         if let Some(span) = s.in_flight.take() {
-            if isolated {
+            if found {
                 s.suspects.retain(|x| !x.span.overlaps(&span));
             }
         }
@@ -197,10 +209,10 @@ mod tests {
             !watch.begin(&raw(1, 15..30)),
             "another partition is not suspect"
         );
-        watch.end(false);
+        watch.end();
         assert!(watch.begin(&raw(0, 12..14)));
         watch.isolated(0, 13, "boom");
-        watch.end(true);
+        watch.end();
         assert!(!watch.begin(&raw(0, 12..14)), "isolated: no longer suspect");
         assert_eq!(
             watch.known_in(&raw(0, 10..20)),
@@ -208,5 +220,37 @@ mod tests {
             "but known when delivered again"
         );
         assert!(watch.known_in(&raw(1, 10..20)).is_empty());
+    }
+
+    fn two_partitions(a: std::ops::Range<i64>, b: std::ops::Range<i64>) -> RawBatch {
+        let mut batch = raw(0, a);
+        let rec = TelemetryRecord {
+            device_id: "d",
+            mqtt_topic: "t/d",
+            received_ms: 0,
+            redelivered: false,
+            payload: b"{}",
+        };
+        for o in b {
+            batch.push(&rec, 1, o);
+        }
+        batch
+    }
+
+    #[test]
+    fn a_clean_bisected_batch_leaves_the_suspect_for_the_poisons_partition() {
+        let watch = PoisonWatch::default();
+        // Two failures on a batch of partitions 0 and 1 (the poison is in partition 1).
+        assert!(!watch.begin(&two_partitions(0..10, 0..10)));
+        assert_eq!(watch.recover(), Some(1));
+        assert!(!watch.begin(&two_partitions(0..10, 0..10)));
+        assert_eq!(watch.recover(), Some(2));
+        // The restarted consumer hands over partition 0 first: bisected, nothing found.
+        assert!(watch.begin(&raw(0, 0..10)));
+        watch.end();
+        assert!(
+            watch.begin(&raw(1, 0..10)),
+            "partition 1 is still suspect: bisect it instead of dying on it a third time"
+        );
     }
 }
