@@ -18,6 +18,7 @@
 mod conform;
 pub mod lake;
 pub mod location;
+mod log;
 mod table;
 
 #[cfg(test)]

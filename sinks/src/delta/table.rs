@@ -11,14 +11,17 @@
 //! the log's when it commits. A router that missed its revocation finds it moved on (the new
 //! owner committed), and a commit racing the new owner's loses at the log: both write
 //! `_delta_log/<version>.json` put-if-absent, and the loser's retry finds the winner's `txn`
-//! for its app id. Either way it commits nothing and fails its checkpoint.
+//! for its app id. Either way it commits nothing and fails its checkpoint. Commits are written
+//! by [`super::log`], not by deltalake's commit builder (why: there).
 
 use super::conform::{self, PARTITION_COLUMNS};
+use super::log;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use deltalake_core::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake_core::kernel::transaction::{TransactionError, PROTOCOL};
 use deltalake_core::kernel::{Action, Add, MetadataExt, StructType, Transaction};
+use deltalake_core::protocol::checkpoints;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, TableProperty};
@@ -103,7 +106,11 @@ pub struct Committed {
 
 pub struct Table {
     pub url: Url,
+    /// The table as loaded at open, and again only when its schema or protocol changed, a
+    /// floor is read, or a log checkpoint is due: not at every commit.
     table: DeltaTable,
+    /// The latest table version this router knows of (read or written).
+    version: u64,
     /// The data columns: the table's, and those this router added since its last commit.
     data: SchemaRef,
     /// Per Kafka partition: the `txn` version this router read from the log (or wrote).
@@ -142,6 +149,7 @@ impl Table {
         let data = data_schema(&table)?;
         Ok(Self {
             url,
+            version: table.version().unwrap_or_default() as u64,
             table,
             data,
             floors: HashMap::new(),
@@ -159,7 +167,8 @@ impl Table {
         }
         self.table.update_incremental(None).await?;
         let txn = txn_version(&self.table, s.app_id(partition)).await?;
-        let known_at = self.table.version().unwrap_or_default();
+        let known_at = self.table.version().unwrap_or_default() as u64;
+        self.version = self.version.max(known_at);
         self.floors.insert(partition, Floor { txn, known_at });
         Ok(txn.unwrap_or(i64::MIN))
     }
@@ -252,35 +261,38 @@ impl Table {
         self.seal_all().await?;
         let adds: Vec<Add> = self.windows.values().flat_map(|w| w.adds.clone()).collect();
         let rows = self.windows.values().map(|w| w.rows).sum();
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(PARTITION_COLUMNS.map(String::from).to_vec()),
+            predicate: None,
+        };
+        let info = serde_json::json!({
+            "sink": s.sink, "writer": s.writer_id, "checkpoint": checkpoint,
+        });
         let mut attempt = 0;
         let version = loop {
             attempt += 1;
-            self.table.update_incremental(None).await?;
-            self.fence(s).await?;
+            self.catch_up(s).await?;
             let actions = self.actions(&adds, s)?;
-            let operation = DeltaOperation::Write {
-                mode: SaveMode::Append,
-                partition_by: Some(PARTITION_COLUMNS.map(String::from).to_vec()),
-                predicate: None,
-            };
-            let info = serde_json::json!({
-                "sink": s.sink, "writer": s.writer_id, "checkpoint": checkpoint,
-            });
-            let properties = CommitProperties::default().with_metadata([("sluice".into(), info)]);
-            let commit = CommitBuilder::from(properties)
-                .with_actions(actions)
-                .build(
-                    Some(self.table.snapshot()?),
-                    self.table.log_store(),
-                    operation,
-                )
-                .await;
-            match commit {
-                Ok(done) => break done.version(),
-                // Another writer's commit changed what this one was built on (a schema
-                // widened, a compaction): read the log again and rebuild the commit.
-                Err(e) if attempt < 5 && is_conflict(&e) => continue,
-                Err(e) => return Err(e.into()),
+            let widens = actions.iter().any(|a| matches!(a, Action::Metadata(_)));
+            PROTOCOL
+                .can_commit(self.table.snapshot()?, &actions, &operation)
+                .map_err(DeltaTableError::from)?;
+            let version = self.version + 1;
+            let info = ("sluice".to_string(), info.clone());
+            let log = self.table.log_store();
+            match log::write(&log, version, actions, operation.clone(), info).await {
+                Ok(()) => {
+                    self.version = version;
+                    if widens {
+                        // The loaded table must know the columns this commit added.
+                        self.table.update_incremental(None).await?;
+                    }
+                    break version;
+                }
+                // Another writer took the version: read its commit (the fence) and retry.
+                Err(TransactionError::VersionAlreadyExists(_)) if attempt < 15 => continue,
+                Err(e) => return Err(DeltaTableError::from(e).into()),
             }
         };
         for (&p, w) in &self.windows {
@@ -293,6 +305,7 @@ impl Table {
             }
         }
         self.windows.clear();
+        self.log_checkpoint_if_due(version, s).await?;
         Ok(Some(Committed {
             version: version as i64,
             files: adds.len() as u64,
@@ -300,42 +313,71 @@ impl Table {
         }))
     }
 
-    /// Fails when another router committed one of this commit's partitions since this one
-    /// read (or last wrote) its `txn`: a commit after that version carries a `txn` for it.
-    /// Reading those commits, not replaying the log for each partition, keeps the check as
-    /// cheap as the number of commits other routers made since (usually none or one).
-    async fn fence(&mut self, s: &Settings) -> Result<(), TableError> {
+    /// Reads the commits since this router last looked. Fails when another router committed
+    /// one of this commit's partitions since this one read (or last wrote) its `txn`: a commit
+    /// after that version carries a `txn` for it. Reading those commits, not replaying the log
+    /// for each partition, keeps the check as cheap as the number of commits other routers
+    /// made since (usually none or one). A commit that changed the schema or protocol reloads
+    /// the table.
+    async fn catch_up(&mut self, s: &Settings) -> Result<(), TableError> {
         let mine: HashMap<String, (i32, Floor)> = self
             .windows
             .keys()
             .filter(|p| **p >= 0)
             .filter_map(|&p| Some((s.app_id(p), (p, *self.floors.get(&p)?))))
             .collect();
-        let Some(from) = mine.values().map(|(_, f)| f.known_at + 1).min() else {
-            return Ok(());
-        };
-        let latest = self.table.version().unwrap_or_default();
+        let oldest_floor = mine.values().map(|(_, f)| f.known_at + 1).min();
+        let from = oldest_floor.unwrap_or(u64::MAX).min(self.version + 1);
         let log = self.table.log_store();
-        for version in from..=latest {
-            let entry = log.read_commit_entry(version).await?;
-            let Some(entry) = entry else {
-                // Cleaned up (log retention): the snapshot says what the version is now.
-                return self.fence_from_snapshot(s).await;
+        let since = log::read_since(&log, from, self.version).await?;
+        if since.gone {
+            // Cleaned up (log retention): the snapshot says what the versions are now.
+            self.reload().await?;
+            return self.fence_from_snapshot(s).await;
+        }
+        for (version, app, txn) in since.txns {
+            let Some(&(p, floor)) = mine.get(&app) else {
+                continue;
             };
-            for (app, txn) in txns(&entry) {
-                let Some(&(p, floor)) = mine.get(&app) else {
-                    continue;
-                };
-                if version > floor.known_at {
-                    self.drop_partitions(&[p]);
-                    return Err(TableError::Fenced {
-                        partition: p,
-                        log: Some(txn),
-                        mine: floor.txn,
-                    });
-                }
+            if version > floor.known_at {
+                self.drop_partitions(&[p]);
+                return Err(TableError::Fenced {
+                    partition: p,
+                    log: Some(txn),
+                    mine: floor.txn,
+                });
             }
         }
+        self.version = self.version.max(since.latest);
+        if since.changed {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
+    /// Loads the table's latest snapshot (every live file: not on every commit).
+    async fn reload(&mut self) -> Result<(), TableError> {
+        self.table.update_incremental(None).await?;
+        self.version = self
+            .version
+            .max(self.table.version().unwrap_or_default() as u64);
+        Ok(())
+    }
+
+    /// Every `checkpoint_interval` versions: a Delta log checkpoint (so readers replay few
+    /// commits), then the log entries past their retention are removed. Both read the whole
+    /// table, hence not on every commit.
+    async fn log_checkpoint_if_due(
+        &mut self,
+        version: u64,
+        s: &Settings,
+    ) -> Result<(), TableError> {
+        if !(version + 1).is_multiple_of(s.checkpoint_interval.max(1)) {
+            return Ok(());
+        }
+        self.reload().await?;
+        checkpoints::create_checkpoint(&self.table, None).await?;
+        checkpoints::cleanup_metadata(&self.table, None).await?;
         Ok(())
     }
 
@@ -414,26 +456,6 @@ async fn txn_version(table: &DeltaTable, app_id: String) -> Result<Option<i64>, 
         .await?)
 }
 
-/// The `txn` actions (app id, version) of one commit's JSON lines.
-fn txns(entry: &[u8]) -> Vec<(String, i64)> {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        txn: Option<Txn>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Txn {
-        app_id: String,
-        version: i64,
-    }
-    entry
-        .split(|b| *b == b'\n')
-        .filter(|line| line.starts_with(b"{\"txn\""))
-        .filter_map(|line| serde_json::from_slice::<Line>(line).ok()?.txn)
-        .map(|t| (t.app_id, t.version))
-        .collect()
-}
-
 /// Finishes a window's open files.
 async fn seal(window: &mut Window) -> Result<(), TableError> {
     if let Some(mut writer) = window.writer.take() {
@@ -441,17 +463,6 @@ async fn seal(window: &mut Window) -> Result<(), TableError> {
     }
     window.open_rows = 0;
     Ok(())
-}
-
-fn is_conflict(e: &DeltaTableError) -> bool {
-    matches!(
-        e,
-        DeltaTableError::Transaction {
-            source: TransactionError::CommitConflict(_)
-                | TransactionError::VersionAlreadyExists(_)
-                | TransactionError::MaxCommitAttempts(_)
-        }
-    )
 }
 
 /// The table's data columns (its schema without the partition columns).
