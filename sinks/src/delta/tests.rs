@@ -196,3 +196,40 @@ fn device_field_names_delta_cannot_take_are_renamed_or_left_out_never_an_error()
     assert_eq!(temps, 1, "{names:?}");
     assert_eq!(files_and_rows(&s, &table).1, 3);
 }
+
+/// A table made elsewhere whose protocol asks writers for a feature deltalake does not
+/// implement (here in-commit timestamps) is refused before anything is committed: Sluice
+/// writes its commits itself, and runs deltalake's protocol check first.
+#[test]
+fn a_table_whose_protocol_asks_more_of_appends_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("all").join("_delta_log");
+    std::fs::create_dir_all(&log).unwrap();
+    let field = |name: &str, kind: &str| serde_json::json!({"name": name, "type": kind, "nullable": true, "metadata": {}});
+    let schema = serde_json::json!({"type": "struct", "fields": [
+        field("seq", "long"), field("ts", "long"), field("date", "string"), field("hour", "string"),
+    ]});
+    let lines = [
+        serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 7,
+            "writerFeatures": ["appendOnly", "inCommitTimestamp"]}}),
+        serde_json::json!({"metaData": {
+            "id": "4d3c5a10-0000-4000-8000-000000000000",
+            "format": {"provider": "parquet", "options": {}},
+            "schemaString": schema.to_string(),
+            "partitionColumns": ["date", "hour"],
+            "configuration": {},
+            "createdTime": 0,
+        }}),
+    ];
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(log.join(format!("{:020}.json", 0)), text.join("\n")).unwrap();
+    let mut s = sink(dir.path());
+    s.assigned(&[0]).unwrap();
+    let refused = s
+        .write("all", &seqs(0, 0..10))
+        .and_then(|_| s.checkpoint().map(|_| ()));
+    let e = refused.expect_err("refused").to_string();
+    assert!(e.contains("Unsupported table features required"), "{e}");
+    let versions = std::fs::read_dir(&log).unwrap().count();
+    assert_eq!(versions, 1, "nothing committed");
+}
