@@ -177,19 +177,26 @@ mod tests {
     use super::*;
     use sluice_processors::record::TelemetryRecord;
 
-    fn raw(partition: i32, offsets: std::ops::Range<i64>) -> RawBatch {
+    /// A batch of records `offsets` of each partition, in order.
+    fn batch(parts: &[(i32, std::ops::Range<i64>)]) -> RawBatch {
         let mut raw = RawBatch::default();
-        for o in offsets {
-            let rec = TelemetryRecord {
-                device_id: "d",
-                mqtt_topic: "t/d",
-                received_ms: 0,
-                redelivered: false,
-                payload: b"{}",
-            };
-            raw.push(&rec, partition, o);
+        let rec = TelemetryRecord {
+            device_id: "d",
+            mqtt_topic: "t/d",
+            received_ms: 0,
+            redelivered: false,
+            payload: b"{}",
+        };
+        for (partition, offsets) in parts {
+            for o in offsets.clone() {
+                raw.push(&rec, *partition, o);
+            }
         }
         raw
+    }
+
+    fn raw(partition: i32, offsets: std::ops::Range<i64>) -> RawBatch {
+        batch(&[(partition, offsets)])
     }
 
     #[test]
@@ -222,28 +229,13 @@ mod tests {
         assert!(watch.known_in(&raw(1, 10..20)).is_empty());
     }
 
-    fn two_partitions(a: std::ops::Range<i64>, b: std::ops::Range<i64>) -> RawBatch {
-        let mut batch = raw(0, a);
-        let rec = TelemetryRecord {
-            device_id: "d",
-            mqtt_topic: "t/d",
-            received_ms: 0,
-            redelivered: false,
-            payload: b"{}",
-        };
-        for o in b {
-            batch.push(&rec, 1, o);
-        }
-        batch
-    }
-
     #[test]
     fn a_clean_bisected_batch_leaves_the_suspect_for_the_poisons_partition() {
         let watch = PoisonWatch::default();
         // Two failures on a batch of partitions 0 and 1 (the poison is in partition 1).
-        assert!(!watch.begin(&two_partitions(0..10, 0..10)));
+        assert!(!watch.begin(&batch(&[(0, 0..10), (1, 0..10)])));
         assert_eq!(watch.recover(), Some(1));
-        assert!(!watch.begin(&two_partitions(0..10, 0..10)));
+        assert!(!watch.begin(&batch(&[(0, 0..10), (1, 0..10)])));
         assert_eq!(watch.recover(), Some(2));
         // The restarted consumer hands over partition 0 first: bisected, nothing found.
         assert!(watch.begin(&raw(0, 0..10)));

@@ -37,6 +37,10 @@ fn roles(only: &[Role]) -> Roles {
 }
 
 pub async fn exec(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Registered first, not in the task below (a stream registers when made, a task only when
+    // it first runs): a SIGTERM while the config loads is an orderly stop, not a kill. CI saw
+    // a router stopped right after its restart die of the signal.
+    let signals = Signals::register();
     if !args.config.exists() {
         anyhow::bail!(
             "{}: no such file (name the config with --config <file>; the default is relative to the working directory)",
@@ -48,7 +52,7 @@ pub async fn exec(args: RunArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down: stop ingest, drain, flush, commit");
         on_signal.cancel();
     });
@@ -58,10 +62,33 @@ pub async fn exec(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+/// SIGINT and SIGTERM, listened for from the moment [`Signals::register`] returns.
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn wait(mut self) {
+        async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(self.interrupt.as_mut()) => {}
+            _ = recv(self.terminate.as_mut()) => {}
+        }
     }
 }

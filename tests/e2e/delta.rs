@@ -143,23 +143,36 @@ fn routers_killed_under_load(setup: &Setup, sink: &str, table: &TableAt, env: &[
     );
     let http = format!("127.0.0.1:{}", free_port());
     let config = setup.write_config("sluice.toml", &http, &rules);
+    // Each router has an HTTP address, so that a (re)start waits for it to be ready: a
+    // SIGTERM that lands before a fresh process installed its handler kills it (CI saw
+    // "exited with signal: 15" when the table was complete right after a restart).
+    let https: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
     let configs: Vec<PathBuf> = ["router-a.toml", "router-b.toml"]
         .iter()
-        .map(|n| setup.write_config(n, "", &rules))
+        .zip(&https)
+        .map(|(n, http)| setup.write_config(n, http, &rules))
         .collect();
     // The first router's first life ends by aborting itself between a Delta commit and the
     // Kafka commit (its 20th checkpoint): its partitions' next owner replays records whose
     // rows the table already has, which the txn versions must skip.
     let mut abort_env: Vec<(&str, &str)> = env.to_vec();
     abort_env.push(("SLUICE_FAULT_ABORT_BEFORE_COMMIT", "20"));
-    let router = |i: usize| Sluice::start_with_env(&configs[i], &["--only", "router"], None, env);
+    let router = |i: usize, env: &[(&str, &str)]| {
+        Sluice::start_with_env(
+            &configs[i],
+            &["--only", "router"],
+            Some(https[i].clone()),
+            env,
+        )
+    };
     let brokers = Sluice::start(
         &config,
         &["--only", "brokers", "--only", "ingest"],
         Some(http),
     );
-    let first = Sluice::start_with_env(&configs[0], &["--only", "router"], None, &abort_env);
-    let mut routers = vec![first, router(1)];
+    let mut routers = vec![router(0, &abort_env), router(1, env)];
     let publisher = publish_fleet_in_background(setup.mqtt.clone(), DEVICES, PER_DEVICE, 1_500);
     let total = DEVICES as u64 * PER_DEVICE;
     wait_until(
@@ -171,7 +184,7 @@ fn routers_killed_under_load(setup: &Setup, sink: &str, table: &TableAt, env: &[
         !publisher.is_finished(),
         "the fleet had finished before the abort"
     );
-    routers[0] = router(0);
+    routers[0] = router(0, env);
     let mut kills = vec![];
     for victim in [1, 0] {
         let before = table.rows();
@@ -188,7 +201,7 @@ fn routers_killed_under_load(setup: &Setup, sink: &str, table: &TableAt, env: &[
         wait_until("the survivor writes on", Duration::from_secs(90), || {
             table.rows() > at_kill
         });
-        routers.insert(victim, router(victim));
+        routers.insert(victim, router(victim, env));
     }
     publisher.join().unwrap();
     wait_until(
