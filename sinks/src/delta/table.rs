@@ -149,7 +149,7 @@ impl Table {
         let data = data_schema(&table)?;
         Ok(Self {
             url,
-            version: table.version().unwrap_or_default() as u64,
+            version: table.version().unwrap_or_default(),
             table,
             data,
             floors: HashMap::new(),
@@ -165,10 +165,9 @@ impl Table {
         if let Some(f) = self.floors.get(&partition) {
             return Ok(f.txn.unwrap_or(i64::MIN));
         }
-        self.table.update_incremental(None).await?;
+        self.reload().await?;
         let txn = txn_version(&self.table, s.app_id(partition)).await?;
-        let known_at = self.table.version().unwrap_or_default() as u64;
-        self.version = self.version.max(known_at);
+        let known_at = self.table.version().unwrap_or_default();
         self.floors.insert(partition, Floor { txn, known_at });
         Ok(txn.unwrap_or(i64::MIN))
     }
@@ -358,9 +357,7 @@ impl Table {
     /// Loads the table's latest snapshot (every live file: not on every commit).
     async fn reload(&mut self) -> Result<(), TableError> {
         self.table.update_incremental(None).await?;
-        self.version = self
-            .version
-            .max(self.table.version().unwrap_or_default() as u64);
+        self.version = self.version.max(self.table.version().unwrap_or_default());
         Ok(())
     }
 

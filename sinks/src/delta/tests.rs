@@ -35,6 +35,12 @@ fn load(sink: &DeltaSink, rule: &str) -> DeltaTable {
         .expect("a table")
 }
 
+/// The table's column names (partition columns included).
+fn column_names(table: &DeltaTable) -> Vec<String> {
+    let schema = table.snapshot().unwrap().schema();
+    schema.fields().map(|f| f.name().to_string()).collect()
+}
+
 /// (files, rows) of the table's current version.
 fn files_and_rows(sink: &DeltaSink, table: &DeltaTable) -> (usize, u64) {
     sink.runtime.block(lake::size(table)).unwrap()
@@ -116,8 +122,7 @@ fn a_new_field_widens_the_table_and_older_rows_read_null() {
         .unwrap();
     s.checkpoint().unwrap();
     let table = load(&s, "all");
-    let schema = table.snapshot().unwrap().schema();
-    let names: Vec<_> = schema.fields().map(|f| f.name().to_string()).collect();
+    let names = column_names(&table);
     assert!(names.contains(&"fw".to_string()), "{names:?}");
     assert!(names.contains(&"seq".to_string()), "{names:?}");
     assert_eq!(files_and_rows(&s, &table).1, 9);
@@ -186,8 +191,7 @@ fn device_field_names_delta_cannot_take_are_renamed_or_left_out_never_an_error()
         .unwrap();
     s.checkpoint().unwrap();
     let table = load(&s, "all");
-    let schema = table.snapshot().unwrap().schema();
-    let names: Vec<_> = schema.fields().map(|f| f.name().to_string()).collect();
+    let names = column_names(&table);
     assert!(names.contains(&"temp__C_".to_string()), "{names:?}");
     let temps = names
         .iter()
