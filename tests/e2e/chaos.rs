@@ -31,12 +31,22 @@ pub struct Process {
 impl Process {
     pub fn start(&mut self) {
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.running = Some(Sluice::start_with_env(
+        self.running = Some(Sluice::start_logged(
             &self.config,
             &self.args,
             self.http.clone(),
             &env,
+            self.log().into(),
         ));
+    }
+
+    /// The process's log, appended to by each (re)start: `<name>.log` beside its config.
+    fn log(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.config.with_extension("log"))
+            .expect("open the process log")
     }
 }
 
@@ -154,11 +164,19 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
     );
     assert_eq!(report.acked, total, "Mosquitto acknowledged every publish");
 
-    wait_until(
-        "every acknowledged message in Parquet",
-        Duration::from_secs(240),
-        || device_seqs(&root, "all").len() as u64 >= total,
-    );
+    let complete = poll_until(Duration::from_secs(240), || {
+        device_seqs(&root, "all").len() as u64 >= total
+    });
+    if !complete {
+        // Say where the missing messages stopped while the broker still runs.
+        let missing = compare(
+            &device_seqs(&root, "all"),
+            &expected(DEVICES, per_device, |_| true),
+        )
+        .0;
+        explain_missing(&setup.kafka, &root, &missing, &processes);
+        panic!("timed out after 240 s waiting for every acknowledged message in Parquet");
+    }
     // Routers and ingest first, the Kafka broker last.
     for p in processes.iter_mut().rev() {
         if let Some(s) = p.running.take() {
@@ -202,4 +220,91 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
         "{} copies from {ingest_kills} ingest kills",
         order.kafka_duplicates
     );
+}
+
+/// Prints where the (device, seq)s missing from Parquet are: in Kafka or not, at which
+/// offsets, and how far the routers' commits and rows got on each partition.
+fn explain_missing(
+    bootstrap: &str,
+    root: &std::path::Path,
+    missing: &[(String, i64)],
+    processes: &[Process],
+) {
+    use crate::common::kafka;
+    use std::collections::BTreeMap;
+    println!(
+        "chaos: {} missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let raw = kafka::raw_records(bootstrap, "telemetry.raw");
+    let mut at: BTreeMap<(&str, i64), Vec<(i32, i64)>> = BTreeMap::new();
+    for r in &raw {
+        if let Some(seq) = r.seq {
+            at.entry((r.device.as_str(), seq))
+                .or_default()
+                .push((r.partition, r.offset));
+        }
+    }
+    let mut in_kafka: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let mut not_in_kafka = Vec::new();
+    for (d, s) in missing {
+        match at.get(&(d.as_str(), *s)) {
+            Some(places) => places
+                .iter()
+                .for_each(|(p, o)| in_kafka.entry(*p).or_default().push(*o)),
+            None => not_in_kafka.push((d, s)),
+        }
+    }
+    println!(
+        "chaos: raw topic holds {} records; missing and not in Kafka: {} (first {:?})",
+        raw.len(),
+        not_in_kafka.len(),
+        &not_in_kafka[..not_in_kafka.len().min(10)]
+    );
+    for (p, offsets) in &in_kafka {
+        let (lo, hi) = (offsets.iter().min().unwrap(), offsets.iter().max().unwrap());
+        println!(
+            "chaos: missing but in Kafka: partition {p}: {} records, offsets {lo}..={hi}",
+            offsets.len()
+        );
+    }
+    let mut written: BTreeMap<i32, i64> = BTreeMap::new();
+    for b in parquet_batches(&root.join("rule=order")) {
+        let col = |n: &str| {
+            arrow::compute::cast(
+                b.column_by_name(n).unwrap(),
+                &arrow::datatypes::DataType::Int64,
+            )
+            .unwrap()
+        };
+        let (p, o) = (col("p"), col("o"));
+        use arrow::array::AsArray;
+        let (p, o) = (
+            p.as_primitive::<arrow::datatypes::Int64Type>(),
+            o.as_primitive::<arrow::datatypes::Int64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            let e = written.entry(p.value(i) as i32).or_insert(-1);
+            *e = (*e).max(o.value(i));
+        }
+    }
+    println!(
+        "chaos: per partition: (low, high) {:?}; committed by sluice-router {:?}; highest offset in Parquet {written:?}",
+        kafka::watermarks(bootstrap, "telemetry.raw"),
+        kafka::committed(bootstrap, "sluice-router", "telemetry.raw"),
+    );
+    // What each process said about its partitions, connections and failures.
+    let telling = [
+        "assigned", "revoked", "fenced", "rejoin", "running", "WARN", "ERROR", "panicked",
+    ];
+    for p in processes {
+        let log = std::fs::read_to_string(p.config.with_extension("log")).unwrap_or_default();
+        for line in log
+            .lines()
+            .filter(|l| telling.iter().any(|t| l.contains(t)))
+        {
+            println!("{}: {}", p.name, &line[..line.len().min(300)]);
+        }
+    }
 }

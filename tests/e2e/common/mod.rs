@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod mosquitto;
 pub mod s3;
 pub mod webhook;
@@ -35,15 +36,24 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `cond` until it holds or `within` passes; panics with `what` on timeout.
-pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, within: Duration, cond: impl FnMut() -> bool) {
+    assert!(
+        poll_until(within, cond),
+        "timed out after {within:?} waiting for: {what}"
+    );
+}
+
+/// Polls `cond` until it holds (true) or `within` passes (false), for a test that explains a
+/// timeout before it fails.
+pub fn poll_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for: {what}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    true
 }
 
 /// Ports and paths of one test deployment.
@@ -161,6 +171,18 @@ impl Sluice {
         http: Option<String>,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_logged(config, args, http, env, Stdio::inherit())
+    }
+
+    /// `start_with_env` with the process's log lines going to `log` (a file the test reads
+    /// when it has to explain a failure) instead of the test's own stderr.
+    pub fn start_logged(
+        config: &Path,
+        args: &[&str],
+        http: Option<String>,
+        env: &[(&str, &str)],
+        log: Stdio,
+    ) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("run")
             .envs(env.iter().copied())
@@ -169,6 +191,7 @@ impl Sluice {
             .args(args)
             .env("SLUICE_LOG", "warn,tansu_storage=off,sluice=info")
             .stdin(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start sluice");
         let mut s = Self { child, http };
