@@ -26,27 +26,29 @@ pub struct Process {
     pub http: Option<String>,
     pub env: Vec<(&'static str, String)>,
     pub running: Option<Sluice>,
+    /// Where its log lines go, appended by each (re)start; `None`: the test's stderr.
+    pub log: Option<PathBuf>,
 }
 
 impl Process {
     pub fn start(&mut self) {
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let log = match &self.log {
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open the process log")
+                .into(),
+            None => std::process::Stdio::inherit(),
+        };
         self.running = Some(Sluice::start_logged(
             &self.config,
             &self.args,
             self.http.clone(),
             &env,
-            self.log().into(),
+            log,
         ));
-    }
-
-    /// The process's log, appended to by each (re)start: `<name>.log` beside its config.
-    fn log(&self) -> std::fs::File {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.config.with_extension("log"))
-            .expect("open the process log")
     }
 }
 
@@ -116,6 +118,7 @@ fn kill_anything_lose_nothing_write_nothing_twice() {
             http,
             env: vec![("SLUICE_MQTT_CLIENT_ID", format!("sluice-{name}"))],
             running: None,
+            log: Some(setup.dir.path().join(format!("{name}.log"))),
         });
     };
     add("kafka", vec!["--only", "brokers"], true);
@@ -299,7 +302,8 @@ fn explain_missing(
         "assigned", "revoked", "fenced", "rejoin", "running", "WARN", "ERROR", "panicked",
     ];
     for p in processes {
-        let log = std::fs::read_to_string(p.config.with_extension("log")).unwrap_or_default();
+        let Some(path) = &p.log else { continue };
+        let log = std::fs::read_to_string(path).unwrap_or_default();
         for line in log
             .lines()
             .filter(|l| telling.iter().any(|t| l.contains(t)))

@@ -83,6 +83,7 @@ fn replicas_share_one_bucket_and_state_follows_its_partition() {
             http: Some(http),
             env,
             running: None,
+            log: None,
         };
         p.start();
         processes.insert(name.into(), p);
