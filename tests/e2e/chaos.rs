@@ -272,32 +272,17 @@ fn explain_missing(
             offsets.len()
         );
     }
-    let mut written: BTreeMap<i32, i64> = BTreeMap::new();
-    for b in parquet_batches(&root.join("rule=order")) {
-        let col = |n: &str| {
-            arrow::compute::cast(
-                b.column_by_name(n).unwrap(),
-                &arrow::datatypes::DataType::Int64,
-            )
-            .unwrap()
-        };
-        let (p, o) = (col("p"), col("o"));
-        use arrow::array::AsArray;
-        let (p, o) = (
-            p.as_primitive::<arrow::datatypes::Int64Type>(),
-            o.as_primitive::<arrow::datatypes::Int64Type>(),
-        );
-        for i in 0..b.num_rows() {
-            let e = written.entry(p.value(i) as i32).or_insert(-1);
-            *e = (*e).max(o.value(i));
-        }
-    }
     println!(
-        "chaos: per partition: (low, high) {:?}; committed by sluice-router {:?}; highest offset in Parquet {written:?}",
+        "chaos: per partition: (low, high) {:?}; committed by sluice-router {:?}; highest offset in Parquet {:?}",
         kafka::watermarks(bootstrap, "telemetry.raw"),
         kafka::committed(bootstrap, "sluice-router", "telemetry.raw"),
+        kafka_order(root).highest,
     );
-    // What each process said about its partitions, connections and failures.
+    print_process_logs(processes);
+}
+
+/// What each process said about its partitions, connections and failures.
+fn print_process_logs(processes: &[Process]) {
     let telling = [
         "assigned", "revoked", "fenced", "rejoin", "running", "WARN", "ERROR", "panicked",
     ];
@@ -308,7 +293,8 @@ fn explain_missing(
             .lines()
             .filter(|l| telling.iter().any(|t| l.contains(t)))
         {
-            println!("{}: {}", p.name, &line[..line.len().min(300)]);
+            let line: String = line.chars().take(300).collect();
+            println!("{}: {line}", p.name);
         }
     }
 }

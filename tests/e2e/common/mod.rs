@@ -622,6 +622,8 @@ pub struct KafkaOrder {
     pub kafka_duplicates: usize,
     /// Rows for the same record (partition, offset) more than once (written to Parquet twice).
     pub written_twice: usize,
+    /// The highest offset with rows in Parquet, per partition.
+    pub highest: BTreeMap<i32, i64>,
 }
 
 pub fn kafka_order(root: &std::path::Path) -> KafkaOrder {
@@ -648,8 +650,13 @@ pub fn kafka_order(root: &std::path::Path) -> KafkaOrder {
         reordered: 0,
         kafka_duplicates: 0,
         written_twice: 0,
+        highest: BTreeMap::new(),
     };
     for rows in by_device.values_mut() {
+        for &(p, o, _) in rows.iter() {
+            let highest = order.highest.entry(p).or_insert(o);
+            *highest = (*highest).max(o);
+        }
         rows.sort();
         let before = rows.len();
         rows.dedup();
